@@ -1,0 +1,225 @@
+//! The one error type of walden.
+//!
+//! Every condition a caller may want to act on is its own variant with typed fields; free text
+//! appears only as a human explanation next to them (a validator's message, a body decode detail).
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+pub use crate::format::{CorruptionKind, FrameError};
+
+/// Result alias with walden's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The file operation that failed, carried by [`Error::Io`] and [`PoisonCause`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// Creating a directory.
+    CreateDir,
+    /// Listing a directory.
+    ListDir,
+    /// Opening or creating a file.
+    Open,
+    /// Reading or mapping a file.
+    Read,
+    /// Writing to a file.
+    Write,
+    /// `fdatasync` of a file.
+    Sync,
+    /// `fsync` of a directory.
+    SyncDir,
+    /// Renaming a file.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// Truncating a file.
+    Truncate,
+    /// Taking the store's lock.
+    Lock,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::CreateDir => "create directory",
+            IoOp::ListDir => "list directory",
+            IoOp::Open => "open",
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::Sync => "fsync",
+            IoOp::SyncDir => "fsync directory",
+            IoOp::Rename => "rename",
+            IoOp::Remove => "remove",
+            IoOp::Truncate => "truncate",
+            IoOp::Lock => "lock",
+        })
+    }
+}
+
+/// Which name or value broke a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitKind {
+    /// A document key.
+    Key,
+    /// A collection name.
+    CollectionName,
+    /// A document's JSON encoding.
+    Document,
+    /// A whole record (a batch's encoding).
+    Record,
+    /// The number of operations in a batch.
+    BatchOps,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::Key => "key",
+            LimitKind::CollectionName => "collection name",
+            LimitKind::Document => "document",
+            LimitKind::Record => "record",
+            LimitKind::BatchOps => "batch operation count",
+        })
+    }
+}
+
+/// The write or fsync failure that poisoned a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoisonCause {
+    /// What failed.
+    pub op: IoOp,
+    /// The file it failed on.
+    pub path: PathBuf,
+    /// The error kind the OS reported.
+    pub kind: io::ErrorKind,
+    /// The raw OS error number, if any (`EIO` = 5, `ENOSPC` = 28).
+    pub raw_os_error: Option<i32>,
+}
+
+impl fmt::Display for PoisonCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {} failed ({:?}", self.op, self.path.display(), self.kind)?;
+        if let Some(code) = self.raw_os_error {
+            write!(f, ", os error {code}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// Everything that can go wrong in walden.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another opener (this process or another) holds the store's `LOCK`.
+    #[error("store {path} is locked by another opener")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// A version precondition did not hold; nothing was written.
+    #[error("version conflict on {collection}/{key}: expected {expected:?}, current {current:?}")]
+    Conflict {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// The version the caller expected (`None`: expected absent).
+        expected: Option<u64>,
+        /// The version the document has (`None`: it does not exist).
+        current: Option<u64>,
+    },
+    /// `insert` found a document under the key; nothing was written.
+    #[error("{collection}/{key} already exists at version {version}")]
+    AlreadyExists {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// Its current version.
+        version: u64,
+    },
+    /// The collection's validator rejected the document; nothing was written.
+    #[error("{collection}/{key} rejected by validator: {message}")]
+    Invalid {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// The validator's explanation.
+        message: String,
+    },
+    /// A key or collection name is empty or holds characters that are not allowed.
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        /// Which kind of name.
+        what: LimitKind,
+        /// The offending name (lossy for display).
+        name: String,
+        /// Why it is invalid.
+        reason: &'static str,
+    },
+    /// A key, name, document or record is over its limit; nothing was written.
+    #[error("{what} is {size} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: LimitKind,
+        /// Its size.
+        size: usize,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// A file on disk failed its checks. The store refuses to open rather than drop data.
+    #[error("corruption in {file} at byte {offset}: {kind}")]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the damage in that file.
+        offset: u64,
+        /// LSN of the last valid record before the damage, if any.
+        last_good_lsn: Option<u64>,
+        /// What is wrong.
+        kind: CorruptionKind,
+    },
+    /// An earlier write or fsync failed; the store accepts no more writes (reads still work).
+    /// Reopen it to replay the log. After a failed fsync the kernel may have dropped the dirty
+    /// pages, so retrying could report success for data that is gone.
+    #[error("store is poisoned: {cause}; reopen it")]
+    Poisoned {
+        /// The failure that poisoned the store.
+        cause: PoisonCause,
+    },
+    /// A file operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: IoOp,
+        /// On which path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A document did not serialize to, or deserialize from, JSON.
+    #[error("document {collection}/{key} does not convert to or from JSON: {source}")]
+    Json {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// The serde_json error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl Error {
+    pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io { op, path: path.into(), source }
+    }
+}

@@ -1,0 +1,168 @@
+//! The body of a `Batch` record: document puts and deletes committed together.
+//!
+//! ```text
+//! u32 op_count
+//! op_count times:
+//!   u8  op            1 = put, 2 = delete
+//!   u8  collection_len, then that many bytes (UTF-8)
+//!   u16 key_len,        then that many bytes (UTF-8)
+//!   u64 version       put: the version the document now has; delete: the version removed
+//!   put only: u32 value_len, then that many bytes (the document as JSON)
+//! ```
+//! All integers little-endian. Preconditions are checked before a batch is logged and are not
+//! recorded: replay only re-applies outcomes.
+
+use super::{le_u16, le_u32, le_u64};
+use crate::limits::MAX_BATCH_OPS;
+
+/// Op byte of a put.
+pub const BATCH_OP_PUT: u8 = 1;
+/// Op byte of a delete.
+pub const BATCH_OP_DELETE: u8 = 2;
+
+/// Whether an operation stores or removes a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOpKind {
+    /// The document now has `version` and `value`.
+    Put,
+    /// The document (which had `version`) is gone.
+    Delete,
+}
+
+/// One decoded operation of a batch record, borrowed from the record body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOp<'a> {
+    /// Put or delete.
+    pub kind: BatchOpKind,
+    /// Collection name.
+    pub collection: &'a str,
+    /// Document key.
+    pub key: &'a str,
+    /// Version after a put, or the version a delete removed.
+    pub version: u64,
+    /// JSON bytes of the document (empty for a delete).
+    pub value: &'a [u8],
+}
+
+/// Appends one operation's bytes to a batch body (the caller writes the `u32` count first).
+///
+/// The caller has checked the collection, key and value against their limits.
+pub fn encode_batch_op(out: &mut Vec<u8>, op: &BatchOp<'_>) {
+    let kind = match op.kind {
+        BatchOpKind::Put => BATCH_OP_PUT,
+        BatchOpKind::Delete => BATCH_OP_DELETE,
+    };
+    out.push(kind);
+    out.push(u8::try_from(op.collection.len()).expect("collection name length checked"));
+    out.extend_from_slice(op.collection.as_bytes());
+    out.extend_from_slice(&u16::try_from(op.key.len()).expect("key length checked").to_le_bytes());
+    out.extend_from_slice(op.key.as_bytes());
+    out.extend_from_slice(&op.version.to_le_bytes());
+    if op.kind == BatchOpKind::Put {
+        out.extend_from_slice(&u32::try_from(op.value.len()).expect("value length checked").to_le_bytes());
+        out.extend_from_slice(op.value);
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
+            format!("{what} at body offset {} runs past the end of the body", self.at)
+        })?;
+        let s = &self.buf[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn str(&mut self, n: usize, what: &str) -> Result<&'a str, String> {
+        let at = self.at;
+        std::str::from_utf8(self.take(n, what)?)
+            .map_err(|_| format!("{what} at body offset {at} is not UTF-8"))
+    }
+}
+
+/// Decodes a batch body. Never panics and never allocates more than the body's size warrants.
+pub fn decode_batch(body: &[u8]) -> Result<Vec<BatchOp<'_>>, String> {
+    let mut c = Cursor { buf: body, at: 0 };
+    let count = le_u32(c.take(4, "op count")?, 0) as usize;
+    if count > MAX_BATCH_OPS {
+        return Err(format!("op count {count} exceeds the limit of {MAX_BATCH_OPS}"));
+    }
+    // Each op needs at least 12 bytes; bound the allocation by the body, not the count field.
+    let mut ops = Vec::with_capacity(count.min(body.len() / 12));
+    for _ in 0..count {
+        let kind = match c.take(1, "op")?[0] {
+            BATCH_OP_PUT => BatchOpKind::Put,
+            BATCH_OP_DELETE => BatchOpKind::Delete,
+            other => return Err(format!("unknown op byte {other} at body offset {}", c.at - 1)),
+        };
+        let clen = c.take(1, "collection length")?[0] as usize;
+        let collection = c.str(clen, "collection")?;
+        let klen = le_u16(c.take(2, "key length")?, 0) as usize;
+        let key = c.str(klen, "key")?;
+        let version = le_u64(c.take(8, "version")?, 0);
+        let value = match kind {
+            BatchOpKind::Put => {
+                let vlen = le_u32(c.take(4, "value length")?, 0) as usize;
+                c.take(vlen, "value")?
+            }
+            BatchOpKind::Delete => &[][..],
+        };
+        ops.push(BatchOp { kind, collection, key, version, value });
+    }
+    if c.at != body.len() {
+        return Err(format!("{} trailing bytes after the last op", body.len() - c.at));
+    }
+    Ok(ops)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(ops: &[BatchOp<'_>]) -> Vec<u8> {
+        let mut out = (ops.len() as u32).to_le_bytes().to_vec();
+        for op in ops {
+            encode_batch_op(&mut out, op);
+        }
+        out
+    }
+
+    #[test]
+    fn batch_round_trips() {
+        let ops = [
+            BatchOp { kind: BatchOpKind::Put, collection: "users", key: "ada", version: 3, value: b"{\"x\":1}" },
+            BatchOp { kind: BatchOpKind::Delete, collection: "c", key: "k", version: 9, value: b"" },
+        ];
+        assert_eq!(decode_batch(&body(&ops)).unwrap(), ops);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let ops = [BatchOp { kind: BatchOpKind::Put, collection: "users", key: "ada", version: 3, value: b"{}" }];
+        let b = body(&ops);
+        for len in 0..b.len() {
+            assert!(decode_batch(&b[..len]).is_err());
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(decode_batch(&long).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 64) as usize;
+            let bytes: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8).collect();
+            let _ = decode_batch(&bytes);
+        }
+    }
+}

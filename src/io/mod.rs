@@ -1,0 +1,82 @@
+//! The I/O seam: every file operation walden performs goes through [`Io`].
+//!
+//! [`RealIo`] is the operating system. [`FaultyIo`] wraps it and fails chosen operations
+//! deterministically (EIO, ENOSPC, short and torn writes, failing fsyncs) so tests can walk a
+//! failure through every step of a protocol. Pass one in [`Options::io`](crate::Options::io).
+
+mod fault;
+mod real;
+
+pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
+pub use real::RealIo;
+
+use std::fmt;
+use std::io;
+use std::ops::Deref;
+use std::path::Path;
+
+/// The bytes of a whole file, memory-mapped or read into memory.
+pub enum FileBytes {
+    /// A read-only memory map.
+    Mapped(memmap2::Mmap),
+    /// Bytes read into memory (empty files, and fault-injected reads).
+    Owned(Vec<u8>),
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Owned(v) => v,
+        }
+    }
+}
+
+impl fmt::Debug for FileBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileBytes({} bytes)", self.len())
+    }
+}
+
+/// A file opened for appending.
+pub trait IoFile: Send {
+    /// Writes some of `buf` at the end of the file, returning how much (like `write(2)`).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// `fdatasync`: makes the written bytes durable.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Writes all of `buf`, looping over short writes. A zero-length write is an error.
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "wrote zero bytes")),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every file-system operation walden performs.
+pub trait Io: Send + Sync + fmt::Debug {
+    /// Creates a directory and its parents (mode 0700 for the ones created).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// The whole content of a file.
+    fn read(&self, path: &Path) -> io::Result<FileBytes>;
+    /// Creates a new file (mode 0600) for writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>>;
+    /// Opens an existing file for appending.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn IoFile>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Cuts a file to `len` bytes and fsyncs it.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// fsyncs a directory, making creations, renames and removals in it durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}

@@ -1,0 +1,41 @@
+//! Every limit walden enforces, in one place.
+//!
+//! Defaults can be changed through [`Options`](crate::Options) up to the hard limits here; the hard
+//! limits follow from the width of the on-disk field that stores the value, and are checked against
+//! those widths at compile time.
+
+/// Default largest key, in bytes (`Options::max_key_bytes`).
+pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
+/// Hard upper bound for `Options::max_key_bytes`: keys are stored with a `u16` length.
+pub const MAX_KEY_BYTES_LIMIT: usize = u16::MAX as usize;
+
+/// Largest collection name, in bytes. Names are `[A-Za-z0-9_.-]`, non-empty.
+pub const MAX_COLLECTION_NAME_BYTES: usize = 64;
+
+/// Default largest document (its JSON encoding), in bytes (`Options::max_document_bytes`).
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 16 << 20;
+
+/// Largest record body, in bytes, accepted on write and on read. A length field above this is
+/// corruption, never an allocation request: a garbage length cannot make the reader allocate more.
+pub const MAX_RECORD_BODY_BYTES: usize = 64 << 20;
+
+/// Most operations one batch record may carry.
+pub const MAX_BATCH_OPS: usize = 100_000;
+
+/// Default size at which the writer starts a new WAL segment, in bytes.
+pub const DEFAULT_SEGMENT_TARGET_BYTES: u64 = 64 << 20;
+
+/// Default interval at which the background flusher fsyncs `Durability::Buffered` writes.
+pub const DEFAULT_BUFFERED_FLUSH_INTERVAL_MS: u64 = 100;
+
+/// Most bytes scanned past a bad record while looking for a later valid one (resync). A tail
+/// larger than this that holds no valid record is still a torn tail; the bound keeps the scan
+/// cost fixed.
+pub const MAX_RESYNC_SCAN_BYTES: usize = MAX_RECORD_BODY_BYTES + 4096;
+
+// The document limit must fit in a record, and the record length in its u32 field.
+const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES < MAX_RECORD_BODY_BYTES);
+const _: () = assert!(MAX_RECORD_BODY_BYTES <= u32::MAX as usize);
+const _: () = assert!(DEFAULT_MAX_KEY_BYTES <= MAX_KEY_BYTES_LIMIT);
+const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
+const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::format::{
-    decode_frame, CorruptionKind, Frame, FrameError, RecordKind, SegmentHeader, RECORD_HEADER_LEN,
-    SEGMENT_HEADER_LEN,
+    decode_frame, parse_segment_file_name, CorruptionKind, Frame, FrameError, RecordKind,
+    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::limits::MAX_RESYNC_SCAN_BYTES;
 
@@ -152,6 +152,77 @@ pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, last_lsn: Option<u6
         }
     }
     None
+}
+
+/// The segment files in `wal_dir` (names as [`segment_file_name`](crate::format::segment_file_name)
+/// writes them), sorted by segment number. Other files (such as `.torn-*` leftovers) are ignored.
+///
+/// Read-only: lists the directory and nothing else.
+pub fn list_segment_files(wal_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut segs = Vec::new();
+    for entry in std::fs::read_dir(wal_dir)? {
+        let entry = entry?;
+        if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            segs.push((no, entry.path()));
+        }
+    }
+    segs.sort();
+    Ok(segs)
+}
+
+/// One step of [`walk_segment_lenient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LenientItem<'a> {
+    /// A record that verifies, at byte `offset` of the segment.
+    Record {
+        /// Byte offset of the record's header.
+        offset: u64,
+        /// The record.
+        frame: Frame<'a>,
+    },
+    /// Bytes that are not a valid record, from `offset` for `len` bytes; the walk resumes after
+    /// them (or they run to the end of the file).
+    Damaged {
+        /// Where the damage starts.
+        offset: u64,
+        /// How many bytes were skipped.
+        len: u64,
+        /// Why the bytes at `offset` are not a record.
+        error: FrameError,
+    },
+}
+
+/// Walks the records of one segment (after its header, which the caller has verified and taken
+/// `salt` from) without stopping at damage: a bad record is reported as
+/// [`LenientItem::Damaged`] and the walk resumes at the next record that verifies (found with
+/// [`find_next_valid`]). Checks no LSN chain and decodes no bodies: it serves salvage and
+/// forensics, never recovery.
+pub fn walk_segment_lenient<'a>(
+    bytes: &'a [u8],
+    salt: u32,
+    on_item: &mut dyn FnMut(LenientItem<'a>),
+) {
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut last_lsn = None;
+    while offset < bytes.len() {
+        match decode_frame(&bytes[offset..], salt) {
+            Ok(frame) => {
+                on_item(LenientItem::Record { offset: offset as u64, frame });
+                last_lsn = Some(frame.lsn);
+                offset += frame.len;
+            }
+            Err(error) => {
+                let next = find_next_valid(bytes, offset + 1, salt, last_lsn)
+                    .map_or(bytes.len(), |o| o as usize);
+                on_item(LenientItem::Damaged {
+                    offset: offset as u64,
+                    len: (next - offset) as u64,
+                    error,
+                });
+                offset = next;
+            }
+        }
+    }
 }
 
 /// Walks all segments in order, verifying headers, records and the LSN chain, and calls
@@ -360,4 +431,76 @@ fn scan_segment<'a>(
         scan.next_lsn = Some(next_lsn);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_frame, segment_file_name};
+
+    fn segment(salt: u32, lsns: std::ops::Range<u64>) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
+        let mut offsets = Vec::new();
+        for lsn in lsns {
+            offsets.push(bytes.len());
+            encode_frame(&mut bytes, salt, lsn, lsn * 10, RecordKind::Batch, b"body-bytes");
+        }
+        (bytes, offsets)
+    }
+
+    fn walk(bytes: &[u8], salt: u32) -> Vec<LenientItem<'_>> {
+        let mut items = Vec::new();
+        walk_segment_lenient(bytes, salt, &mut |i| items.push(i));
+        items
+    }
+
+    #[test]
+    fn lenient_walk_skips_a_damaged_record_and_resumes() {
+        let (mut bytes, offsets) = segment(42, 1..6);
+        assert_eq!(walk(&bytes, 42).len(), 5);
+        bytes[offsets[2] + RECORD_HEADER_LEN + 1] ^= 0x10;
+        let items = walk(&bytes, 42);
+        let lsns: Vec<u64> = items
+            .iter()
+            .filter_map(|i| match i {
+                LenientItem::Record { frame, .. } => Some(frame.lsn),
+                LenientItem::Damaged { .. } => None,
+            })
+            .collect();
+        assert_eq!(lsns, [1, 2, 4, 5]);
+        assert!(items.contains(&LenientItem::Damaged {
+            offset: offsets[2] as u64,
+            len: (offsets[3] - offsets[2]) as u64,
+            error: match decode_frame(&bytes[offsets[2]..], 42) {
+                Err(e) => e,
+                Ok(_) => panic!("damaged record verified"),
+            },
+        }));
+    }
+
+    #[test]
+    fn lenient_walk_reports_a_torn_end_as_damage_to_the_end() {
+        let (bytes, offsets) = segment(7, 1..4);
+        let cut = &bytes[..bytes.len() - 3];
+        let items = walk(cut, 7);
+        assert_eq!(items.len(), 3);
+        assert!(matches!(
+            items[2],
+            LenientItem::Damaged { offset, len, error: FrameError::Truncated { .. } }
+                if offset == offsets[2] as u64 && offset + len == cut.len() as u64
+        ));
+    }
+
+    #[test]
+    fn segment_files_are_listed_in_order_and_others_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [segment_file_name(10), segment_file_name(9), "x.wal".into()] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        std::fs::write(dir.path().join(format!("{}.torn-64", segment_file_name(9))), b"").unwrap();
+        let got = list_segment_files(dir.path()).unwrap();
+        let nos: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(nos, [9, 10]);
+        assert_eq!(got[0].1, dir.path().join(segment_file_name(9)));
+    }
 }

@@ -8,7 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use walden::format::{
-    decode_batch, parse_segment_file_name, CorruptionKind, RecordKind, SegmentHeader, StoreIdentity,
+    decode_batch, parse_segment_file_name, CorruptionKind, RecordKind, SegmentHeader,
+    StoreIdentity, SEGMENT_MAGIC,
 };
 use walden::wal::{list_segment_files, scan_log, LogScan, RecordRef, SegmentInput, WAL_DIR};
 
@@ -170,10 +171,11 @@ fn torn_files(wal_dir: &Path) -> Vec<(PathBuf, u64)> {
 fn load_file(path: &Path) -> Result<Source, InputError> {
     let bytes = read(path)?;
     let header = SegmentHeader::decode(&bytes);
-    if let Err(CorruptionKind::BadMagic) = header {
-        if bytes.iter().any(|&b| b != 0) {
-            return Err(input_err(path, "not a walden segment: wrong magic bytes"));
-        }
+    // An empty or all-zero file is a segment whose header never completed; anything else must
+    // start with the magic (or as much of it as the file holds).
+    let magic_prefix = bytes.iter().zip(SEGMENT_MAGIC.iter()).all(|(a, b)| a == b);
+    if !magic_prefix && bytes.iter().any(|&b| b != 0) {
+        return Err(input_err(path, "not a walden segment: wrong magic bytes"));
     }
     let by_name = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_file_name);
     let segment_no = by_name.or(header.as_ref().ok().map(|h| h.segment_no)).unwrap_or(0);

@@ -58,7 +58,10 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         }
     };
     let (y, mo, d) = (num(1970, 9999)?, num(1, 12)? as u32, num(1, 31)? as u32);
-    let mut ns = days_from_civil(y, mo, d) as u64 * 86_400 * 1_000_000_000;
+    let mut ns = u64::try_from(days_from_civil(y, mo, d))
+        .ok()
+        .and_then(|days| days.checked_mul(86_400 * 1_000_000_000))
+        .ok_or_else(|| format!("time {s:?} is out of range"))?;
     if !rest.is_empty() {
         let rest =
             rest.strip_suffix('Z').or_else(|| rest.strip_suffix("+00:00")).ok_or_else(bad)?;
@@ -69,12 +72,13 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
         if h > 23 || mi > 59 || sec > 60 {
             return Err(bad());
         }
-        ns += (h * 3600 + mi * 60 + sec) * 1_000_000_000;
+        ns = ns.checked_add((h * 3600 + mi * 60 + sec) * 1_000_000_000).ok_or_else(bad)?;
         if !frac.is_empty() {
             if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
-            ns += format!("{frac:0<9}").parse::<u64>().map_err(|_| bad())?;
+            let frac_ns = format!("{frac:0<9}").parse::<u64>().map_err(|_| bad())?;
+            ns = ns.checked_add(frac_ns).ok_or_else(bad)?;
         }
     }
     Ok(ns)
@@ -94,5 +98,7 @@ mod tests {
         assert_eq!(parse_time("2026-11-22"), Ok(1_795_305_600_000_000_000));
         assert!(parse_time("yesterday").is_err());
         assert!(parse_time("2026-13-01").is_err());
+        assert!(parse_time("9999-12-31T23:59:59.999999999Z").is_err());
+        assert!(parse_time("99999999999999999999").is_err());
     }
 }

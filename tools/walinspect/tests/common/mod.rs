@@ -33,7 +33,8 @@ impl Run {
 
 /// Runs walinspect with `args`.
 pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_walinspect")).args(args).output().expect("run walinspect");
+    let out: Output =
+        Command::new(env!("CARGO_BIN_EXE_walinspect")).args(args).output().expect("run walinspect");
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -46,6 +47,16 @@ pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
 /// Path of segment `no` in a store.
 pub fn seg(dir: &Path, no: u64) -> PathBuf {
     dir.join("wal").join(walden::format::segment_file_name(no))
+}
+
+/// Opens a store, waiting for the lock: `Store::close` returns while the background flusher may
+/// still hold the store for a moment, so an immediate reopen can otherwise fail with `Locked`.
+pub fn open_store(dir: &Path) -> Store {
+    let options = walden::Options {
+        lock_timeout: Some(std::time::Duration::from_secs(10)),
+        ..Default::default()
+    };
+    Store::open_with(dir, options).expect("open")
 }
 
 /// The key of document `i`.
@@ -63,7 +74,7 @@ pub fn value(i: usize, round: usize) -> Value {
 pub fn build_store(dir: &Path, segments: usize, per_segment: usize) -> BTreeMap<String, Value> {
     let mut expect = BTreeMap::new();
     for round in 0..segments {
-        let store = Store::open(dir).expect("open");
+        let store = open_store(dir);
         for i in 0..per_segment {
             let n = round * per_segment + i;
             store.put("docs", &key(n), &value(n, round)).expect("put");

@@ -290,3 +290,30 @@ fn no_subcommand_changes_any_input_file() {
         }
     }
 }
+
+#[test]
+fn a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path(), 1, 300);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walinspect"))
+        .args(a(&["dump"], dir.path()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `| head` exiting before walinspect writes
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn help_shows_examples_and_usage_errors_exit_64() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("Examples:") && r.stdout.contains("salvage"), "{}", r.stdout);
+    assert!(run(&["dump", "--help"]).stdout.contains("--from-lsn"));
+    assert_eq!(run(&["verify"]).code, 64);
+    assert_eq!(run(&["no-such-command", "x", "y"]).code, 64);
+}

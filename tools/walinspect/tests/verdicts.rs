@@ -181,7 +181,7 @@ fn a_live_store_is_read_without_its_lock_and_unchanged() {
     let live_seg = seg(dir.path(), 2);
     let mut bytes = std::fs::read(&live_seg).unwrap();
     let len = bytes.len();
-    bytes.extend_from_slice(&bytes[64..64 + 20].to_vec());
+    bytes.extend_from_within(64..64 + 20);
     std::fs::write(&live_seg, &bytes).unwrap();
     let (code, v) = verify(dir.path());
     assert_eq!((code, v["offset"].as_u64()), (1, Some(len as u64)), "{v}");

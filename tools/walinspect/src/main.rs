@@ -53,24 +53,35 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Overview of the store and its verdict (the default).
+    ///
     /// Segments with sizes, store id, epochs, LSN range, record counts by kind, collections,
-    /// first/last timestamps and the verdict (the default). Snapshots: not implemented in
-    /// walden yet, so none are listed.
+    /// first/last timestamps, torn tails kept by earlier opens, and the verdict. Snapshots are
+    /// not implemented in walden yet, so none are listed.
     Summary(PathArg),
-    /// Check every header, record checksum and the LSN chain; exit code = verdict
-    /// (0 clean, 1 torn tail, 2 mid-log corruption, 3 missing segment / foreign store or epoch /
-    /// LSN gap, 4 unreadable or not a walden store).
+    /// Check every header, record checksum and the LSN chain; the exit code is the verdict.
+    ///
+    /// Exit codes: 0 clean, 1 torn tail (what an open would cut), 2 mid-log corruption,
+    /// 3 missing segment / foreign store or epoch / LSN gap, 4 unreadable or not a walden store.
+    /// At a bad point: file, byte offset, LSN of the last good record, stored vs computed CRC,
+    /// a hex window, and where valid records resume (resync offset), if they do.
     Verify(PathArg),
     /// Print records, document bodies as pretty JSON.
     Dump(DumpArgs),
     /// Every version of one document: LSN, time, operation, version, value.
     History(HistoryArgs),
+    /// Where the bytes go: live vs dead, reclaimable, largest documents, sizes.
+    ///
     /// Per-collection counts, live vs dead bytes, reclaimable space, largest documents, record
-    /// size distribution, batch sizes.
+    /// size distribution, batch sizes, counts of rate-limit and breaker records.
     Stats(PathArg),
     /// Print new records as a live store appends them, like `tail -f`; Ctrl-C stops.
     Follow(FollowArgs),
-    /// Build a new store in --out from every valid record, skipping (and reporting) damaged ones.
+    /// Build a new store in --out from every valid record, reporting each damaged one skipped.
+    ///
+    /// Kept: the latest value of every document found in a valid record. Not kept: version
+    /// numbers and timestamps (documents restart at version 1), older versions, rate-limit and
+    /// breaker records, `.torn-*` files. The source is only read.
     Salvage(SalvageArgs),
 }
 

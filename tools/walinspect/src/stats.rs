@@ -110,22 +110,27 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
             }
         }
     }
+    // (live documents, live bytes) per collection.
+    let mut live_by_coll: HashMap<&str, (u64, u64)> = HashMap::new();
+    for ((c, _), l) in &live {
+        let e = live_by_coll.entry(c).or_default();
+        e.0 += 1;
+        e.1 += l.op_bytes;
+    }
     let mut total_live = 0u64;
     let mut total_dead = 0u64;
     for (name, c) in &colls {
-        let docs: Vec<&Live> =
-            live.iter().filter(|((cn, _), _)| cn == name).map(|(_, l)| l).collect();
-        let live_bytes: u64 = docs.iter().map(|l| l.op_bytes).sum();
+        let (live_docs, live_bytes) = live_by_coll.get(name).copied().unwrap_or_default();
         let dead = c.op_bytes - live_bytes;
         total_live += live_bytes;
         total_dead += dead;
         let v = json!({
             "type": "collection", "collection": name, "puts": c.puts, "deletes": c.deletes,
-            "live_documents": docs.len(), "live_bytes": live_bytes, "dead_bytes": dead,
+            "live_documents": live_docs, "live_bytes": live_bytes, "dead_bytes": dead,
         });
         out.emit(&v, || format!(
             "collection {name}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes",
-            c.puts, c.deletes, docs.len()
+            c.puts, c.deletes, live_docs
         ))?;
     }
     let mut largest: Vec<(&(&str, &str), &Live)> = live.iter().collect();

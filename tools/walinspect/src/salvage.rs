@@ -27,18 +27,29 @@ const CHUNK_OPS: usize = 1000;
 /// Most value bytes per batch written to the new store.
 const CHUNK_BYTES: usize = 8 << 20;
 
-fn skip(
-    out: &mut Out,
-    file: &Path,
-    offset: u64,
-    len: Option<u64>,
-    reason: String,
-) -> std::io::Result<()> {
-    let v = json!({ "type": "skip", "file": file.display().to_string(), "offset": offset, "len": len, "reason": reason });
-    out.emit(&v, || match len {
-        Some(len) => format!("skipped {len} bytes at {}:{offset}: {reason}", file.display()),
-        None => format!("skipped {}: {reason}", file.display()),
-    })
+/// Damaged ranges skipped so far.
+#[derive(Default)]
+struct Skips {
+    ranges: u64,
+    bytes: u64,
+}
+
+impl Skips {
+    /// Counts and reports `len` bytes of `file` at `offset` that are not salvaged.
+    fn skip(
+        &mut self,
+        out: &mut Out,
+        file: &Path,
+        offset: u64,
+        len: u64,
+        reason: String,
+    ) -> std::io::Result<()> {
+        self.ranges += 1;
+        self.bytes += len;
+        let v = json!({ "type": "skip", "file": file.display().to_string(), "offset": offset,
+            "len": len, "reason": reason });
+        out.emit(&v, || format!("skipped {len} bytes at {}:{offset}: {reason}", file.display()))
+    }
 }
 
 fn out_err(what: &str, e: impl std::fmt::Display) -> Fail {
@@ -53,15 +64,15 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             return Err(Fail::Usage(format!("--out {} exists and is not empty", a.out.display())));
         }
     }
-    let (canon_src, canon_out) =
-        (std::fs::canonicalize(&a.path).ok(), std::fs::canonicalize(&a.out).ok());
+    let canon_src = std::fs::canonicalize(&a.path).ok();
+    let canon_out = std::fs::canonicalize(&a.out).ok();
     if canon_out.is_some() && canon_src == canon_out {
         return Err(Fail::Usage("--out must not be the source".into()));
     }
     let expected_id = src.identity.map(|i| i.store_id);
     let mut docs: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
-    let (mut records, mut applied, mut skipped_ranges, mut skipped_bytes) =
-        (0u64, 0u64, 0u64, 0u64);
+    let (mut records, mut applied) = (0u64, 0u64);
+    let mut skips = Skips::default();
     let mut not_replayed: BTreeMap<String, u64> = BTreeMap::new();
     let mut last_lsn: Option<u64> = None;
     let mut prev_no: Option<u64> = None;
@@ -71,84 +82,50 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             out.emit(&v, || format!("segments {}..{} are missing", p + 1, seg.segment_no - 1))?;
         }
         prev_no = Some(seg.segment_no);
+        let whole = seg.bytes.len() as u64;
         let header = match SegmentHeader::decode(&seg.bytes) {
+            Ok(h) if expected_id.is_some_and(|id| id != h.store_id) => {
+                skips.skip(out, &seg.path, 0, whole, "segment belongs to another store".into())?;
+                continue;
+            }
             Ok(h) => h,
             Err(e) => {
-                skipped_ranges += 1;
-                skipped_bytes += seg.bytes.len() as u64;
-                skip(
-                    out,
-                    &seg.path,
-                    0,
-                    Some(seg.bytes.len() as u64),
-                    format!("segment header: {e}"),
-                )?;
+                skips.skip(out, &seg.path, 0, whole, format!("segment header: {e}"))?;
                 continue;
             }
         };
-        if expected_id.is_some_and(|id| id != header.store_id) {
-            skipped_ranges += 1;
-            skipped_bytes += seg.bytes.len() as u64;
-            skip(
-                out,
-                &seg.path,
-                0,
-                Some(seg.bytes.len() as u64),
-                "segment belongs to another store".into(),
-            )?;
-            continue;
-        }
         let mut items = Vec::new();
         walk_segment_lenient(&seg.bytes, header.salt(), &mut |i| items.push(i));
         for item in items {
-            match item {
+            let (offset, frame) = match item {
                 LenientItem::Damaged { offset, len, error } => {
-                    skipped_ranges += 1;
-                    skipped_bytes += len;
-                    skip(out, &seg.path, offset, Some(len), error.to_string())?;
+                    skips.skip(out, &seg.path, offset, len, error.to_string())?;
+                    continue;
                 }
-                LenientItem::Record { offset, frame } => {
-                    records += 1;
-                    if last_lsn.is_some_and(|l| frame.lsn <= l) {
-                        skip(
-                            out,
-                            &seg.path,
-                            offset,
-                            Some(frame.len as u64),
-                            format!("LSN {} does not follow {}", frame.lsn, last_lsn.unwrap_or(0)),
-                        )?;
-                        skipped_ranges += 1;
-                        skipped_bytes += frame.len as u64;
-                        continue;
+                LenientItem::Record { offset, frame } => (offset, frame),
+            };
+            records += 1;
+            let len = frame.len as u64;
+            if let Some(last) = last_lsn.filter(|&l| frame.lsn <= l) {
+                let why = format!("LSN {} does not follow {last}", frame.lsn);
+                skips.skip(out, &seg.path, offset, len, why)?;
+                continue;
+            }
+            if RecordKind::from_u8(frame.kind) != Some(RecordKind::Batch) {
+                *not_replayed.entry(kind_name(frame.kind)).or_default() += 1;
+                last_lsn = Some(frame.lsn);
+                continue;
+            }
+            match decode_batch(frame.body) {
+                Ok(ops) => {
+                    for op in ops {
+                        let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
+                        docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
                     }
-                    if RecordKind::from_u8(frame.kind) != Some(RecordKind::Batch) {
-                        *not_replayed.entry(kind_name(frame.kind)).or_default() += 1;
-                        last_lsn = Some(frame.lsn);
-                        continue;
-                    }
-                    match decode_batch(frame.body) {
-                        Ok(ops) => {
-                            for op in ops {
-                                let value =
-                                    (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
-                                docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
-                            }
-                            applied += 1;
-                            last_lsn = Some(frame.lsn);
-                        }
-                        Err(e) => {
-                            skipped_ranges += 1;
-                            skipped_bytes += frame.len as u64;
-                            skip(
-                                out,
-                                &seg.path,
-                                offset,
-                                Some(frame.len as u64),
-                                format!("batch body: {e}"),
-                            )?;
-                        }
-                    }
+                    applied += 1;
+                    last_lsn = Some(frame.lsn);
                 }
+                Err(e) => skips.skip(out, &seg.path, offset, len, format!("batch body: {e}"))?,
             }
         }
     }
@@ -156,15 +133,24 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
     let v = json!({
         "type": "salvage", "out": a.out.display().to_string(), "records_read": records,
         "batches_applied": applied, "documents_written": written, "documents_deleted": deleted,
-        "skipped_ranges": skipped_ranges, "skipped_bytes": skipped_bytes, "not_replayed": not_replayed,
-        "last_lsn": last_lsn,
+        "skipped_ranges": skips.ranges, "skipped_bytes": skips.bytes,
+        "not_replayed": not_replayed, "last_lsn": last_lsn,
     });
-    out.emit(&v, || format!(
-        "salvaged into {}: {records} valid records read, {applied} batches applied, {written} documents written \
-         ({deleted} deleted keys dropped); {skipped_ranges} damaged ranges ({skipped_bytes} bytes) skipped{}",
-        a.out.display(),
-        if not_replayed.is_empty() { String::new() } else { format!("; not replayed: {not_replayed:?}") }
-    ))?;
+    out.emit(&v, || {
+        format!(
+            "salvaged into {}: {records} valid records read, {applied} batches applied, \
+             {written} documents written ({deleted} deleted keys dropped); {} damaged ranges \
+             ({} bytes) skipped{}",
+            a.out.display(),
+            skips.ranges,
+            skips.bytes,
+            if not_replayed.is_empty() {
+                String::new()
+            } else {
+                format!("; not replayed: {not_replayed:?}")
+            }
+        )
+    })?;
     Ok(0)
 }
 

@@ -113,11 +113,12 @@ pub fn load(path: &Path) -> Result<Source, InputError> {
     } else {
         Vec::new()
     };
-    let progress = std::io::stderr().is_terminal() && listed.len() > 1;
+    let total = listed.len();
+    let progress = std::io::stderr().is_terminal() && total > 1;
     let mut segments = Vec::with_capacity(listed.len());
     for (i, (segment_no, seg_path)) in listed.into_iter().enumerate() {
         if progress {
-            eprint!("\rwalinspect: reading segment {}/{}", i + 1, segments.capacity());
+            eprint!("\rwalinspect: reading segment {}/{}", i + 1, total);
         }
         let bytes = match std::fs::read(&seg_path) {
             Ok(b) => b,

@@ -190,16 +190,20 @@ fn follow_prints_records_a_live_store_appends() {
     for k in ["f1", "f2", "f3"] {
         store.put("tail", k, &json!({"k": k})).unwrap();
     }
+    // A new open starts a new segment (and epoch): follow moves on to it.
+    store.close().unwrap();
+    let store = open_store(dir.path());
+    store.put("tail", "f4", &json!({"k": "f4"})).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let keys: Vec<String> = String::from_utf8(out.stdout)
+    let recs: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["ops"][0]["key"].as_str().unwrap().to_owned()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(keys, ["f1", "f2", "f3"], "only new records, in order");
+    let keys: Vec<&str> = recs.iter().map(|r| r["ops"][0]["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["f1", "f2", "f3", "f4"], "only new records, in order");
+    assert_eq!(recs[3]["segment"].as_u64(), Some(recs[2]["segment"].as_u64().unwrap() + 1));
     let r = run(&a(&["follow", "--json", "--from-start", "--max-records", "4"], dir.path()));
     assert_eq!(r.code, 0);
     assert_eq!(r.of_type("record").len(), 4);

@@ -137,6 +137,23 @@ fn missing_segment_is_exit_3_and_named() {
 }
 
 #[test]
+fn lsn_gap_between_segments_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path(), 2, 4);
+    let recs = records(dir.path());
+    // Cut the last record of segment 1 cleanly: segment 1 still verifies, segment 2 then starts
+    // at an LSN that does not follow.
+    let path = seg(dir.path(), 1);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..recs[3]["offset"].as_u64().unwrap() as usize]).unwrap();
+    let (code, v) = verify(dir.path());
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["error_kind"], "lsn_gap");
+    assert_eq!(v["last_good_lsn"], 3);
+    assert!(v["file"].as_str().unwrap().ends_with("00000000000000000002.wal"));
+}
+
+#[test]
 fn unreadable_or_foreign_inputs_are_exit_4() {
     let empty = tempfile::tempdir().unwrap();
     let (code, v) = verify(empty.path());

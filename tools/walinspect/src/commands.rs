@@ -201,7 +201,7 @@ pub fn verify(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     v["last_lsn"] = json!(scan.last_lsn);
     out.emit(&v, || {
         format!(
-            "{} segments, {} valid records, LSN {}..{}\n{}",
+            "segments examined: {}, valid records: {}, LSN {}..{}\n{}",
             v["segments"],
             v["records"],
             scan.first_lsn.map_or("-".into(), |l| l.to_string()),

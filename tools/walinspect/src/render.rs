@@ -352,7 +352,7 @@ pub fn verdict_text(src: &Source, v: &Value) -> String {
             let (start, win) = hex_window(bytes, off);
             if !win.is_empty() {
                 s.push_str(&format!(
-                    "\n  bytes around offset {off}:\n{}",
+                    "\n  bytes around offset {off} ({off:#x}; the line marked > holds it):\n{}",
                     hexdump(start, win, off)
                 ));
             }

@@ -166,8 +166,7 @@ fn summary_reports_segments_identity_and_verdict() {
     let d = run(&[dir.path()]);
     assert!(d.code == 0 && d.stdout.contains("verdict: CLEAN"), "{}", d.stdout);
     // A torn tail cut by an open is listed.
-    let bytes = std::fs::read(seg(dir.path(), 2)).unwrap();
-    std::fs::write(seg(dir.path(), 2), &bytes[..bytes.len() - 5]).unwrap();
+    cut_file(&seg(dir.path(), 2), |n| n - 5);
     open_store(dir.path()).close().unwrap();
     let r = run(&a(&["summary", "--json"], dir.path()));
     assert_eq!(r.of_type("torn_file").len(), 1);

@@ -35,16 +35,14 @@ fn torn_tail_is_exit_1_at_the_start_of_the_cut_record() {
     build_store(dir.path(), 2, 5);
     let recs = records(dir.path());
     let last = recs.last().unwrap();
-    let path = seg(dir.path(), 2);
-    let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+    let full = cut_file(&seg(dir.path(), 2), |n| n - 10);
     let (code, v) = verify(dir.path());
     assert_eq!(code, 1);
     assert_eq!(v["verdict"], "torn_tail");
     assert_eq!(v["offset"], last["offset"]);
     assert_eq!(v["last_good_lsn"], 9);
     assert_eq!(v["error_kind"], "truncated");
-    assert_eq!(v["len"].as_u64(), Some(bytes.len() as u64 - 10 - last["offset"].as_u64().unwrap()));
+    assert_eq!(v["len"].as_u64(), Some(full as u64 - 10 - last["offset"].as_u64().unwrap()));
     assert!(v["file"].as_str().unwrap().ends_with("00000000000000000002.wal"));
     assert!(!v["hex_window"].as_str().unwrap().is_empty());
     // The listing stops where the log does.
@@ -143,9 +141,7 @@ fn lsn_gap_between_segments_is_exit_3() {
     let recs = records(dir.path());
     // Cut the last record of segment 1 cleanly: segment 1 still verifies, segment 2 then starts
     // at an LSN that does not follow.
-    let path = seg(dir.path(), 1);
-    let bytes = std::fs::read(&path).unwrap();
-    std::fs::write(&path, &bytes[..recs[3]["offset"].as_u64().unwrap() as usize]).unwrap();
+    cut_file(&seg(dir.path(), 1), |_| recs[3]["offset"].as_u64().unwrap() as usize);
     let (code, v) = verify(dir.path());
     assert_eq!(code, 3, "{v}");
     assert_eq!(v["error_kind"], "lsn_gap");

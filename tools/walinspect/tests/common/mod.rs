@@ -128,16 +128,9 @@ pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
     std::fs::write(path, b).unwrap();
 }
 
-/// Copies a directory tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
+/// Cuts a file to its first `len` bytes; returns its old length.
+pub fn cut_file(path: &Path, len: impl FnOnce(usize) -> usize) -> usize {
+    let b = std::fs::read(path).unwrap();
+    std::fs::write(path, &b[..len(b.len())]).unwrap();
+    b.len()
 }

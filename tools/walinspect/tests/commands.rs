@@ -4,7 +4,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -174,18 +173,24 @@ fn summary_reports_segments_identity_and_verdict() {
 
 #[test]
 fn follow_prints_records_a_live_store_appends() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     build_store(dir.path(), 1, 2);
     let store = open_store(dir.path());
-    let child = Command::new(env!("CARGO_BIN_EXE_walinspect"))
-        .args(a(
-            &["follow", "--json", "--poll-ms", "20", "--exit-after-idle-ms", "2500"],
-            dir.path(),
-        ))
+    let args =
+        ["follow", "--json", "--from-start", "--poll-ms", "20", "--exit-after-idle-ms", "5000"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_walinspect"))
+        .args(a(&args, dir.path()))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut recs: Vec<Value> = Vec::new();
+    // The two existing records come first: once they are out, follow has read the log, and
+    // everything written from here on is new.
+    for _ in 0..2 {
+        recs.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
+    }
     for k in ["f1", "f2", "f3"] {
         store.put("tail", k, &json!({"k": k})).unwrap();
     }
@@ -193,16 +198,11 @@ fn follow_prints_records_a_live_store_appends() {
     store.close().unwrap();
     let store = open_store(dir.path());
     store.put("tail", "f4", &json!({"k": "f4"})).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let recs: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    recs.extend(lines.map(|l| serde_json::from_str::<Value>(&l.unwrap()).unwrap()));
+    assert!(child.wait().unwrap().success());
     let keys: Vec<&str> = recs.iter().map(|r| r["ops"][0]["key"].as_str().unwrap()).collect();
-    assert_eq!(keys, ["f1", "f2", "f3", "f4"], "only new records, in order");
-    assert_eq!(recs[3]["segment"].as_u64(), Some(recs[2]["segment"].as_u64().unwrap() + 1));
+    assert_eq!(keys, [key(0).as_str(), key(1).as_str(), "f1", "f2", "f3", "f4"], "in log order");
+    assert_eq!(recs[5]["segment"].as_u64(), Some(recs[4]["segment"].as_u64().unwrap() + 1));
     let r = run(&a(&["follow", "--json", "--from-start", "--max-records", "4"], dir.path()));
     assert_eq!(r.code, 0);
     assert_eq!(r.of_type("record").len(), 4);

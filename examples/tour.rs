@@ -65,9 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let versions = store.commit(batch)?;
     println!("3. batch transfer ada -> bob   -> versions {versions:?} (one WAL record)");
     let mut failing = Batch::new();
-    failing
-        .put("accounts", "carol", &Account { owner: "Carol".into(), balance_cents: 1 })
-        .insert("accounts", "bob", &Account { owner: "Bob".into(), balance_cents: 0 });
+    failing.put("accounts", "carol", &Account { owner: "Carol".into(), balance_cents: 1 }).insert(
+        "accounts",
+        "bob",
+        &Account { owner: "Bob".into(), balance_cents: 0 },
+    );
     let err = store.commit(failing).expect_err("bob exists");
     println!(
         "   batch with a failing insert -> {err}; carol present: {}",
@@ -80,16 +82,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => Err("balance_cents must be a non-negative integer".into()),
     })?;
     let bad = Account { owner: "Mallory".into(), balance_cents: -1 };
-    println!("4. validator                   -> {}", store.put("accounts", "mallory", &bad).unwrap_err());
+    println!(
+        "4. validator                   -> {}",
+        store.put("accounts", "mallory", &bad).unwrap_err()
+    );
     store.close()?;
 
     // 5. Crash: a child process writes as fast as it can; we SIGKILL it mid-stream.
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .arg("--child-writer")
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut child =
+        Command::new(exe).arg("--child-writer").arg(&dir).stdout(Stdio::piped()).spawn()?;
     let stdout = child.stdout.take().expect("piped");
     let started = Instant::now();
     let reader = std::thread::spawn(move || {

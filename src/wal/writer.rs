@@ -67,6 +67,8 @@ pub(crate) struct WalCounters {
     pub max_group_records: AtomicU64,
     pub bytes_written: AtomicU64,
     pub segments_created: AtomicU64,
+    /// Number of the segment being appended to (kept here so stats never wait on the I/O).
+    pub active_segment_no: AtomicU64,
     pub latency: LatencyHistogram,
 }
 
@@ -216,6 +218,7 @@ impl SegmentWriter {
             if self.bytes >= self.target_bytes {
                 self.roll(first.lsn)?;
                 counters.segments_created.fetch_add(1, Ordering::Relaxed);
+                counters.active_segment_no.store(self.segment_no, Ordering::Relaxed);
             }
             self.buf.clear();
             for r in group {
@@ -245,6 +248,7 @@ pub(crate) struct Wal {
     cond: Condvar,
     writer: Mutex<SegmentWriter>,
     apply: ApplyFn,
+    epoch: u64,
     pub counters: WalCounters,
 }
 
@@ -266,7 +270,11 @@ impl Wal {
         apply: ApplyFn,
     ) -> Wal {
         let last = next_lsn - 1;
+        let counters = WalCounters::default();
+        counters.active_segment_no.store(writer.segment_no(), Ordering::Relaxed);
+        let epoch = writer.epoch();
         Wal {
+            epoch,
             queue: Mutex::new(Queue {
                 next_lsn,
                 last_timestamp_unix_ns,
@@ -282,7 +290,7 @@ impl Wal {
             cond: Condvar::new(),
             writer: Mutex::new(writer),
             apply,
-            counters: WalCounters::default(),
+            counters,
         }
     }
 
@@ -390,14 +398,13 @@ impl Wal {
 
     pub fn positions(&self) -> WalPositions {
         let q = self.queue.lock();
-        let w = self.writer.lock();
         WalPositions {
             last_lsn: q.next_lsn - 1,
             written_lsn: q.written_lsn,
             durable_lsn: q.durable_lsn,
             poisoned: q.poisoned.clone(),
-            segment_no: w.segment_no(),
-            epoch: w.epoch(),
+            segment_no: self.counters.active_segment_no.load(Ordering::Relaxed),
+            epoch: self.epoch,
         }
     }
 

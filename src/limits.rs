@@ -22,6 +22,10 @@ pub const MAX_RECORD_BODY_BYTES: usize = 64 << 20;
 /// Most operations one batch record may carry.
 pub const MAX_BATCH_OPS: usize = 100_000;
 
+/// Most record bytes one group commit writes with a single `write` call; a leader leaves the
+/// rest of the queue to the next group. Bounds the leader's buffer whatever the queue holds.
+pub const MAX_GROUP_BYTES: usize = 8 << 20;
+
 /// Default size at which the writer starts a new WAL segment, in bytes.
 pub const DEFAULT_SEGMENT_TARGET_BYTES: u64 = 64 << 20;
 

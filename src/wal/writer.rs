@@ -23,6 +23,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::error::{Error, IoOp, PoisonCause, Result};
 use crate::format::{encode_frame, segment_file_name, RecordKind, SegmentHeader};
 use crate::io::{Io, IoFile};
+use crate::limits::MAX_GROUP_BYTES;
 use crate::store::overlay::Overlay;
 use crate::store::Durability;
 
@@ -411,7 +412,21 @@ impl Wal {
     /// One round of leadership: write (and fsync) everything queued, outside the mutex.
     fn lead<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         q.leader = true;
-        let group = mem::take(&mut q.pending);
+        // Take the queue up to MAX_GROUP_BYTES (always at least one record).
+        let mut bytes = 0;
+        let take = q
+            .pending
+            .iter()
+            .position(|r| {
+                bytes += r.body.len();
+                bytes > MAX_GROUP_BYTES
+            })
+            .map_or(q.pending.len(), |i| i.max(1));
+        let group: Vec<PendingRecord> = if take == q.pending.len() {
+            mem::take(&mut q.pending)
+        } else {
+            q.pending.drain(..take).collect()
+        };
         let last_lsn = group.last().map_or(q.written_lsn, |r| r.lsn);
         let sync = q.sync_target > q.durable_lsn;
         drop(q);

@@ -160,7 +160,7 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) docs: Arc<RwLock<Docs>>,
-    pub(crate) wal: Wal,
+    pub(crate) wal: Arc<Wal>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
     #[allow(dead_code, reason = "filled by the rate limiter")]
@@ -169,7 +169,7 @@ pub(crate) struct Inner {
     pub(crate) breakers: Mutex<BreakerState>,
     flusher: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    _lock: File,
+    lock: File,
 }
 
 /// An open walden store. Cheap to clone; all clones share one store. `Send + Sync`.
@@ -607,12 +607,15 @@ impl Store {
         self.inner.wal.sync()
     }
 
-    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`].
-    /// The lock is released when the last clone is dropped. Dropping without `close` is safe
-    /// too (it syncs, ignoring errors).
+    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`]
+    /// and the directory's lock is released at once, so the store can be reopened right away.
+    /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
     pub fn close(self) -> Result<()> {
         let r = self.inner.wal.sync();
         self.inner.wal.close();
+        self.inner.stop_flusher();
+        // Nothing can be written any more; let the next opener in.
+        let _ = self.inner.lock.unlock();
         r
     }
 
@@ -691,18 +694,23 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
     }
 }
 
+impl Inner {
+    /// Stops the background flusher and waits for it to exit.
+    fn stop_flusher(&self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock() = true;
+        cv.notify_all();
+        if let Some(h) = self.flusher.lock().take() {
+            let _ = h.join();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        {
-            let (lock, cv) = &*self.stop;
-            *lock.lock() = true;
-            cv.notify_all();
-        }
-        if let Some(h) = self.flusher.lock().take() {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
-        }
+        // The flusher holds the log, not the store, so this runs on the thread that dropped
+        // the last clone and the lock is free when the drop returns.
+        self.stop_flusher();
         let _ = self.wal.sync();
     }
 }

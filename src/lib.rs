@@ -29,11 +29,13 @@ pub mod format;
 pub mod io;
 pub mod limits;
 mod ratelimit;
+pub mod snapshot;
 mod store;
 pub mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
+pub use snapshot::compact::CompactionReport;
 pub use store::{
     Batch, Durability, Options, RecoveryStats, Scan, Stats, Store, Validator, Versioned,
 };

@@ -1,12 +1,16 @@
 //! The store: documents, versions, batches, scans and the write path.
 
+mod backup;
 mod batch;
+mod json;
 mod open;
 pub(crate) mod overlay;
 pub(crate) mod replay;
 mod stats;
 
+pub use backup::{prune_backups, BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
+pub use json::{ImportMode, ImportReport};
 pub use stats::{RecoveryStats, Stats};
 
 use std::collections::{BTreeMap, HashMap};

@@ -35,6 +35,9 @@ pub const DEFAULT_COMPACTION_MIN_WAL_BYTES: u64 = 64 << 20;
 /// Default ratio of log bytes to snapshot bytes before background compaction runs.
 pub const DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO: f64 = 1.0;
 
+/// Default interval at which the background compactor checks its thresholds.
+pub const DEFAULT_COMPACTION_CHECK_INTERVAL_MS: u64 = 100;
+
 /// Default interval at which the background flusher fsyncs `Durability::Buffered` writes.
 pub const DEFAULT_BUFFERED_FLUSH_INTERVAL_MS: u64 = 100;
 

@@ -31,10 +31,10 @@ use crate::error::{Error, LimitKind, Result};
 use crate::format::{encode_batch_op, BatchOp, BatchOpKind, RecordKind};
 use crate::io::{Io, RealIo};
 use crate::limits::{
-    DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_COMPACTION_MIN_WAL_BYTES,
-    DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_KEY_BYTES,
-    DEFAULT_SEGMENT_TARGET_BYTES, MAX_BATCH_OPS, MAX_COLLECTION_NAME_BYTES, MAX_KEY_BYTES_LIMIT,
-    MAX_RECORD_BODY_BYTES,
+    DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
+    DEFAULT_COMPACTION_MIN_WAL_BYTES, DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_KEY_BYTES, DEFAULT_SEGMENT_TARGET_BYTES, MAX_BATCH_OPS,
+    MAX_COLLECTION_NAME_BYTES, MAX_KEY_BYTES_LIMIT, MAX_RECORD_BODY_BYTES,
 };
 use crate::ratelimit::RateLimitState;
 use crate::snapshot::compact::{CompactionReport, Compactor};
@@ -102,6 +102,8 @@ pub struct Options {
     pub compaction_min_wal_bytes: u64,
     /// ...and at least this multiple of the newest snapshot's size.
     pub compaction_wal_to_snapshot_ratio: f64,
+    /// How often the background compactor checks the two thresholds, in milliseconds.
+    pub compaction_check_interval_ms: u64,
 }
 
 impl Default for Options {
@@ -118,6 +120,7 @@ impl Default for Options {
             auto_compact: true,
             compaction_min_wal_bytes: DEFAULT_COMPACTION_MIN_WAL_BYTES,
             compaction_wal_to_snapshot_ratio: DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
+            compaction_check_interval_ms: DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
         }
     }
 }

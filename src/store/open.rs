@@ -240,13 +240,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
         }
     });
     let background = compactor.clone();
-    let compaction =
-        spawn_periodic("walden-compactor", stop.clone(), COMPACTION_CHECK_INTERVAL, move || {
-            if background.should_compact() {
-                // A failure is counted in stats and tried again at the next check.
-                let _ = background.compact();
-            }
-        });
+    let check_interval = Duration::from_millis(options.compaction_check_interval_ms.max(1));
+    let compaction = spawn_periodic("walden-compactor", stop.clone(), check_interval, move || {
+        if background.should_compact() {
+            // A failure is counted in stats and tried again at the next check.
+            let _ = background.compact();
+        }
+    });
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         options,
@@ -263,9 +263,6 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     });
     Ok(Store { inner })
 }
-
-/// How often the background compactor checks whether the log has grown enough.
-const COMPACTION_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs `tick` every `interval` on a named thread until `stop` is set.
 fn spawn_periodic(

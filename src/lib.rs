@@ -29,11 +29,14 @@ pub mod format;
 pub mod io;
 pub mod limits;
 mod ratelimit;
+pub mod snapshot;
 mod store;
 pub mod wal;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
+pub use snapshot::compact::CompactionReport;
 pub use store::{
-    Batch, Durability, Options, RecoveryStats, Scan, Stats, Store, Validator, Versioned,
+    prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
+    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };

@@ -15,4 +15,13 @@ impl RateLimitState {
     ) -> Result<(), String> {
         Ok(())
     }
+
+    /// Record bodies that recreate the live state when replayed (for snapshots); state that
+    /// is equivalent to nothing at `now_unix_ns` is left out.
+    pub(crate) fn snapshot_records(
+        &self,
+        _now_unix_ns: u64,
+    ) -> Vec<crate::store::replay::SnapshotRecord> {
+        Vec::new()
+    }
 }

@@ -192,27 +192,28 @@ pub enum LenientItem<'a> {
     },
 }
 
-/// Walks the records of one segment (after its header, which the caller has verified and taken
-/// `salt` from) without stopping at damage: a bad record is reported as
-/// [`LenientItem::Damaged`] and the walk resumes at the next record that verifies (found with
-/// [`find_next_valid`]). Checks no LSN chain and decodes no bodies: it serves salvage and
-/// forensics, never recovery.
+/// Walks the records of one segment (whose verified `header` the caller passes) without
+/// stopping at damage: a bad record is reported as [`LenientItem::Damaged`] and the walk resumes
+/// at the next record that verifies with this segment's salt (found with [`find_next_valid`],
+/// looking for LSNs from the one after the last good record, or the header's `first_lsn`).
+/// Checks no LSN chain and decodes no bodies: it serves salvage and forensics, never recovery.
 pub fn walk_segment_lenient<'a>(
     bytes: &'a [u8],
-    salt: u32,
+    header: &SegmentHeader,
     on_item: &mut dyn FnMut(LenientItem<'a>),
 ) {
+    let salt = header.salt();
     let mut offset = SEGMENT_HEADER_LEN;
-    let mut last_lsn = None;
+    let mut expected_lsn = header.first_lsn;
     while offset < bytes.len() {
         match decode_frame(&bytes[offset..], salt) {
             Ok(frame) => {
                 on_item(LenientItem::Record { offset: offset as u64, frame });
-                last_lsn = Some(frame.lsn);
+                expected_lsn = frame.lsn.saturating_add(1);
                 offset += frame.len;
             }
             Err(error) => {
-                let next = find_next_valid(bytes, offset + 1, salt, last_lsn)
+                let next = find_next_valid(bytes, offset + 1, salt, expected_lsn)
                     .map_or(bytes.len(), |o| o as usize);
                 on_item(LenientItem::Damaged {
                     offset: offset as u64,
@@ -438,8 +439,15 @@ mod tests {
     use super::*;
     use crate::format::{encode_frame, segment_file_name};
 
-    fn segment(salt: u32, lsns: std::ops::Range<u64>) -> (Vec<u8>, Vec<usize>) {
-        let mut bytes = vec![0u8; SEGMENT_HEADER_LEN];
+    fn header(first_lsn: u64) -> SegmentHeader {
+        SegmentHeader { store_id: [3; 16], epoch: 2, segment_no: 5, first_lsn }
+    }
+
+    /// A segment whose records carry `lsns` (the header's `first_lsn` is their start).
+    fn segment(lsns: std::ops::Range<u64>) -> (Vec<u8>, Vec<usize>) {
+        let h = header(lsns.start);
+        let salt = h.salt();
+        let mut bytes = h.encode().to_vec();
         let mut offsets = Vec::new();
         for lsn in lsns {
             offsets.push(bytes.len());
@@ -448,18 +456,19 @@ mod tests {
         (bytes, offsets)
     }
 
-    fn walk(bytes: &[u8], salt: u32) -> Vec<LenientItem<'_>> {
+    fn walk(bytes: &[u8], first_lsn: u64) -> Vec<LenientItem<'_>> {
         let mut items = Vec::new();
-        walk_segment_lenient(bytes, salt, &mut |i| items.push(i));
+        walk_segment_lenient(bytes, &header(first_lsn), &mut |i| items.push(i));
         items
     }
 
     #[test]
     fn lenient_walk_skips_a_damaged_record_and_resumes() {
-        let (mut bytes, offsets) = segment(42, 1..6);
-        assert_eq!(walk(&bytes, 42).len(), 5);
+        // LSNs far from 0, so a resync that looked for the wrong LSNs would miss them.
+        let (mut bytes, offsets) = segment(1000..1005);
+        assert_eq!(walk(&bytes, 1000).len(), 5);
         bytes[offsets[2] + RECORD_HEADER_LEN + 1] ^= 0x10;
-        let items = walk(&bytes, 42);
+        let items = walk(&bytes, 1000);
         let lsns: Vec<u64> = items
             .iter()
             .filter_map(|i| match i {
@@ -467,11 +476,11 @@ mod tests {
                 LenientItem::Damaged { .. } => None,
             })
             .collect();
-        assert_eq!(lsns, [1, 2, 4, 5]);
+        assert_eq!(lsns, [1000, 1001, 1003, 1004]);
         assert!(items.contains(&LenientItem::Damaged {
             offset: offsets[2] as u64,
             len: (offsets[3] - offsets[2]) as u64,
-            error: match decode_frame(&bytes[offsets[2]..], 42) {
+            error: match decode_frame(&bytes[offsets[2]..], header(1000).salt()) {
                 Err(e) => e,
                 Ok(_) => panic!("damaged record verified"),
             },
@@ -480,9 +489,9 @@ mod tests {
 
     #[test]
     fn lenient_walk_reports_a_torn_end_as_damage_to_the_end() {
-        let (bytes, offsets) = segment(7, 1..4);
+        let (bytes, offsets) = segment(1..4);
         let cut = &bytes[..bytes.len() - 3];
-        let items = walk(cut, 7);
+        let items = walk(cut, 1);
         assert_eq!(items.len(), 3);
         assert!(matches!(
             items[2],

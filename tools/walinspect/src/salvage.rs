@@ -95,7 +95,7 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             }
         };
         let mut items = Vec::new();
-        walk_segment_lenient(&seg.bytes, header.salt(), &mut |i| items.push(i));
+        walk_segment_lenient(&seg.bytes, &header, &mut |i| items.push(i));
         for item in items {
             let (offset, frame) = match item {
                 LenientItem::Damaged { offset, len, error } => {

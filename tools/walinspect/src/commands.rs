@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use walden::format::{BatchOp, BatchOpKind, RecordKind};
+use walden::format::{decode_batch, BatchOp, BatchOpKind, RecordKind};
 use walden::wal::RecordRef;
 
 use crate::out::{Fail, Out};
 use crate::render::{
     self, batch_ops, doc_value, kind_name, record_json, record_text, verdict_json, verdict_text,
 };
+use crate::snapshots;
 use crate::source::{hex_id, load, Source, SourceKind};
 use crate::time::format_ns;
 use crate::Filters;
@@ -124,6 +125,10 @@ pub fn summary(out: &mut Out, path: &Path) -> Result<i32, Fail> {
             )
         })?;
     }
+    let checks = snapshots::check_all(&src);
+    for c in &checks {
+        out.emit(&snapshots::snapshot_json(c), || snapshots::snapshot_text(c))?;
+    }
     for (p, len) in &src.torn_files {
         let v = json!({ "type": "torn_file", "file": p.display().to_string(), "bytes": len });
         out.emit(&v, || {
@@ -135,7 +140,7 @@ pub fn summary(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     let v = json!({
         "type": "summary",
         "path": src.root.display().to_string(),
-        "source": match src.kind { SourceKind::StoreDir => "store", SourceKind::WalDir => "wal_dir", SourceKind::SegmentFile => "segment_file" },
+        "source": match src.kind { SourceKind::StoreDir => "store", SourceKind::WalDir => "wal_dir", SourceKind::SegmentFile => "segment_file", SourceKind::SnapshotFile => "snapshot_file" },
         "store_id": scan.store_id.or(src.identity.map(|i| i.store_id)).map(|id| hex_id(&id)),
         "created": src.identity.map(|i| format_ns(i.created_unix_ns)),
         "identity_problem": src.identity_problem,
@@ -148,6 +153,8 @@ pub fn summary(out: &mut Out, path: &Path) -> Result<i32, Fail> {
         "records": records,
         "records_by_kind": by_kind,
         "collections": collections.iter().map(|(c, (p, d))| json!({"collection": c, "puts": p, "deletes": d})).collect::<Vec<_>>(),
+        "snapshots": checks.len(),
+        "snapshot_lsn": snapshots::newest_valid(&checks).and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn),
         "first_time": first_ts.map(format_ns),
         "last_time": last_ts.map(format_ns),
     });
@@ -186,7 +193,11 @@ fn summary_text(v: &Value) -> String {
             c["deletes"]
         ));
     }
-    t.push_str("\nsnapshots: not implemented in walden yet (none read)");
+    t.push_str(&format!(
+        "\nsnapshots: {}; newest valid at lsn {}",
+        s("snapshots"),
+        s("snapshot_lsn")
+    ));
     t
 }
 
@@ -268,7 +279,7 @@ fn diff_into(path: String, old: &Value, new: &Value, out: &mut Vec<Change>) {
     }
 }
 
-/// `history`: every version of one document.
+/// `history`: every version of one document, through the newest snapshot and the log.
 pub fn history(
     out: &mut Out,
     path: &Path,
@@ -278,17 +289,32 @@ pub fn history(
 ) -> Result<i32, Fail> {
     let src = load(path)?;
     let (recs, scan) = src.records();
+    // The newest valid snapshot holds the versions whose records compaction deleted.
+    let checks = snapshots::check_all(&src);
+    let first_log_lsn = recs.first().map_or(u64::MAX, |r| r.frame.lsn);
+    let from_snapshot: Vec<walden::format::Frame<'_>> = snapshots::newest_valid(&checks)
+        .map(|c| c.entries.iter().map(|e| e.frame).filter(|f| f.lsn < first_log_lsn).collect())
+        .unwrap_or_default();
+    let frames = from_snapshot
+        .into_iter()
+        .map(|f| ("snapshot", f))
+        .chain(recs.iter().map(|r| ("log", r.frame)));
     let mut prev: Option<Value> = None;
-    for r in &recs {
-        for op in batch_ops(r).iter().filter(|o| o.collection == collection && o.key == key) {
+    for (source, frame) in frames {
+        let ops = match RecordKind::from_u8(frame.kind) {
+            Some(RecordKind::Batch) => decode_batch(frame.body).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        for op in ops.iter().filter(|o| o.collection == collection && o.key == key) {
             let value = (op.kind == BatchOpKind::Put).then(|| doc_value(op.value));
             let mut v = json!({
                 "type": "version",
+                "source": source,
                 "collection": collection,
                 "key": key,
-                "lsn": r.frame.lsn,
-                "time": format_ns(r.frame.timestamp_unix_ns),
-                "timestamp_unix_ns": r.frame.timestamp_unix_ns,
+                "lsn": frame.lsn,
+                "time": format_ns(frame.timestamp_unix_ns),
+                "timestamp_unix_ns": frame.timestamp_unix_ns,
                 "op": render::op_name(op.kind),
                 "version": op.version,
                 "value": value,
@@ -300,9 +326,9 @@ pub fn history(
             }
             out.emit(&v, || {
                 let mut t = format!(
-                    "lsn {}  {}  {} v{}",
-                    r.frame.lsn,
-                    format_ns(r.frame.timestamp_unix_ns),
+                    "lsn {}  {}  {} v{}  ({source})",
+                    frame.lsn,
+                    format_ns(frame.timestamp_unix_ns),
                     render::op_name(op.kind),
                     op.version
                 );

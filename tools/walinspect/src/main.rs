@@ -10,6 +10,7 @@ mod follow;
 mod out;
 mod render;
 mod salvage;
+mod snapshots;
 mod source;
 mod stats;
 mod time;
@@ -35,7 +36,7 @@ Examples:
 
 walinspect never writes to the source, never takes the store's LOCK, and reads files whole
 (no mmap), so it is safe on a live store: a record being written at the tail shows as a torn tail.
-Snapshots are not implemented in walden yet; walinspect reads WAL segments and the STORE file.";
+It reads the STORE file, WAL segments and snapshots (snapshot-<lsn>.snap, verified like an open).";
 
 /// Read-only forensic tool for walden stores: verdicts, record dumps, key history, statistics,
 /// live tail and salvage.
@@ -56,8 +57,8 @@ enum Command {
     /// Overview of the store and its verdict (the default).
     ///
     /// Segments with sizes, store id, epochs, LSN range, record counts by kind, collections,
-    /// first/last timestamps, torn tails kept by earlier opens, and the verdict. Snapshots are
-    /// not implemented in walden yet, so none are listed.
+    /// first/last timestamps, snapshots (verified), torn tails kept by earlier opens, and the
+    /// verdict.
     Summary(PathArg),
     /// Check every header, record checksum and the LSN chain; the exit code is the verdict.
     ///
@@ -68,7 +69,7 @@ enum Command {
     Verify(PathArg),
     /// Print records, document bodies as pretty JSON.
     Dump(DumpArgs),
-    /// Every version of one document: LSN, time, operation, version, value.
+    /// Every version of one document (newest snapshot, then log): LSN, time, op, version, value.
     History(HistoryArgs),
     /// Where the bytes go: live vs dead, reclaimable, largest documents, sizes.
     ///
@@ -88,7 +89,7 @@ enum Command {
 /// Just the input.
 #[derive(Args, Debug)]
 struct PathArg {
-    /// Store directory, `wal/` directory or segment file.
+    /// Store directory, `wal/` directory, segment file or snapshot file.
     path: PathBuf,
 }
 

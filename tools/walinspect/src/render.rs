@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
 
+use crate::snapshots;
 use crate::source::Source;
 use crate::time::format_ns;
 
@@ -269,21 +270,8 @@ pub fn verdict_json(src: &Source, scan: &LogScan) -> (i32, Value) {
         }
         LogVerdict::Corrupt(c) => {
             let code = corruption_exit(&c.kind);
-            v["verdict"] = json!(if code == EXIT_CORRUPT { "corrupt" } else { "inconsistent" });
-            v["file"] = json!(c.path.display().to_string());
-            v["offset"] = json!(c.offset);
-            v["last_good_lsn"] = json!(c.last_good_lsn);
-            v["error"] = json!(c.kind.to_string());
-            v["error_kind"] = json!(corruption_name(&c.kind));
-            if let CorruptionKind::MissingSegment { segment_no } = c.kind {
-                v["missing_segment"] = json!(segment_no);
-            }
-            if let Some((s, cc)) = crcs(Some(&c.kind), None) {
-                v["stored_crc"] = json!(format!("{s:#010x}"));
-                v["computed_crc"] = json!(format!("{cc:#010x}"));
-            }
+            v = problem_json(src, &c.path, c.offset, c.last_good_lsn, &c.kind);
             v["resync_offset"] = json!(c.resync_offset);
-            add_window(&mut v, src, &c.path, c.offset);
             code
         }
     };
@@ -297,7 +285,70 @@ pub fn verdict_json(src: &Source, scan: &LogScan) -> (i32, Value) {
             }
         }
     }
+    let checks = snapshots::check_all(src);
+    let base = snapshots::newest_valid(&checks).and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn);
+    let mut code = code;
+    // The log must start right after the newest valid snapshot (or at LSN 1 without one), or an
+    // open refuses the store.
+    let first = scan.first_lsn.zip(scan.segments.first());
+    if let Some((first_lsn, seg)) = first.filter(|_| code < EXIT_INCONSISTENT) {
+        let expected = base.unwrap_or(0) + 1;
+        if first_lsn > expected && src.kind == crate::source::SourceKind::StoreDir {
+            let kind = CorruptionKind::LsnGap { expected, found: first_lsn };
+            v = problem_json(src, &seg.path, 0, base, &kind);
+            v["resync_offset"] = Value::Null;
+            // Usually because the snapshot that covered the gap is damaged: name it.
+            if let Some(bad) = checks.iter().rev().find(|c| c.result.is_err()) {
+                v["damaged_snapshot"] = json!(bad.snap.path.display().to_string());
+                if let Err((offset, kind)) = &bad.result {
+                    v["damaged_snapshot_offset"] = json!(offset);
+                    v["damaged_snapshot_error"] = json!(kind.to_string());
+                }
+            }
+            code = EXIT_INCONSISTENT;
+        }
+    }
+    // A damaged snapshot: every checksum is checked, even of a snapshot an open would skip.
+    if let Some(bad) = checks.iter().find(|c| c.result.is_err()).filter(|_| code < EXIT_CORRUPT) {
+        if let Err((offset, kind)) = &bad.result {
+            v = problem_json(src, &bad.snap.path, *offset, None, kind);
+            v["verdict"] = json!("corrupt");
+            v["snapshot"] = json!(true);
+            code = EXIT_CORRUPT;
+        }
+    }
+    v["snapshots"] = json!(checks.len());
+    v["snapshot_lsn"] = json!(base);
     (code, with_code(v, code))
+}
+
+/// A verdict object for damage of `kind` at `offset` of `path`.
+fn problem_json(
+    src: &Source,
+    path: &std::path::Path,
+    offset: u64,
+    last_good_lsn: Option<u64>,
+    kind: &CorruptionKind,
+) -> Value {
+    let code = corruption_exit(kind);
+    let mut v = json!({
+        "type": "verdict",
+        "verdict": if code == EXIT_CORRUPT { "corrupt" } else { "inconsistent" },
+        "file": path.display().to_string(),
+        "offset": offset,
+        "last_good_lsn": last_good_lsn,
+        "error": kind.to_string(),
+        "error_kind": corruption_name(kind),
+    });
+    if let CorruptionKind::MissingSegment { segment_no } = kind {
+        v["missing_segment"] = json!(segment_no);
+    }
+    if let Some((s, cc)) = crcs(Some(kind), None) {
+        v["stored_crc"] = json!(format!("{s:#010x}"));
+        v["computed_crc"] = json!(format!("{cc:#010x}"));
+    }
+    add_window(&mut v, src, path, offset);
+    v
 }
 
 fn with_code(mut v: Value, code: i32) -> Value {
@@ -317,8 +368,9 @@ fn add_window(v: &mut Value, src: &Source, path: &std::path::Path, offset: u64) 
 pub fn verdict_text(src: &Source, v: &Value) -> String {
     let verdict = v["verdict"].as_str().unwrap_or("?");
     let mut s = match verdict {
-        "clean" => "verdict: CLEAN — every header, record and the LSN chain verify".to_owned(),
+        "clean" => "verdict: CLEAN — every header, record, snapshot and the LSN chain verify".to_owned(),
         "torn_tail" => "verdict: TORN TAIL — the log ends in an incomplete write (a crash, or a write in progress on a live store); an open would cut it".to_owned(),
+        "corrupt" if v["snapshot"] == true => "verdict: CORRUPT — a snapshot is damaged (an open skips it only if an older snapshot and the log cover it)".to_owned(),
         "corrupt" => "verdict: CORRUPT — damage in the middle of the log; the store will refuse to open".to_owned(),
         "inconsistent" => "verdict: INCONSISTENT — missing segment, foreign store or epoch, or LSN gap; the store will refuse to open".to_owned(),
         _ => "verdict: UNREADABLE".to_owned(),
@@ -332,6 +384,9 @@ pub fn verdict_text(src: &Source, v: &Value) -> String {
         ("error", "problem"),
         ("stored_crc", "stored CRC"),
         ("computed_crc", "computed CRC"),
+        ("damaged_snapshot", "damaged snapshot"),
+        ("damaged_snapshot_offset", "damaged snapshot offset"),
+        ("damaged_snapshot_error", "damaged snapshot problem"),
     ] {
         if let Some(x) = field(k) {
             s.push_str(&format!(

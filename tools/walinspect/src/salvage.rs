@@ -1,8 +1,9 @@
 //! `salvage`: a new store from every valid record of a damaged one.
 //!
-//! Reads every segment with the library's lenient walk (`walk_segment_lenient`), which skips
-//! damaged bytes and resumes at the next record that verifies. Batch records are applied in log
-//! order to an in-memory map; the final state of every document is then written to a new store
+//! Starts from the newest snapshot that verifies (read with the library's `read_snapshot`), then
+//! reads every segment with the library's lenient walk (`walk_segment_lenient`), which skips
+//! damaged bytes and resumes at the next record that verifies. Batch records after the snapshot
+//! are applied in log order to an in-memory map; the final state of every document is then written to a new store
 //! through the `Store` API. Kept: the latest value of every document found. Not kept: version
 //! numbers and timestamps (documents start again at version 1), the history of older versions,
 //! rate-limit and breaker records (not replayed; counted), `.torn-*` files. The source is only
@@ -19,6 +20,7 @@ use walden::{Batch, Options, Store};
 
 use crate::out::{Fail, Out};
 use crate::render::kind_name;
+use crate::snapshots;
 use crate::source::load;
 use crate::SalvageArgs;
 
@@ -70,11 +72,34 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
         return Err(Fail::Usage("--out must not be the source".into()));
     }
     let expected_id = src.identity.map(|i| i.store_id);
-    let mut docs: BTreeMap<(String, String), Option<Vec<u8>>> = BTreeMap::new();
+    let mut docs = Docs::new();
     let (mut records, mut applied) = (0u64, 0u64);
     let mut skips = Skips::default();
     let mut not_replayed: BTreeMap<String, u64> = BTreeMap::new();
-    let mut last_lsn: Option<u64> = None;
+    // Base state: the newest snapshot that verifies (as an open would load it).
+    let checks = snapshots::check_all(&src);
+    for c in &checks {
+        if let Err((offset, kind)) = &c.result {
+            let len = c.snap.bytes.len() as u64 - offset;
+            let why = format!("snapshot not used: {kind}");
+            skips.skip(out, &c.snap.path, *offset, len, why)?;
+        }
+    }
+    let base = snapshots::newest_valid(&checks);
+    let snapshot_lsn = base.and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn);
+    if let Some(c) = base {
+        for e in &c.entries {
+            // check_all verified every entry body already; a failure here cannot happen.
+            let _ = apply_batch(&mut docs, e.frame.body);
+        }
+        let v = json!({ "type": "snapshot_used", "file": c.snap.path.display().to_string(),
+            "lsn": snapshot_lsn, "entries": c.entries.len() });
+        out.emit(&v, || {
+            format!("base: snapshot {} ({} entries)", c.snap.path.display(), c.entries.len())
+        })?;
+    }
+    let mut covered = 0u64;
+    let mut last_lsn: Option<u64> = snapshot_lsn;
     let mut prev_no: Option<u64> = None;
     for seg in &src.segments {
         if let Some(p) = prev_no.filter(|p| seg.segment_no != p + 1) {
@@ -106,6 +131,21 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             };
             records += 1;
             let len = frame.len as u64;
+            if snapshot_lsn.is_some_and(|l| frame.lsn <= l) {
+                covered += 1;
+                continue;
+            }
+            let expected = last_lsn.unwrap_or(0) + 1;
+            if frame.lsn > expected {
+                let v = json!({ "type": "lsn_gap", "expected": expected, "found": frame.lsn,
+                    "file": seg.path.display().to_string(), "offset": offset });
+                out.emit(&v, || {
+                    format!(
+                        "records {expected}..{} are missing (lost or never found)",
+                        frame.lsn - 1
+                    )
+                })?;
+            }
             if let Some(last) = last_lsn.filter(|&l| frame.lsn <= l) {
                 let why = format!("LSN {} does not follow {last}", frame.lsn);
                 skips.skip(out, &seg.path, offset, len, why)?;
@@ -116,12 +156,8 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
                 last_lsn = Some(frame.lsn);
                 continue;
             }
-            match decode_batch(frame.body) {
-                Ok(ops) => {
-                    for op in ops {
-                        let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
-                        docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
-                    }
+            match apply_batch(&mut docs, frame.body) {
+                Ok(()) => {
                     applied += 1;
                     last_lsn = Some(frame.lsn);
                 }
@@ -134,7 +170,8 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
         "type": "salvage", "out": a.out.display().to_string(), "records_read": records,
         "batches_applied": applied, "documents_written": written, "documents_deleted": deleted,
         "skipped_ranges": skips.ranges, "skipped_bytes": skips.bytes,
-        "not_replayed": not_replayed, "last_lsn": last_lsn,
+        "not_replayed": not_replayed, "last_lsn": last_lsn, "snapshot_lsn": snapshot_lsn,
+        "covered_by_snapshot": covered,
     });
     out.emit(&v, || {
         format!(
@@ -154,12 +191,20 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
     Ok(0)
 }
 
+/// Applies the operations of one batch body to the document map.
+fn apply_batch(docs: &mut Docs, body: &[u8]) -> Result<(), String> {
+    for op in decode_batch(body)? {
+        let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
+        docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
+    }
+    Ok(())
+}
+
+/// Documents by (collection, key); `None`: deleted.
+type Docs = BTreeMap<(String, String), Option<Vec<u8>>>;
+
 /// Writes the final documents into a new store; returns (written, deleted keys dropped).
-fn write_store(
-    out: &mut Out,
-    dir: &Path,
-    docs: &BTreeMap<(String, String), Option<Vec<u8>>>,
-) -> Result<(u64, u64), Fail> {
+fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fail> {
     let options = Options {
         max_key_bytes: MAX_KEY_BYTES_LIMIT,
         max_document_bytes: MAX_RECORD_BODY_BYTES - (1 << 20),

@@ -8,8 +8,8 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use walden::format::{
-    decode_batch, parse_segment_file_name, CorruptionKind, RecordKind, SegmentHeader,
-    StoreIdentity, SEGMENT_MAGIC,
+    decode_batch, parse_segment_file_name, parse_snapshot_file_name, CorruptionKind, Frame,
+    RecordKind, SegmentHeader, StoreIdentity, SEGMENT_MAGIC, SNAPSHOT_MAGIC,
 };
 use walden::wal::{list_segment_files, scan_log, LogScan, RecordRef, SegmentInput, WAL_DIR};
 
@@ -44,6 +44,8 @@ pub enum SourceKind {
     WalDir,
     /// A single segment file.
     SegmentFile,
+    /// A single snapshot file.
+    SnapshotFile,
 }
 
 /// One segment file, read whole.
@@ -51,6 +53,17 @@ pub enum SourceKind {
 pub struct LoadedSegment {
     /// Segment number (from the file name, else from the header).
     pub segment_no: u64,
+    /// Path of the file.
+    pub path: PathBuf,
+    /// Its bytes at the time of reading.
+    pub bytes: Vec<u8>,
+}
+
+/// One snapshot file, read whole.
+#[derive(Debug)]
+pub struct LoadedSnapshot {
+    /// The LSN in its file name (`None` if the name is not a snapshot name).
+    pub name_lsn: Option<u64>,
     /// Path of the file.
     pub path: PathBuf,
     /// Its bytes at the time of reading.
@@ -72,6 +85,8 @@ pub struct Source {
     pub identity_problem: Option<String>,
     /// Segment files in number order.
     pub segments: Vec<LoadedSegment>,
+    /// Snapshot files, oldest first.
+    pub snapshots: Vec<LoadedSnapshot>,
     /// Torn tails cut by earlier opens (`*.wal.torn-*`), with their sizes.
     pub torn_files: Vec<(PathBuf, u64)>,
 }
@@ -132,9 +147,14 @@ pub fn load(path: &Path) -> Result<Source, InputError> {
         eprint!("\r\x1b[K");
         let _ = std::io::stderr().flush();
     }
+    let snapshots = match &store_dir {
+        Some(dir) if kind == SourceKind::StoreDir => snapshot_files(dir)?,
+        _ => Vec::new(),
+    };
     Ok(Source {
         root: path.to_path_buf(),
         kind,
+        snapshots,
         torn_files: torn_files(&wal_dir),
         wal_dir: Some(wal_dir),
         identity,
@@ -169,8 +189,43 @@ fn torn_files(wal_dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
+fn snapshot_files(dir: &Path) -> Result<Vec<LoadedSnapshot>, InputError> {
+    let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| input_err(dir, format!("cannot list: {e}")))?
+        .flatten()
+        .filter_map(|e| {
+            let lsn = e.file_name().to_str().and_then(parse_snapshot_file_name)?;
+            Some((lsn, e.path()))
+        })
+        .collect();
+    found.sort();
+    let mut out = Vec::with_capacity(found.len());
+    for (lsn, path) in found {
+        match std::fs::read(&path) {
+            Ok(bytes) => out.push(LoadedSnapshot { name_lsn: Some(lsn), path, bytes }),
+            // Deleted meanwhile by a compaction of a live store.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(input_err(&path, format!("cannot read: {e}"))),
+        }
+    }
+    Ok(out)
+}
+
 fn load_file(path: &Path) -> Result<Source, InputError> {
     let bytes = read(path)?;
+    if bytes.starts_with(&SNAPSHOT_MAGIC) {
+        let name_lsn = path.file_name().and_then(|n| n.to_str()).and_then(parse_snapshot_file_name);
+        return Ok(Source {
+            root: path.to_path_buf(),
+            kind: SourceKind::SnapshotFile,
+            wal_dir: None,
+            identity: None,
+            identity_problem: None,
+            segments: Vec::new(),
+            snapshots: vec![LoadedSnapshot { name_lsn, path: path.to_path_buf(), bytes }],
+            torn_files: Vec::new(),
+        });
+    }
     let header = SegmentHeader::decode(&bytes);
     // An empty or all-zero file is a segment whose header never completed; anything else must
     // start with the magic (or as much of it as the file holds).
@@ -187,16 +242,17 @@ fn load_file(path: &Path) -> Result<Source, InputError> {
         identity: None,
         identity_problem: None,
         segments: vec![LoadedSegment { segment_no, path: path.to_path_buf(), bytes }],
+        snapshots: Vec::new(),
         torn_files: Vec::new(),
     })
 }
 
 /// Checks a record's body the way an open would (batch bodies must decode). Rate-limit and
 /// breaker bodies are not checked yet: their format is still being designed.
-pub fn check_body(r: &RecordRef<'_>) -> Result<(), CorruptionKind> {
-    match r.kind() {
+pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
+    match RecordKind::from_u8(frame.kind) {
         Some(RecordKind::Batch) => {
-            decode_batch(r.frame.body).map(|_| ()).map_err(CorruptionKind::BadBody)
+            decode_batch(frame.body).map(|_| ()).map_err(CorruptionKind::BadBody)
         }
         _ => Ok(()),
     }
@@ -215,7 +271,7 @@ impl Source {
     pub fn scan<'a>(&'a self, on_record: &mut dyn FnMut(&RecordRef<'a>)) -> LogScan {
         let inputs = self.inputs();
         scan_log(&inputs, self.identity.map(|i| i.store_id), &mut |r| {
-            check_body(r)?;
+            check_frame_body(&r.frame)?;
             on_record(r);
             Ok(())
         })
@@ -230,7 +286,8 @@ impl Source {
 
     /// The bytes of the file at `path`, if it is one of the loaded segments.
     pub fn bytes_of(&self, path: &Path) -> Option<&[u8]> {
-        self.segments.iter().find(|s| s.path == path).map(|s| &s.bytes[..])
+        let seg = self.segments.iter().find(|s| s.path == path).map(|s| &s.bytes[..]);
+        seg.or_else(|| self.snapshots.iter().find(|s| s.path == path).map(|s| &s.bytes[..]))
     }
 }
 

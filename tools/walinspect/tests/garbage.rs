@@ -69,6 +69,15 @@ fn random_and_mutated_inputs_never_panic() {
     let seg1 = std::fs::read(seg(base.path(), 1)).unwrap();
     let seg2 = std::fs::read(seg(base.path(), 2)).unwrap();
     let identity = std::fs::read(base.path().join("STORE")).unwrap();
+    // A snapshot of the same store (written from a copy, so the base keeps its segments).
+    let compacted = tempfile::tempdir().unwrap();
+    copy_dir(base.path(), compacted.path());
+    let s = open_store(compacted.path());
+    s.compact().unwrap().unwrap();
+    s.close().unwrap();
+    let snap_path = snapshot_files(compacted.path()).remove(0);
+    let snap_name = snap_path.file_name().unwrap().to_owned();
+    let snapshot = std::fs::read(&snap_path).unwrap();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut codes = [0u32; 5];
     for i in 0..300 {
@@ -82,6 +91,11 @@ fn random_and_mutated_inputs_never_panic() {
         let s2 = mutate(&mut rng, seg2.clone());
         std::fs::write(seg(&store, 1), &s1).unwrap();
         std::fs::write(seg(&store, 2), &s2).unwrap();
+        if rng.below(3) == 0 {
+            std::fs::write(store.join(&snap_name), mutate(&mut rng, snapshot.clone())).unwrap();
+            let r = run(&["verify".as_ref(), store.join(&snap_name).as_os_str()]);
+            assert!((0..=4).contains(&r.code), "input {i} (snapshot): exit {}", r.code);
+        }
         let r = run(&["verify".as_ref(), store.as_os_str(), "--json".as_ref()]);
         assert!((0..=4).contains(&r.code), "input {i}: exit {} {}", r.code, r.stderr);
         assert_eq!(r.ndjson().len(), 1, "input {i}");
@@ -90,6 +104,14 @@ fn random_and_mutated_inputs_never_panic() {
         let r = run(&["verify".as_ref(), seg(&store, 2).as_os_str()]);
         assert!((0..=4).contains(&r.code), "input {i} (file): exit {}", r.code);
         if i % 10 == 0 {
+            let r = run(&[
+                "history".as_ref(),
+                store.as_os_str(),
+                "docs".as_ref(),
+                "k001".as_ref(),
+                "--diff".as_ref(),
+            ]);
+            assert!(r.code == 0 || r.code == 4, "input {i} history: exit {} {}", r.code, r.stderr);
             for cmd in ["summary", "dump", "stats"] {
                 let r = run(&[cmd.as_ref(), store.as_os_str(), "--json".as_ref()]);
                 assert!(

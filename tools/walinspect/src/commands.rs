@@ -226,7 +226,21 @@ pub fn verify(out: &mut Out, path: &Path) -> Result<i32, Fail> {
 /// `dump`: records passing the filters.
 pub fn dump(out: &mut Out, path: &Path, f: &Filters) -> Result<i32, Fail> {
     let src = load(path)?;
-    let (recs, scan) = src.records();
+    let (mut recs, scan) = src.records();
+    // A snapshot file given on its own: its entries (segment 0 stands for "snapshot").
+    let checks = snapshots::check_all(&src);
+    if src.kind == SourceKind::SnapshotFile {
+        for c in &checks {
+            let epoch = c.result.as_ref().map_or(0, |h| h.epoch);
+            recs.extend(c.entries.iter().map(|e| RecordRef {
+                segment_no: 0,
+                epoch,
+                path: &c.snap.path,
+                offset: e.offset,
+                frame: e.frame,
+            }));
+        }
+    }
     let mut printed = 0u64;
     for r in &recs {
         if f.limit.is_some_and(|l| printed >= l) {

@@ -36,9 +36,12 @@ fn a_compacted_store_verifies_and_lists_its_snapshot() {
         (Some(true), Some(10), Some(10))
     );
     assert_eq!(r.of_type("summary")[0]["snapshot_lsn"], 10);
-    // A snapshot file on its own.
+    // A snapshot file on its own: verified, and `dump` lists its entries.
     let (code, v) = verify_json(&snapshot_files(dir.path())[0]);
     assert_eq!(code, 0, "{v}");
+    let entries = records(&snapshot_files(dir.path())[0]);
+    assert_eq!(entries.len(), 10);
+    assert_eq!(entries[9]["ops"][0]["key"], key(9));
 }
 
 #[test]

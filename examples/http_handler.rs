@@ -86,7 +86,7 @@ fn main() -> walden::Result<()> {
         upstream: store.breaker("upstream", BreakerConfig::default())?,
         upstream_up: Cell::new(true),
     };
-    let mut serve = |label: &str, req: Request| -> walden::Result<()> {
+    let serve = |label: &str, req: Request| -> walden::Result<()> {
         let r = handle(&app, &req)?;
         let headers: Vec<String> = r.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         println!(
@@ -117,6 +117,7 @@ fn main() -> walden::Result<()> {
     for h in store.breakers() {
         println!("breaker {}: {:?}, generation {}", h.name, h.state, h.generation);
     }
+    println!("idle rate-limit keys swept: {}", store.sweep_rate_limits());
     println!("rate-limit state: {:?}", store.rate_limit_stats());
     drop(app);
     store.close()?;

@@ -153,10 +153,10 @@ impl Entry {
         self.consecutive_failures = if failed { self.consecutive_failures + 1 } else { 0 };
         let mut rate_tripped = false;
         if let Some(rate) = &self.config.failure_rate {
-            if self.window.len() >= rate.window_calls as usize {
-                if self.window.pop_front() == Some(true) {
-                    self.window_failures -= 1;
-                }
+            if self.window.len() >= rate.window_calls as usize
+                && self.window.pop_front() == Some(true)
+            {
+                self.window_failures -= 1;
             }
             self.window.push_back(failed);
             self.window_failures += u32::from(failed);

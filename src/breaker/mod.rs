@@ -402,7 +402,8 @@ impl Permit {
     }
 
     /// The call succeeded; its duration is measured with the store's clock. Returns whether
-    /// the outcome counted (`false`: the breaker changed generation since the call started).
+    /// the outcome counted (`false`: the breaker changed generation since the call started,
+    /// or it is disabled or forced open, states that count nothing).
     pub fn success(self) -> Result<bool> {
         let elapsed = self.elapsed();
         self.finish(true, elapsed)

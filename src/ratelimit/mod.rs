@@ -160,7 +160,7 @@ pub struct RateLimitStats {
 /// }
 /// let denied = login.check("ip:10.0.0.1")?;
 /// assert!(!denied.allowed);
-/// assert_eq!(denied.retry_after.as_secs(), 20);
+/// assert_eq!(denied.retry_after.as_secs_f64().round(), 20.0); // one cell per 20 s
 /// assert!(login.check("ip:10.0.0.2")?.allowed); // keys are independent
 /// # Ok::<(), walden::Error>(())
 /// ```

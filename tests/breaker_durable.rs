@@ -21,6 +21,15 @@ fn open(dir: &Path, clock: &ManualClock) -> Store {
     Store::open_with(dir, options).unwrap()
 }
 
+/// A new store at `T0` and its default breaker `db`. The directory lives as long as the result.
+fn fresh() -> (tempfile::TempDir, ManualClock, Store, CircuitBreaker) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &clock);
+    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    (dir, clock, store, b)
+}
+
 fn permit(b: &CircuitBreaker) -> Permit {
     match b.try_acquire().unwrap() {
         Acquire::Permitted(p) => p,
@@ -43,10 +52,7 @@ fn trip(b: &CircuitBreaker) {
 
 #[test]
 fn full_cycle_open_reject_half_open_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
-    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    let (_dir, clock, _store, b) = fresh();
     assert!(permit(&b).failure().unwrap());
     assert!(permit(&b).failure().unwrap());
     assert_eq!(b.state(), CircuitState::Closed, "two failures are under the threshold");
@@ -68,10 +74,7 @@ fn full_cycle_open_reject_half_open_close() {
 
 #[test]
 fn failed_probe_reopens_for_a_full_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
-    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    let (_dir, clock, _store, b) = fresh();
     trip(&b);
     clock.advance_ns(60 * S);
     assert!(permit(&b).failure().unwrap());
@@ -81,10 +84,7 @@ fn failed_probe_reopens_for_a_full_wait() {
 
 #[test]
 fn outcomes_from_an_older_generation_are_discarded() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
-    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    let (_dir, clock, _store, b) = fresh();
     let slow_call = permit(&b); // starts while Closed
     trip(&b);
     clock.advance_ns(60 * S);
@@ -103,10 +103,7 @@ fn outcomes_from_an_older_generation_are_discarded() {
 
 #[test]
 fn a_dropped_probe_frees_its_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
-    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    let (_dir, clock, _store, b) = fresh();
     trip(&b);
     clock.advance_ns(60 * S);
     drop(permit(&b));
@@ -116,10 +113,7 @@ fn a_dropped_probe_frees_its_slot() {
 
 #[test]
 fn transitions_are_fsynced_before_the_call_returns_and_counters_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
-    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    let (_dir, _clock, store, b) = fresh();
     let lsn = store.stats().last_lsn;
     for _ in 0..2 {
         permit(&b).failure().unwrap();

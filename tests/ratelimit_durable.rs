@@ -17,11 +17,17 @@ fn open(dir: &Path, clock: &ManualClock) -> Store {
     Store::open_with(dir, options).unwrap()
 }
 
+/// A new store with the clock at `t`. The directory lives as long as the result.
+fn fresh(t: u64) -> (tempfile::TempDir, ManualClock, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t);
+    let store = open(dir.path(), &clock);
+    (dir, clock, store)
+}
+
 #[test]
 fn burst_then_denial_with_http_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
+    let (_dir, clock, store) = fresh(T0);
     let api = store.rate_limiter("api", Quota::per_minute(10)).unwrap();
     for i in 0..10 {
         let d = api.check("alice").unwrap();
@@ -92,9 +98,7 @@ fn clock_stepping_back_grants_nothing_even_across_a_reopen() {
 
 #[test]
 fn per_call_quotas_weighted_checks_and_typed_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
+    let (_dir, _clock, store) = fresh(T0);
     let l = store.rate_limiter("plans", Quota::per_second(1)).unwrap();
     let gold = Quota::per_second(100);
     for _ in 0..100 {
@@ -121,9 +125,7 @@ fn per_call_quotas_weighted_checks_and_typed_errors() {
 
 #[test]
 fn denials_and_peeks_write_nothing_and_allowed_checks_are_fsynced_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
+    let (_dir, _clock, store) = fresh(T0);
     let l = store.rate_limiter("l", Quota::per_hour(1)).unwrap();
     let before = store.stats().last_lsn;
     assert!(l.check("k").unwrap().allowed);
@@ -141,9 +143,7 @@ fn denials_and_peeks_write_nothing_and_allowed_checks_are_fsynced_first() {
 fn a_million_one_off_keys_do_not_stay_resident_once_idle() {
     const KEYS: u64 = 1_000_000;
     const THREADS: u64 = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(T0);
-    let store = open(dir.path(), &clock);
+    let (_dir, clock, store) = fresh(T0);
     // Every key is seen once and idle 10 ms later; the clock moves 1 µs per check.
     let l = store
         .rate_limiter("ip", Quota::per_second(100))

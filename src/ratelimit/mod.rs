@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use crate::error::{Error, LimitKind, Result};
 use crate::format::RecordKind;
-use crate::limits::MAX_KEY_BYTES_LIMIT;
 use crate::store::{Durability, Store};
 use codec::check_object_name;
 
@@ -259,7 +258,7 @@ impl RateLimiter {
     /// Spends `n` cells of `key` under a per-call `quota` (for keys with their own limits,
     /// e.g. per plan). The key's state is its TAT alone, so quotas may differ between calls.
     pub fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
-        self.check_key(key)?;
+        self.store.check_key(key)?;
         quota.validate()?;
         if n > quota.burst() {
             return Err(Error::InvalidQuota { reason: "cost exceeds the burst: never allowed" });
@@ -278,21 +277,6 @@ impl RateLimiter {
         drop(st);
         self.store.wait_for(ticket, self.durability)?;
         Ok(decision)
-    }
-
-    fn check_key(&self, key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidName {
-                what: LimitKind::Key,
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
-        let limit = self.store.inner.options.max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
-        if key.len() > limit {
-            return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
-        }
-        Ok(())
     }
 }
 

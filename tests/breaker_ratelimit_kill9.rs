@@ -3,7 +3,7 @@
 //! durable work, waits for its `READY` line, kills it with SIGKILL and reopens the store.
 //!
 //! - a rate-limit key whose burst the child spent is still denied, with the exact
-//!   `retry_after` (restart bypass must fail);
+//!   `retry_after` (restart bypass must fail), under `Immediate` and under `Buffered`;
 //! - a breaker the child opened is still open, until its wall-clock `open_until`;
 //! - a half-open probe in flight at the kill counts as failed: the breaker reopens.
 //!
@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use walden::{Acquire, BreakerConfig, CircuitState, ManualClock, Options, Quota, Store};
+use walden::{
+    Acquire, BreakerConfig, CircuitState, Durability, ManualClock, Options, Quota, Store,
+};
 
 const S: u64 = 1_000_000_000;
 const T0: u64 = 1_700_000_000 * S;
@@ -75,6 +77,11 @@ fn spent_burst_is_still_spent_after_kill_9() {
             assert!(l.check("mallory").unwrap().allowed);
         }
         assert!(!l.check("mallory").unwrap().allowed);
+        // Buffered: acknowledged once written to the OS, which survives a process kill.
+        let buffered = l.clone().with_durability(Durability::Buffered);
+        for _ in 0..5 {
+            assert!(buffered.check("trudy").unwrap().allowed);
+        }
         park();
     }
     let dir = tempfile::tempdir().unwrap();
@@ -85,6 +92,7 @@ fn spent_burst_is_still_spent_after_kill_9() {
     assert!(!d.allowed, "restart bypass: the killed process's burst came back");
     assert_eq!(d.retry_after, Duration::from_secs(11));
     assert_eq!(d.reset_after, Duration::from_secs(59));
+    assert!(!l.check("trudy").unwrap().allowed, "a Buffered check was lost to a process kill");
     assert!(l.check("someone-else").unwrap().allowed);
 }
 

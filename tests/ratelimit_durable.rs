@@ -140,6 +140,24 @@ fn denials_and_peeks_write_nothing_and_allowed_checks_are_fsynced_first() {
 }
 
 #[test]
+fn concurrent_checks_on_one_key_never_exceed_the_burst() {
+    let (_dir, _clock, store) = fresh(T0);
+    let l = store.rate_limiter("shared", Quota::per_hour(40)).unwrap();
+    let allowed: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let l = l.clone();
+                s.spawn(move || (0..10).filter(|_| l.check("hot").unwrap().allowed).count())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(allowed, 40, "80 concurrent checks against a burst of 40");
+    let s = store.stats();
+    assert_eq!((s.last_lsn, s.durable_lsn), (40, 40), "one durable record per allowed check");
+}
+
+#[test]
 fn a_million_one_off_keys_do_not_stay_resident_once_idle() {
     const KEYS: u64 = 1_000_000;
     const THREADS: u64 = 4;

@@ -219,6 +219,22 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A backup's destination directory exists and is not empty; nothing was written.
+    #[error("backup destination {} is not empty", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// Input to an import is not valid JSON (or not of the expected shape); nothing was written.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    InvalidJson {
+        /// 1-based line of the error in the input.
+        line: usize,
+        /// 1-based column of the error in that line (0: the line as a whole).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// The store was closed.
     #[error("store is closed")]
     Closed,

@@ -29,6 +29,7 @@ pub mod format;
 pub mod io;
 pub mod limits;
 mod ratelimit;
+pub mod snapshot;
 mod store;
 pub mod wal;
 
@@ -42,6 +43,8 @@ pub use ratelimit::{
     Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, MAX_OBJECT_NAME_BYTES,
     MAX_QUOTA_WINDOW_NS, RATELIMIT_BODY_VERSION,
 };
+pub use snapshot::compact::CompactionReport;
 pub use store::{
-    Batch, Durability, Options, RecoveryStats, Scan, Stats, Store, Validator, Versioned,
+    prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
+    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };

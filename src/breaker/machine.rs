@@ -37,6 +37,8 @@ pub(crate) struct Entry {
     pub generation: u64,
     pub open_until_unix_ns: u64,
     pub last_transition_unix_ns: u64,
+    /// LSN of the record of the last transition (0: none).
+    pub lsn: u64,
     pub config: BreakerConfig,
     /// Recovered in HalfOpen: probes were in flight when the process died.
     pub interrupted_probe: bool,

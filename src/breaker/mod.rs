@@ -21,6 +21,7 @@ use crate::error::{Error, LimitKind, Result};
 use crate::format::RecordKind;
 use crate::ratelimit::codec::check_object_name;
 use crate::ratelimit::MAX_QUOTA_WINDOW_NS;
+use crate::store::replay::SnapshotRecord;
 use crate::store::{Durability, Store};
 use crate::wal::writer::Ticket;
 use machine::{Admit, Entry, Outcome};
@@ -139,35 +140,39 @@ impl BreakerState {
     /// Re-applies one `Breaker` record during recovery.
     pub(crate) fn replay(
         &mut self,
-        _lsn: u64,
+        lsn: u64,
         _timestamp_unix_ns: u64,
         body: &[u8],
     ) -> Result<(), String> {
         let rec = BreakerRecord::decode(body)?;
         let e = self.entries.entry(rec.name.to_owned()).or_default();
         e.enter(&rec);
+        e.lsn = lsn;
         // A half-open breaker at a crash had probes in flight; their fate is unknown.
         e.interrupted_probe = rec.state == CircuitState::HalfOpen;
         Ok(())
     }
 
-    /// Hook for snapshots and log compaction: the bodies of `Breaker` records that rebuild
-    /// every breaker's durable state (state, generation, open_until, transition time) when
-    /// replayed into an empty state. Breakers that never left Closed need no record.
-    #[allow(dead_code, reason = "called by snapshot/compaction, which lands with its own issue")]
-    pub(crate) fn live_records(&self) -> Vec<Vec<u8>> {
+    /// Record bodies that recreate every breaker's durable state (state, generation,
+    /// open_until, transition time) when replayed (for snapshots), each with the LSN of the
+    /// breaker's last transition. Breakers that never left Closed need none. All breaker state
+    /// matters whatever the time (an expired Open still means "probe first"), so `_now_unix_ns`
+    /// drops nothing.
+    pub(crate) fn snapshot_records(&self, _now_unix_ns: u64) -> Vec<SnapshotRecord> {
         self.entries
             .iter()
             .filter(|(_, e)| e.generation > 0)
-            .map(|(name, e)| {
-                BreakerRecord {
+            .map(|(name, e)| SnapshotRecord {
+                lsn: e.lsn,
+                timestamp_unix_ns: e.last_transition_unix_ns,
+                body: BreakerRecord {
                     state: e.state,
                     generation: e.generation,
                     open_until_unix_ns: e.open_until_unix_ns,
                     transition_unix_ns: e.last_transition_unix_ns,
                     name,
                 }
-                .encode()
+                .encode(),
             })
             .collect()
     }
@@ -339,6 +344,7 @@ impl CircuitBreaker {
         let rec = e.transition_record(&self.name, to, now);
         let ticket = self.store.append_record(RecordKind::Breaker, rec.encode())?;
         e.enter(&rec);
+        e.lsn = ticket.lsn;
         Ok((ticket, e.config.durability))
     }
 

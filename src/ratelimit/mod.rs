@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, LimitKind, Result};
 use crate::format::RecordKind;
+use crate::store::replay::SnapshotRecord;
 use crate::store::{Durability, Store};
 use codec::check_object_name;
 
@@ -35,6 +36,9 @@ pub(crate) struct RateLimitState {
     /// one), so sweeping costs O(1) amortized per new key.
     next_sweep_at: usize,
     swept_keys: u64,
+    /// LSN and timestamp of the newest `RateLimit` record in this state (for snapshots).
+    last_lsn: u64,
+    last_timestamp_unix_ns: u64,
 }
 
 impl Default for RateLimitState {
@@ -45,6 +49,8 @@ impl Default for RateLimitState {
             high_water_unix_ns: 0,
             next_sweep_at: MIN_SWEEP_KEYS,
             swept_keys: 0,
+            last_lsn: 0,
+            last_timestamp_unix_ns: 0,
         }
     }
 }
@@ -53,11 +59,12 @@ impl RateLimitState {
     /// Re-applies one `RateLimit` record during recovery.
     pub(crate) fn replay(
         &mut self,
-        _lsn: u64,
+        lsn: u64,
         timestamp_unix_ns: u64,
         body: &[u8],
     ) -> Result<(), String> {
         let rec = RateLimitRecord::decode(body)?;
+        self.note_record(lsn, timestamp_unix_ns);
         self.observe(rec.now_unix_ns.max(timestamp_unix_ns));
         self.set(rec.limiter, rec.key, rec.tat_unix_ns, rec.now_unix_ns);
         Ok(())
@@ -116,21 +123,34 @@ impl RateLimitState {
         dropped
     }
 
-    /// Hook for snapshots and log compaction: sweeps at `clock_ns`, then returns the bodies of
-    /// `RateLimit` records that rebuild exactly the remaining state (every live key, each
-    /// carrying the high-water mark) when replayed into an empty state. Records older than the
-    /// snapshot may then be discarded.
-    #[allow(dead_code, reason = "called by snapshot/compaction, which lands with its own issue")]
-    pub(crate) fn live_records(&mut self, clock_ns: u64) -> Vec<Vec<u8>> {
-        let now = self.observe(clock_ns);
-        self.sweep(now);
-        let mut out = Vec::with_capacity(self.resident_keys);
+    /// Record bodies that recreate the live state when replayed (for snapshots): first a
+    /// mark-only record (empty limiter and key) carrying the high-water mark, then one record
+    /// per key still live at `now_unix_ns`; idle keys are left out. Entries carry the LSN and
+    /// timestamp of the newest `RateLimit` record folded into this state.
+    pub(crate) fn snapshot_records(&self, now_unix_ns: u64) -> Vec<SnapshotRecord> {
+        if self.last_lsn == 0 {
+            return Vec::new();
+        }
+        let now = self.high_water_unix_ns.max(now_unix_ns);
+        let entry = |limiter: &str, key: &str, tat_unix_ns| SnapshotRecord {
+            lsn: self.last_lsn,
+            timestamp_unix_ns: self.last_timestamp_unix_ns,
+            body: RateLimitRecord { now_unix_ns: now, tat_unix_ns, limiter, key }.encode(),
+        };
+        let mut out = Vec::with_capacity(1 + self.resident_keys);
+        out.push(entry("", "", 0));
         for (limiter, m) in &self.limiters {
-            for (key, &tat_unix_ns) in m {
-                out.push(RateLimitRecord { now_unix_ns: now, tat_unix_ns, limiter, key }.encode());
-            }
+            out.extend(
+                m.iter().filter(|(_, &tat)| tat > now).map(|(k, &tat)| entry(limiter, k, tat)),
+            );
         }
         out
+    }
+
+    /// Notes the newest record folded into this state.
+    fn note_record(&mut self, lsn: u64, timestamp_unix_ns: u64) {
+        self.last_lsn = self.last_lsn.max(lsn);
+        self.last_timestamp_unix_ns = self.last_timestamp_unix_ns.max(timestamp_unix_ns);
     }
 }
 
@@ -273,6 +293,7 @@ impl RateLimiter {
             RateLimitRecord { now_unix_ns: now, tat_unix_ns, limiter: &self.name, key }.encode();
         // Enqueued under our lock, so LSN order is the order of TAT updates.
         let ticket = self.store.append_record(RecordKind::RateLimit, body)?;
+        st.note_record(ticket.lsn, now);
         st.set(&self.name, key, tat_unix_ns, now);
         drop(st);
         self.store.wait_for(ticket, self.durability)?;
@@ -317,18 +338,26 @@ mod tests {
     }
 
     #[test]
-    fn live_records_rebuild_the_same_state() {
+    fn snapshot_records_rebuild_the_live_state_and_the_mark() {
         let mut st = RateLimitState::default();
-        st.set("a", "x", 1_000, 10);
-        st.set("b", "y", 2_000, 10);
-        st.set("b", "z", 20, 10);
-        let records = st.live_records(50);
-        assert_eq!(records.len(), 2, "z is idle at 50");
+        assert!(st.snapshot_records(5).is_empty(), "no records, nothing to keep");
+        st.replay(7, 10, &body("a", "x", 10, 1_000)).unwrap();
+        st.replay(8, 10, &body("b", "y", 10, 2_000)).unwrap();
+        st.replay(9, 10, &body("b", "z", 10, 20)).unwrap();
+        let records = st.snapshot_records(50);
+        assert_eq!(records.len(), 3, "the mark, x and y; z is idle at 50");
+        assert!(records.iter().all(|r| (r.lsn, r.timestamp_unix_ns) == (9, 10)));
         let mut rebuilt = RateLimitState::default();
-        for (i, r) in records.iter().enumerate() {
-            rebuilt.replay(i as u64 + 1, 0, r).unwrap();
+        for r in &records {
+            rebuilt.replay(r.lsn, r.timestamp_unix_ns, &r.body).unwrap();
         }
         assert_eq!((rebuilt.tat("a", "x"), rebuilt.tat("b", "y")), (1_000, 2_000));
         assert_eq!((rebuilt.resident_keys, rebuilt.high_water_unix_ns), (2, 50));
+        // Only the mark survives once every key is idle: time still cannot step back.
+        let records = st.snapshot_records(5_000);
+        assert_eq!(records.len(), 1);
+        let mut rebuilt = RateLimitState::default();
+        rebuilt.replay(9, 10, &records[0].body).unwrap();
+        assert_eq!((rebuilt.resident_keys, rebuilt.high_water_unix_ns), (0, 5_000));
     }
 }

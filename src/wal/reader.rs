@@ -131,20 +131,20 @@ pub struct LogScan {
 }
 
 /// Finds the next offset after `from` where a record of this segment (checksum seeded with
-/// `salt`) verifies and carries an LSN after `last_lsn`. Bounded by [`MAX_RESYNC_SCAN_BYTES`].
-pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, last_lsn: Option<u64>) -> Option<u64> {
+/// `salt`) verifies and carries an LSN at or after `expected_lsn`, the one the damaged record
+/// should have had. Bounded by [`MAX_RESYNC_SCAN_BYTES`].
+pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, expected_lsn: u64) -> Option<u64> {
     let end = bytes.len().min(from.saturating_add(MAX_RESYNC_SCAN_BYTES));
-    let floor = last_lsn.unwrap_or(0);
     for off in from..end {
         let rest = &bytes[off..];
         if rest.len() < RECORD_HEADER_LEN {
             break;
         }
-        // Cheap filter before the checksum: a later record of this segment has a later LSN,
-        // and no more of them fit than the bytes left can hold.
+        // Cheap filter before the checksum: a later record of this segment has an LSN at or
+        // after the expected one, and no more records fit than the bytes left can hold.
         let lsn = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        let most = floor.saturating_add((rest.len() / RECORD_HEADER_LEN) as u64 + 1);
-        if lsn <= floor && last_lsn.is_some() || lsn > most {
+        let most = expected_lsn.saturating_add((rest.len() / RECORD_HEADER_LEN) as u64);
+        if lsn < expected_lsn || lsn > most {
             continue;
         }
         if decode_frame(rest, salt).is_ok() {
@@ -304,7 +304,7 @@ fn scan_segment<'a>(
         let frame = match decode_frame(&bytes[offset..], salt) {
             Ok(f) => f,
             Err(error) => {
-                let resync = find_next_valid(bytes, offset + 1, salt, scan.last_lsn);
+                let resync = find_next_valid(bytes, offset + 1, salt, next_lsn);
                 if is_last && resync.is_none() {
                     return Some(LogVerdict::TornTail(TornTail {
                         path: path.to_path_buf(),

@@ -72,6 +72,10 @@ pub enum LimitKind {
     Record,
     /// The number of operations in a batch.
     BatchOps,
+    /// A rate limiter's name.
+    LimiterName,
+    /// A circuit breaker's name.
+    BreakerName,
 }
 
 impl fmt::Display for LimitKind {
@@ -82,6 +86,8 @@ impl fmt::Display for LimitKind {
             LimitKind::Document => "document",
             LimitKind::Record => "record",
             LimitKind::BatchOps => "batch operation count",
+            LimitKind::LimiterName => "rate limiter name",
+            LimitKind::BreakerName => "circuit breaker name",
         })
     }
 }
@@ -232,6 +238,19 @@ pub enum Error {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// A rate-limit quota (or the cost of one check against it) can never be satisfied or
+    /// does not fit the limiter's arithmetic; nothing was consumed or written.
+    #[error("invalid rate-limit quota: {reason}")]
+    InvalidQuota {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A circuit breaker's configuration is inconsistent; nothing was written.
+    #[error("invalid circuit breaker configuration: {reason}")]
+    InvalidBreakerConfig {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl Error {

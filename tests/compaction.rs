@@ -81,6 +81,17 @@ fn compaction_keeps_state_equal_to_the_model_across_reopens() {
         assert_eq!(snapshots(dir.path()).len(), 1, "older snapshots are deleted");
         assert_eq!(segments(dir.path()).len(), 1, "only the active segment is left");
         assert!(store.compact().unwrap().is_none(), "nothing new to compact");
+        let s = store.stats();
+        assert_eq!(s.snapshot_lsn, report.snapshot_lsn);
+        assert_eq!(s.snapshot_bytes, report.snapshot_bytes);
+        let on_disk: u64 = std::fs::read_dir(dir.path().join("wal"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert_eq!(s.wal_bytes, on_disk, "stats track the log's size on disk");
+        assert_eq!(s.wal_bytes, 64, "only the new segment's header is left");
+        assert!(s.live_bytes > 0 && s.snapshot_bytes > s.live_bytes);
+        assert!(s.reclaimable_bytes < s.snapshot_bytes, "{s:?}");
         churn(&store, &mut model, round + 100, 50);
         store.close().unwrap();
     }

@@ -257,7 +257,7 @@ impl Store {
         &self.inner.dir
     }
 
-    fn check_key(&self, key: &str) -> Result<()> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::InvalidName {
                 what: LimitKind::Key,

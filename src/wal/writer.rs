@@ -288,6 +288,7 @@ impl Wal {
         let last = next_lsn - 1;
         let counters = WalCounters::default();
         counters.active_segment_no.store(writer.segment_no(), Ordering::Relaxed);
+        counters.wal_bytes_on_disk.store(writer.bytes, Ordering::Relaxed);
         let epoch = writer.epoch();
         Wal {
             epoch,

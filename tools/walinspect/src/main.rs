@@ -67,14 +67,14 @@ enum Command {
     /// At a bad point: file, byte offset, LSN of the last good record, stored vs computed CRC,
     /// a hex window, and where valid records resume (resync offset), if they do.
     Verify(PathArg),
-    /// Print records, document bodies as pretty JSON.
+    /// Print records: document bodies as pretty JSON, rate-limit and breaker records decoded.
     Dump(DumpArgs),
     /// Every version of one document (newest snapshot, then log): LSN, time, op, version, value.
     History(HistoryArgs),
-    /// Where the bytes go: live vs dead, reclaimable, largest documents, sizes.
+    /// Where the bytes go: live vs dead, reclaimable, largest documents, sizes, limiters.
     ///
     /// Per-collection counts, live vs dead bytes, reclaimable space, largest documents, record
-    /// size distribution, batch sizes, counts of rate-limit and breaker records.
+    /// size distribution, batch sizes, rate-limiter key counts, breaker states.
     Stats(PathArg),
     /// Print new records as a live store appends them, like `tail -f`; Ctrl-C stops.
     Follow(FollowArgs),

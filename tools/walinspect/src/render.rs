@@ -3,6 +3,7 @@
 use serde_json::{json, Map, Value};
 use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
+use walden::{BreakerRecord, CircuitState, RateLimitRecord};
 
 use crate::snapshots;
 use crate::source::Source;
@@ -19,13 +20,54 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The fields of a record body walinspect cannot decode yet (rate-limit and breaker records:
-/// their body format is being designed). The one place to teach walinspect those bodies later.
-pub fn describe_opaque_body(kind: Option<RecordKind>, body: &[u8]) -> Map<String, Value> {
-    let _ = kind; // decoders per kind go here once the formats are fixed
+/// The name of a breaker state, as walinspect prints it.
+pub fn circuit_state_name(state: CircuitState) -> &'static str {
+    match state {
+        CircuitState::Closed => "closed",
+        CircuitState::Open => "open",
+        CircuitState::HalfOpen => "half_open",
+        CircuitState::ForcedOpen => "forced_open",
+        CircuitState::Disabled => "disabled",
+    }
+}
+
+/// The fields of a rate-limit or breaker record body, decoded with the library's
+/// `RateLimitRecord::decode` / `BreakerRecord::decode`. The one place that knows these bodies; a
+/// body that does not decode (or an unknown kind) is shown as its length and hex.
+pub fn describe_state_body(kind: Option<RecordKind>, body: &[u8]) -> Map<String, Value> {
+    let decoded = match kind {
+        Some(RecordKind::RateLimit) => RateLimitRecord::decode(body).map(|r| {
+            json!({
+                "limiter": r.limiter,
+                "key": r.key,
+                "now": format_ns(r.now_unix_ns),
+                "now_unix_ns": r.now_unix_ns,
+                "tat": format_ns(r.tat_unix_ns),
+                "tat_unix_ns": r.tat_unix_ns,
+            })
+        }),
+        Some(RecordKind::Breaker) => BreakerRecord::decode(body).map(|b| {
+            json!({
+                "breaker": b.name,
+                "state": circuit_state_name(b.state),
+                "generation": b.generation,
+                "open_until_unix_ns": b.open_until_unix_ns,
+                "transition": format_ns(b.transition_unix_ns),
+                "transition_unix_ns": b.transition_unix_ns,
+            })
+        }),
+        _ => Err("no decoder for this kind".to_owned()),
+    };
     let mut m = Map::new();
     m.insert("body_len".into(), json!(body.len()));
-    m.insert("body_hex".into(), json!(hex(body)));
+    match decoded {
+        Ok(Value::Object(fields)) => m.extend(fields),
+        Ok(_) => {}
+        Err(e) => {
+            m.insert("body_hex".into(), json!(hex(body)));
+            m.insert("decode_error".into(), json!(e));
+        }
+    }
     m
 }
 
@@ -74,7 +116,7 @@ pub fn record_json(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> Value {
     match r.kind() {
         Some(RecordKind::Batch) => v["ops"] = ops.iter().map(op_json).collect(),
         kind => {
-            for (k, x) in describe_opaque_body(kind, r.frame.body) {
+            for (k, x) in describe_state_body(kind, r.frame.body) {
                 v[k] = x;
             }
         }
@@ -110,7 +152,7 @@ pub fn record_text(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> String {
             }
         }
         kind => {
-            let m = describe_opaque_body(kind, r.frame.body);
+            let m = describe_state_body(kind, r.frame.body);
             for (k, x) in m {
                 s.push_str(&format!(
                     "\n  {k}: {}",

@@ -12,6 +12,7 @@ use walden::format::{
     RecordKind, SegmentHeader, StoreIdentity, SEGMENT_MAGIC, SNAPSHOT_MAGIC,
 };
 use walden::wal::{list_segment_files, scan_log, LogScan, RecordRef, SegmentInput, WAL_DIR};
+use walden::{BreakerRecord, RateLimitRecord};
 
 /// Name of the identity file inside a store directory.
 pub const IDENTITY_FILE: &str = "STORE";
@@ -247,15 +248,16 @@ fn load_file(path: &Path) -> Result<Source, InputError> {
     })
 }
 
-/// Checks a record's body the way an open would (batch bodies must decode). Rate-limit and
-/// breaker bodies are not checked yet: their format is still being designed.
+/// Checks a record's body the way an open would: batch, rate-limit and breaker bodies must
+/// decode (with the library's decoders).
 pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
-    match RecordKind::from_u8(frame.kind) {
-        Some(RecordKind::Batch) => {
-            decode_batch(frame.body).map(|_| ()).map_err(CorruptionKind::BadBody)
-        }
-        _ => Ok(()),
-    }
+    let r = match RecordKind::from_u8(frame.kind) {
+        Some(RecordKind::Batch) => decode_batch(frame.body).map(|_| ()),
+        Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
+        Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
+        None => Ok(()),
+    };
+    r.map_err(CorruptionKind::BadBody)
 }
 
 impl Source {

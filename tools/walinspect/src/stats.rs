@@ -1,14 +1,15 @@
 //! `stats`: where the log's bytes go.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::json;
 use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
+use walden::{BreakerRecord, CircuitState, RateLimitRecord};
 
 use crate::commands::note_verdict;
 use crate::out::{Fail, Out};
-use crate::render::{batch_ops, kind_name};
+use crate::render::{batch_ops, circuit_state_name, kind_name};
 use crate::source::load;
 
 /// How many of the largest live documents to list.
@@ -57,7 +58,8 @@ fn bucket_text(bounds: &[u64], counts: &[u64], unit: &str) -> String {
 }
 
 /// `stats`: per-collection counts, live vs dead bytes, reclaimable space, largest documents,
-/// record size distribution, batch sizes, other record kinds.
+/// record size distribution, batch sizes, rate-limiter key counts and breaker states (as of the
+/// last breaker record in the log).
 pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     let src = load(path)?;
     let (recs, scan) = src.records();
@@ -67,6 +69,8 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     let mut batches = [0u64; BATCH_BUCKETS.len()];
     let (mut batch_records, mut batch_ops_total, mut batch_max) = (0u64, 0u64, 0u64);
     let mut other: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut limiter_keys: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    let mut breakers: BTreeMap<&str, (CircuitState, u64, u64)> = BTreeMap::new();
     let mut record_bytes = 0u64;
     let mut scratch = Vec::new();
     for r in &recs {
@@ -77,6 +81,19 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
             let e = other.entry(kind_name(r.frame.kind)).or_default();
             e.0 += 1;
             e.1 += len;
+            match r.kind() {
+                Some(RecordKind::RateLimit) => {
+                    if let Ok(rl) = RateLimitRecord::decode(r.frame.body) {
+                        limiter_keys.entry(rl.limiter).or_default().insert(rl.key);
+                    }
+                }
+                Some(RecordKind::Breaker) => {
+                    if let Ok(b) = BreakerRecord::decode(r.frame.body) {
+                        breakers.insert(b.name, (b.state, b.generation, r.frame.lsn));
+                    }
+                }
+                _ => {}
+            }
             continue;
         }
         let ops = batch_ops(r);
@@ -157,7 +174,17 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     ))?;
     for (kind, (n, bytes)) in &other {
         let v = json!({ "type": "other_records", "kind": kind, "records": n, "bytes": bytes });
-        out.emit(&v, || format!("{kind} records: {n} ({bytes} bytes; bodies not decoded yet)"))?;
+        out.emit(&v, || format!("{kind} records: {n} ({bytes} bytes)"))?;
+    }
+    for (limiter, keys) in &limiter_keys {
+        let v = json!({ "type": "ratelimit", "limiter": limiter, "keys": keys.len() });
+        out.emit(&v, || format!("rate limiter {limiter}: {} keys in the log", keys.len()))?;
+    }
+    for (name, (state, generation, lsn)) in &breakers {
+        let state = circuit_state_name(*state);
+        let v = json!({ "type": "breaker", "breaker": name, "state": state,
+            "generation": generation, "lsn": lsn });
+        out.emit(&v, || format!("breaker {name}: {state} (generation {generation}, lsn {lsn})"))?;
     }
     let reclaimable = record_bytes.saturating_sub(total_live);
     let v = json!({

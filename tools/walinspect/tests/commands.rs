@@ -320,3 +320,33 @@ fn help_shows_examples_and_usage_errors_exit_64() {
     assert_eq!(run(&["verify"]).code, 64);
     assert_eq!(run(&["no-such-command", "x", "y"]).code, 64);
 }
+
+#[test]
+fn rate_limit_and_breaker_records_are_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open_store(dir.path());
+        let rl = s.rate_limiter("api", walden::Quota::per_second(10)).unwrap();
+        for user in ["u1", "u2", "u1"] {
+            rl.check(user).unwrap();
+        }
+        s.breaker("db", walden::BreakerConfig::default()).unwrap().force_open().unwrap();
+        s.close().unwrap();
+    }
+    assert_eq!(run(&a(&["verify"], dir.path())).code, 0);
+    let r = run(&a(&["dump", "--json", "--kind", "ratelimit"], dir.path()));
+    let recs = r.of_type("record");
+    assert_eq!(recs.len(), 3, "{}", r.stdout);
+    assert_eq!((recs[1]["limiter"].as_str(), recs[1]["key"].as_str()), (Some("api"), Some("u2")));
+    assert!(recs[0]["tat_unix_ns"].is_u64() && recs[0].get("decode_error").is_none());
+    let b = run(&a(&["dump", "--json", "--kind", "breaker"], dir.path())).of_type("record");
+    assert_eq!(
+        (b[0]["breaker"].as_str(), b[0]["state"].as_str()),
+        (Some("db"), Some("forced_open"))
+    );
+    let st = run(&a(&["stats", "--json"], dir.path()));
+    assert_eq!(st.of_type("ratelimit")[0]["keys"], 2);
+    assert_eq!(st.of_type("breaker")[0]["state"], "forced_open");
+    let text = run(&a(&["dump", "--kind", "breaker"], dir.path()));
+    assert!(text.stdout.contains("state: forced_open"), "{}", text.stdout);
+}

@@ -185,9 +185,7 @@ pub(crate) struct Inner {
     pub(crate) compactor: Arc<Compactor>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
-    #[allow(dead_code, reason = "filled by the rate limiter")]
     pub(crate) ratelimits: Mutex<RateLimitState>,
-    #[allow(dead_code, reason = "filled by the circuit breaker")]
     pub(crate) breakers: Mutex<BreakerState>,
     /// The flusher and compactor threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -646,7 +644,6 @@ impl Store {
     /// ticket; it is applied to no document. Call it while holding the lock that guards the
     /// in-memory state the record describes, so LSN order is mutation order; then release that
     /// lock and [`Store::wait_for`] the ticket.
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
         if body.len() > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
@@ -662,7 +659,6 @@ impl Store {
     }
 
     /// Waits until a ticket's record is written (`Buffered`) or fsynced (`Immediate`).
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn wait_for(&self, ticket: Ticket, durability: Durability) -> Result<()> {
         self.inner.wal.wait(ticket, durability)
     }

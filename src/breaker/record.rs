@@ -69,7 +69,7 @@ impl<'a> BreakerRecord<'a> {
 
     /// Decodes a body; any malformed input is an `Err` with a description, never a panic.
     pub fn decode(body: &'a [u8]) -> Result<BreakerRecord<'a>, String> {
-        let mut r = Reader::new(body, BREAKER_BODY_VERSION)?;
+        let mut r = Reader::with_version(body, BREAKER_BODY_VERSION)?;
         let b = r.u8("state")?;
         let state = CircuitState::from_byte(b).ok_or_else(|| format!("unknown state byte {b}"))?;
         let rec = BreakerRecord {

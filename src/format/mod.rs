@@ -5,6 +5,7 @@
 //! store's recovery and by `walinspect` alike.
 
 mod batch;
+pub(crate) mod body;
 mod identity;
 mod record;
 mod segment;

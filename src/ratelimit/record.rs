@@ -42,7 +42,7 @@ impl<'a> RateLimitRecord<'a> {
 
     /// Decodes a body; any malformed input is an `Err` with a description, never a panic.
     pub fn decode(body: &'a [u8]) -> Result<RateLimitRecord<'a>, String> {
-        let mut r = Reader::new(body, RATELIMIT_BODY_VERSION)?;
+        let mut r = Reader::with_version(body, RATELIMIT_BODY_VERSION)?;
         let rec = RateLimitRecord {
             now_unix_ns: r.u64("now_unix_ns")?,
             tat_unix_ns: r.u64("tat_unix_ns")?,
@@ -82,7 +82,7 @@ mod tests {
         let mut b =
             RateLimitRecord { now_unix_ns: 0, tat_unix_ns: 0, limiter: "l", key: "k" }.encode();
         b.push(0);
-        assert!(RateLimitRecord::decode(&b).unwrap_err().contains("unexpected bytes"));
+        assert!(RateLimitRecord::decode(&b).unwrap_err().contains("trailing bytes"));
         b.pop();
         b[0] = 2;
         assert!(RateLimitRecord::decode(&b).unwrap_err().contains("version 2"));

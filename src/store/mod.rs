@@ -185,9 +185,7 @@ pub(crate) struct Inner {
     pub(crate) compactor: Arc<Compactor>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
-    #[allow(dead_code, reason = "filled by the rate limiter")]
     pub(crate) ratelimits: Mutex<RateLimitState>,
-    #[allow(dead_code, reason = "filled by the circuit breaker")]
     pub(crate) breakers: Mutex<BreakerState>,
     /// The flusher and compactor threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -218,24 +216,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn check_collection(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName { what: LimitKind::CollectionName, name: name.to_owned(), reason })
-    };
+/// Checks a name (collection, limiter, breaker): 1 to `max_bytes` bytes of `[A-Za-z0-9_.-]`.
+pub(crate) fn check_name(what: LimitKind, name: &str, max_bytes: usize) -> Result<()> {
     if name.is_empty() {
-        return bad("must not be empty");
+        return Err(Error::InvalidName { what, name: String::new(), reason: "must not be empty" });
     }
-    if name.len() > MAX_COLLECTION_NAME_BYTES {
-        return Err(Error::TooLarge {
-            what: LimitKind::CollectionName,
-            size: name.len(),
-            limit: MAX_COLLECTION_NAME_BYTES,
-        });
+    if name.len() > max_bytes {
+        return Err(Error::TooLarge { what, size: name.len(), limit: max_bytes });
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-        return bad("only A-Z, a-z, 0-9, '_', '.' and '-' are allowed");
+        return Err(Error::InvalidName {
+            what,
+            name: name.to_owned(),
+            reason: "only A-Z, a-z, 0-9, '_', '.' and '-' are allowed",
+        });
     }
     Ok(())
+}
+
+fn check_collection(name: &str) -> Result<()> {
+    check_name(LimitKind::CollectionName, name, MAX_COLLECTION_NAME_BYTES)
 }
 
 impl Store {
@@ -646,7 +646,6 @@ impl Store {
     /// ticket; it is applied to no document. Call it while holding the lock that guards the
     /// in-memory state the record describes, so LSN order is mutation order; then release that
     /// lock and [`Store::wait_for`] the ticket.
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
         if body.len() > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
@@ -662,7 +661,6 @@ impl Store {
     }
 
     /// Waits until a ticket's record is written (`Buffered`) or fsynced (`Immediate`).
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn wait_for(&self, ticket: Ticket, durability: Durability) -> Result<()> {
         self.inner.wal.wait(ticket, durability)
     }

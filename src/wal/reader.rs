@@ -289,6 +289,17 @@ fn scan_segment<'a>(
                 None,
             );
         }
+        // The log has no snapshots: it starts at LSN 1, so a first segment that starts later
+        // means the segments before it are missing.
+        None if header.first_lsn != 1 => {
+            return corrupt(
+                path,
+                0,
+                scan.last_lsn,
+                CorruptionKind::LsnGap { expected: 1, found: header.first_lsn },
+                None,
+            );
+        }
         None => {
             scan.first_lsn = Some(header.first_lsn);
         }

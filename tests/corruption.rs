@@ -120,7 +120,7 @@ fn damage_at_the_end_of_a_segment_that_is_not_the_last_is_corruption() {
     let c = case();
     let seg = segments(&c.dir)[1].clone();
     let last = *records(&seg).last().unwrap();
-    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(last.offset + 5).unwrap();
+    common::truncate_file(&seg, last.offset + 5);
     let (file, offset, _, kind) = expect_corruption(refused(&c.dir));
     assert_eq!((file, offset), (seg, last.offset));
     assert!(matches!(kind, CorruptionKind::BadRecord(FrameError::Truncated { .. })), "{kind:?}");
@@ -202,7 +202,7 @@ fn last_record_of_a_middle_segment_removed_is_an_lsn_gap_at_the_next_header() {
     let c = case();
     let segs = segments(&c.dir);
     let last = *records(&segs[1]).last().unwrap();
-    fs::OpenOptions::new().write(true).open(&segs[1]).unwrap().set_len(last.offset).unwrap();
+    common::truncate_file(&segs[1], last.offset);
     let (file, offset, _, kind) = expect_corruption(refused(&c.dir));
     assert_eq!((file, offset), (segs[2].clone(), 0));
     assert_eq!(kind, CorruptionKind::LsnGap { expected: last.lsn, found: last.lsn + 1 });

@@ -33,6 +33,15 @@ fn store_with_acked(dir: &Path, io: &FaultyIo, n: usize) -> Store {
     s
 }
 
+/// A store in a fresh temporary directory, through a new `FaultyIo`, with `n` acknowledged puts.
+fn setup(n: usize) -> (tempfile::TempDir, std::path::PathBuf, FaultyIo, Store) {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let io = FaultyIo::new();
+    let s = store_with_acked(&dir, &io, n);
+    (t, dir, io, s)
+}
+
 fn assert_acked(s: &Store, n: usize) {
     for i in 0..n {
         let d = s.get::<usize>("c", &format!("ack{i}")).unwrap();
@@ -67,10 +76,7 @@ fn assert_poisoned(s: &Store, op: IoOp, errno: i32, acked: usize) {
 
 #[test]
 fn failing_fsync_fails_the_write_and_poisons_the_store() {
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 5);
+    let (_t, dir, io, s) = setup(5);
     io.inject(next(&io, FaultOp::Sync, FaultError::Eio, false));
     let cause = poison_cause(s.put("c", "failed", &99));
     assert_eq!((cause.op, cause.raw_os_error), (IoOp::Sync, Some(EIO)));
@@ -92,10 +98,7 @@ fn failing_fsync_fails_the_write_and_poisons_the_store() {
 #[test]
 fn every_writer_waiting_on_a_failed_fsync_fails() {
     const WRITERS: usize = 16;
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 3);
+    let (_t, dir, io, s) = setup(3);
     io.inject(next(&io, FaultOp::Sync, FaultError::Eio, false));
     let barrier = Barrier::new(WRITERS);
     let results: Vec<walden::Result<u64>> = std::thread::scope(|sc| {
@@ -124,10 +127,7 @@ fn every_writer_waiting_on_a_failed_fsync_fails() {
 
 #[test]
 fn enospc_on_write_is_a_clear_error_and_loses_nothing() {
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 4);
+    let (_t, dir, io, s) = setup(4);
     io.inject(next(&io, FaultOp::Write, FaultError::Enospc, true));
     let cause = poison_cause(s.put("c", "nospace", &1));
     assert_eq!((cause.op, cause.raw_os_error), (IoOp::Write, Some(ENOSPC)));
@@ -152,10 +152,7 @@ fn enospc_on_write_is_a_clear_error_and_loses_nothing() {
 
 #[test]
 fn short_writes_are_completed_without_error() {
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 2);
+    let (_t, dir, io, s) = setup(2);
     let before = io.count(FaultOp::Write);
     io.inject(next(&io, FaultOp::Write, FaultError::ShortWrite { bytes: 3 }, true));
     let mut b = walden::Batch::new();
@@ -178,10 +175,7 @@ fn short_writes_are_completed_without_error() {
 
 #[test]
 fn torn_write_poisons_and_reopen_cuts_the_torn_tail() {
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 3);
+    let (_t, dir, io, s) = setup(3);
     let seg = segments(&dir).last().unwrap().clone();
     let valid_len = fs::metadata(&seg).unwrap().len();
     io.inject(next(&io, FaultOp::Write, FaultError::TornWrite { bytes: 10 }, false));
@@ -322,10 +316,7 @@ fn a_fault_at_any_step_of_open_is_an_error_and_loses_nothing() {
 #[test]
 fn faulty_io_is_only_a_seam_over_the_real_files() {
     // With no fault planned, a store through FaultyIo behaves like one on RealIo.
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let s = store_with_acked(&dir, &io, 3);
+    let (_t, dir, io, s) = setup(3);
     assert!(io.count(FaultOp::Write) >= 3 && io.count(FaultOp::Sync) >= 3);
     drop(s);
     let s = Store::open_with(&dir, faulty_options(&io)).unwrap();

@@ -9,7 +9,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::{open, spawn_self, store_dir, tmp};
@@ -17,7 +19,7 @@ use walden::{Error, Options, Store};
 
 const CHILD_ENV: &str = "WALDEN_LOCK_CHILD";
 
-fn assert_locked(r: walden::Result<Store>, dir: &std::path::Path) {
+fn assert_locked(r: walden::Result<Store>, dir: &Path) {
     match r {
         Err(Error::Locked { path }) => assert_eq!(path, dir),
         other => panic!("expected Locked, got {other:?}"),
@@ -26,6 +28,18 @@ fn assert_locked(r: walden::Result<Store>, dir: &std::path::Path) {
 
 fn with_timeout(t: Duration) -> Options {
     Options { lock_timeout: Some(t), ..Options::default() }
+}
+
+/// Starts a thread that opens `dir` with a long lock timeout; returns once it is about to.
+fn spawn_waiting_opener(dir: &Path) -> JoinHandle<walden::Result<Store>> {
+    let (tx, rx) = mpsc::channel();
+    let dir = dir.to_path_buf();
+    let waiter = std::thread::spawn(move || {
+        tx.send(()).unwrap();
+        Store::open_with(&dir, with_timeout(Duration::from_secs(60)))
+    });
+    rx.recv().unwrap();
+    waiter
 }
 
 #[test]
@@ -51,15 +65,7 @@ fn lock_timeout_waits_for_the_holder_in_the_same_process() {
     assert_locked(Store::open_with(&dir, with_timeout(Duration::from_millis(200))), &dir);
     assert!(started.elapsed() >= Duration::from_millis(200), "did not wait for the timeout");
 
-    let (tx, rx) = mpsc::channel();
-    let waiter = {
-        let dir = dir.clone();
-        std::thread::spawn(move || {
-            tx.send(()).unwrap();
-            Store::open_with(&dir, with_timeout(Duration::from_secs(60)))
-        })
-    };
-    rx.recv().unwrap();
+    let waiter = spawn_waiting_opener(&dir);
     s.put("c", "k", &"from the first holder").unwrap();
     drop(s);
     let s = waiter.join().unwrap().expect("the waiting opener gets the store");
@@ -98,15 +104,7 @@ fn open_from_another_process_is_locked_until_it_lets_go() {
     assert_locked(Store::open_with(&dir, with_timeout(Duration::from_millis(200))), &dir);
     assert!(started.elapsed() >= Duration::from_millis(200));
 
-    let (tx, rx) = mpsc::channel();
-    let waiter = {
-        let dir = dir.clone();
-        std::thread::spawn(move || {
-            tx.send(()).unwrap();
-            Store::open_with(&dir, with_timeout(Duration::from_secs(60)))
-        })
-    };
-    rx.recv().unwrap();
+    let waiter = spawn_waiting_opener(&dir);
     drop(child.stdin.take()); // the holder closes the store and exits
     let s = waiter.join().unwrap().expect("the waiting opener gets the store");
     assert!(child.wait().unwrap().success());

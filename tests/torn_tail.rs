@@ -89,7 +89,7 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
         let dir = t.path().join(format!("cut-{cut}"));
         copy_dir(&tpl, &dir);
         let seg = dir.join("wal").join(&seg_name);
-        fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut as u64).unwrap();
+        common::truncate_file(&seg, cut as u64);
         let complete = recs.iter().filter(|r| (r.offset + r.len) as usize <= cut).count();
         let n = FIRST + complete;
         match recs.iter().find(|r| r.offset as usize == cut) {
@@ -116,7 +116,7 @@ fn torn_tail_reports_a_truncated_record() {
     template(&dir);
     let seg = segments(&dir)[1].clone();
     let last = *records(&seg).last().unwrap();
-    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(last.offset + 10).unwrap();
+    common::truncate_file(&seg, last.offset + 10);
     let st = open(&dir).stats();
     let torn = st.recovery.torn_tail.unwrap();
     assert_eq!(torn.error, Some(FrameError::Truncated { needed: 28, available: 10 }));
@@ -134,7 +134,7 @@ fn truncation_inside_the_last_segment_header_drops_only_that_segment() {
         let dir = t.path().join(format!("cut-{cut}"));
         copy_dir(&tpl, &dir);
         let seg = dir.join("wal").join(&seg_name);
-        fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(cut as u64).unwrap();
+        common::truncate_file(&seg, cut as u64);
         assert_torn(&dir, &seg, 0, &bytes[..cut], FIRST, &ctx);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -183,7 +183,7 @@ fn store_written_after_a_torn_tail_recovers_cleanly() {
     template(&dir);
     let seg = segments(&dir)[1].clone();
     let last = *records(&seg).last().unwrap();
-    fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(last.offset + 3).unwrap();
+    common::truncate_file(&seg, last.offset + 3);
     let s = open(&dir);
     assert!(s.stats().recovery.torn_tail.is_some());
     // The lost record's key gets version 1 again; later writes continue the LSN chain.

@@ -47,6 +47,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Cuts the file at `path` to `len` bytes.
+pub fn truncate_file(path: &Path, len: u64) {
+    fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
+}
+
 /// Every file under `dir` (relative path) with its content: equal digests mean nothing changed.
 pub fn dir_digest(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {

@@ -327,6 +327,11 @@ fn limits_are_typed_errors_that_write_nothing() {
     assert!(matches!(s.commit(b), Err(Error::TooLarge { what: LimitKind::Document, .. })));
     assert!(matches!(s.get::<i32>("a/b", "k"), Err(Error::InvalidName { .. })));
     assert!(matches!(s.delete("c", ""), Err(Error::InvalidName { .. })));
+    let mut b = Batch::new();
+    for i in 0..=walden::limits::MAX_BATCH_OPS {
+        b.delete("c", &format!("k{i}"));
+    }
+    assert!(matches!(s.commit(b), Err(Error::TooLarge { what: LimitKind::BatchOps, .. })));
     assert_eq!(last_lsn(&s), before);
     assert_eq!(s.stats().documents, 0);
 
@@ -641,4 +646,26 @@ fn stats_move_with_the_work_done() {
     assert_eq!(st.recovery.records_replayed, 15);
     assert_eq!(st.recovery.segments_read, 1);
     assert_eq!(st.documents, 13);
+}
+
+#[test]
+fn timestamps_never_go_backwards_even_when_the_clock_does() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let clock = ManualClock::new(5_000_000);
+    let opts = || Options { clock: Arc::new(clock.clone()), ..Options::default() };
+    let s = Store::open_with(&dir, opts()).unwrap();
+    s.put("c", "a", &1).unwrap();
+    clock.set_ns(1_000);
+    s.put("c", "b", &1).unwrap();
+    let ts = |s: &Store, k: &str| s.get::<i32>("c", k).unwrap().unwrap().written_unix_ns;
+    assert_eq!((ts(&s, "a"), ts(&s, "b")), (5_000_000, 5_000_000));
+    drop(s);
+    // Across a reopen too: the log's last timestamp is the floor.
+    let s = Store::open_with(&dir, opts()).unwrap();
+    s.put("c", "c", &1).unwrap();
+    assert_eq!(ts(&s, "c"), 5_000_000);
+    clock.set_ns(9_000_000);
+    s.put("c", "d", &1).unwrap();
+    assert_eq!(ts(&s, "d"), 9_000_000);
 }

@@ -13,7 +13,9 @@
 //! there (version ≥ the acknowledged one, and the acknowledged value when equal), and every
 //! stored document is one the child announced, under its own key and version (no value that
 //! was never written). Rounds accumulate in one store, so each round also recovers what the
-//! previous crash left.
+//! previous crash left. Every fourth round the kill comes 0–30 ms after the spawn instead,
+//! usually while the child is still recovering the store, so a crash during recovery (cutting a
+//! torn tail, removing an empty segment, creating the new one) is exercised too.
 //!
 //! 20 rounds by default; set `WALDEN_CRASH_ROUNDS` for more and `WALDEN_CRASH_SEED` to vary
 //! the kill timings (the seed is printed in every failure message).
@@ -28,7 +30,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{spawn_self, store_dir, tmp, Rng};
-use walden::{Batch, Options, Store};
+use walden::{Batch, Durability, Options, Store};
 
 const CHILD_ENV: &str = "WALDEN_CRASH_CHILD";
 const COLLECTION: &str = "crash";
@@ -90,6 +92,10 @@ fn child_writer(store: &Store, thread: usize, round: u64) {
                     b.put_if_version(COLLECTION, key, &val, versions[i]);
                 }
                 b.put(COLLECTION, key2, &val2);
+                if thread == 1 {
+                    // Buffered: acknowledged once written to the OS, which survives SIGKILL.
+                    b.durability(Durability::Buffered);
+                }
                 assert_eq!(store.commit(b).unwrap(), vec![Some(v), Some(v2)]);
                 report(&format!("A {key} {v} {val}"));
                 report(&format!("A {key2} {v2} {val2}"));
@@ -198,7 +204,15 @@ impl Ledger {
 }
 
 /// Runs one child until the kill; returns its output lines.
-fn crash_round(dir: &Path, round: u64, delay: Duration, ctx: &str) -> Vec<String> {
+/// With `wait_ready` the kill comes `delay` after the child's READY; without, `delay` after
+/// the spawn, usually while the child is still opening (recovering) the store.
+fn crash_round(
+    dir: &Path,
+    round: u64,
+    wait_ready: bool,
+    delay: Duration,
+    ctx: &str,
+) -> Vec<String> {
     let round = round.to_string();
     let mut child = spawn_self(
         "crash_child",
@@ -215,7 +229,7 @@ fn crash_round(dir: &Path, round: u64, delay: Duration, ctx: &str) -> Vec<String
         }
     });
     let mut lines = Vec::new();
-    loop {
+    while wait_ready {
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(line) if line == "READY" => break,
             Ok(line) => lines.push(line),
@@ -228,6 +242,7 @@ fn crash_round(dir: &Path, round: u64, delay: Duration, ctx: &str) -> Vec<String
     std::thread::sleep(delay); // the crash point: how long the child gets to write
     child.kill().unwrap();
     let status = child.wait().unwrap();
+    // The child never ends on its own: an exit means it failed (e.g. its open was refused).
     assert_eq!(status.signal(), Some(9), "{ctx}: child ended on its own: {status:?}");
     reader.join().unwrap();
     lines.extend(rx.try_iter());
@@ -243,9 +258,12 @@ fn acknowledged_writes_survive_sigkill() {
     let mut rng = Rng::new(seed);
     let mut ledger = Ledger::default();
     for round in 0..rounds {
-        let delay = Duration::from_millis(rng.range(5, 81));
-        let ctx = format!("seed {seed} round {round} delay {delay:?}");
-        for line in crash_round(&dir, round, delay, &ctx) {
+        // Every fourth round kills the child soon after the spawn, during its open.
+        let wait_ready = round % 4 != 3;
+        let delay =
+            Duration::from_millis(if wait_ready { rng.range(5, 81) } else { rng.range(0, 30) });
+        let ctx = format!("seed {seed} round {round} delay {delay:?} after ready {wait_ready}");
+        for line in crash_round(&dir, round, wait_ready, delay, &ctx) {
             ledger.absorb(&line);
         }
         ledger.verify(&dir, &ctx);

@@ -2,7 +2,7 @@
 //! garbage, must open with exactly the records before the damage.
 //!
 //! A template store gets two segments of records (two opens). For every byte offset inside the
-//! last three records of the last segment (and every offset inside its header), the test copies
+//! first and the last three records of the last segment (and inside its header), the test copies
 //! the template, truncates the segment there and opens it. It asserts: the documents are exactly
 //! those of the complete records before the cut; `stats().recovery.torn_tail` names the segment
 //! and the offset of the record that was cut (or nothing when the cut fell on a record
@@ -83,8 +83,11 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
     let recs = records(&segments(&tpl)[1]);
     assert_eq!(recs.len(), SECOND);
     assert_eq!((recs[SECOND - 1].offset + recs[SECOND - 1].len) as usize, bytes.len());
-    let start = recs[SECOND - 3].offset as usize;
-    for cut in start..bytes.len() {
+    // The first record (cutting it leaves a segment without records, which is then removed)
+    // and the last three.
+    let first = recs[0].offset as usize..(recs[0].offset + recs[0].len) as usize;
+    let last_three = recs[SECOND - 3].offset as usize..bytes.len();
+    for cut in first.chain(last_three) {
         let ctx = format!("cut at {cut} of {}", bytes.len());
         let dir = t.path().join(format!("cut-{cut}"));
         copy_dir(&tpl, &dir);

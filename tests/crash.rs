@@ -229,13 +229,15 @@ fn crash_round(
         }
     });
     let mut lines = Vec::new();
-    while wait_ready {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line == "READY" => break,
-            Ok(line) => lines.push(line),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("{ctx}: child never became ready ({e}); status {:?}", child.wait());
+    if wait_ready {
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line == "READY" => break,
+                Ok(line) => lines.push(line),
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("{ctx}: child never became ready ({e}); status {:?}", child.wait());
+                }
             }
         }
     }

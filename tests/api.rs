@@ -669,3 +669,14 @@ fn timestamps_never_go_backwards_even_when_the_clock_does() {
     s.put("c", "d", &1).unwrap();
     assert_eq!(ts(&s, "d"), 9_000_000);
 }
+
+#[test]
+fn store_is_send_sync_and_clones_share_one_store() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Store>();
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    let c = s.clone();
+    std::thread::spawn(move || c.put("c", "ключ", &"from another thread").unwrap()).join().unwrap();
+    assert_eq!(s.get::<String>("c", "ключ").unwrap().unwrap().value, "from another thread");
+}

@@ -322,3 +322,48 @@ fn faulty_io_is_only_a_seam_over_the_real_files() {
     let s = Store::open_with(&dir, faulty_options(&io)).unwrap();
     assert_acked(&s, 3);
 }
+
+#[test]
+fn failing_background_flush_poisons_the_store() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let io = FaultyIo::new();
+    let opts = walden::Options {
+        durability: walden::Durability::Buffered,
+        buffered_flush_interval_ms: 1,
+        ..faulty_options(&io)
+    };
+    let s = Store::open_with(&dir, opts).unwrap();
+    io.inject(next(&io, FaultOp::Sync, FaultError::Eio, true));
+    // Acknowledged: written to the OS. The flusher's fsync then fails.
+    assert_eq!(s.put("c", "ack0", &0usize).unwrap(), 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.stats().poisoned.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the failed flush did not poison");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_poisoned(&s, IoOp::Sync, EIO, 1);
+    drop(s);
+    // The write reached the page cache before the failed fsync: a reopen replays it.
+    assert_acked(&open(&dir), 1);
+}
+
+#[test]
+fn close_reports_a_failing_final_fsync() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let io = FaultyIo::new();
+    let opts = walden::Options {
+        durability: walden::Durability::Buffered,
+        buffered_flush_interval_ms: 3_600_000,
+        ..faulty_options(&io)
+    };
+    let s = Store::open_with(&dir, opts).unwrap();
+    s.put("c", "ack0", &0usize).unwrap();
+    io.inject(next(&io, FaultOp::Sync, FaultError::Eio, false));
+    match s.close() {
+        Err(Error::Poisoned { cause }) => assert_eq!(cause.op, IoOp::Sync),
+        other => panic!("close hid a failed fsync: {other:?}"),
+    }
+    assert_acked(&open(&dir), 1);
+}

@@ -49,7 +49,10 @@ fn update_and_cas_increments_from_32_threads_are_exact() {
                                 assert_eq!(v, cur.version + 1);
                                 break;
                             }
-                            Err(Error::Conflict { .. }) => conflicts += 1,
+                            Err(Error::Conflict { .. }) => {
+                                conflicts += 1;
+                                std::thread::yield_now(); // let the winner's commit finish
+                            }
                             Err(e) => panic!("CAS failed: {e:?}"),
                         }
                     }

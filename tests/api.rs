@@ -680,3 +680,25 @@ fn store_is_send_sync_and_clones_share_one_store() {
     std::thread::spawn(move || c.put("c", "ключ", &"from another thread").unwrap()).join().unwrap();
     assert_eq!(s.get::<String>("c", "ключ").unwrap().unwrap().value, "from another thread");
 }
+
+#[test]
+fn many_small_segments_replay_in_order() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let opts = || Options { segment_target_bytes: 512, ..Options::default() };
+    let s = Store::open_with(&dir, opts()).unwrap();
+    for i in 0..150u64 {
+        s.put("c", &format!("k{}", i % 10), &i).unwrap();
+    }
+    let segs = s.stats().wal_segments;
+    assert!(segs > 5, "only {segs} segments: the log did not roll");
+    drop(s);
+    let s = Store::open_with(&dir, opts()).unwrap();
+    let st = s.stats();
+    assert_eq!((st.last_lsn, st.recovery.records_replayed, st.documents), (150, 150, 10));
+    assert_eq!(st.recovery.segments_read, segs);
+    for k in 0..10u64 {
+        let d = s.get::<u64>("c", &format!("k{k}")).unwrap().unwrap();
+        assert_eq!((d.value, d.version), (140 + k, 15));
+    }
+}

@@ -160,7 +160,7 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) docs: Arc<RwLock<Docs>>,
-    pub(crate) wal: Wal,
+    pub(crate) wal: Arc<Wal>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
     #[allow(dead_code, reason = "filled by the rate limiter")]

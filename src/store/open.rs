@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -154,18 +154,18 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     )?;
     let docs = Arc::new(RwLock::new(docs));
     let apply_docs = docs.clone();
-    let wal = Wal::new(
+    let wal = Arc::new(Wal::new(
         writer,
         recovered.next_lsn,
         recovered.last_timestamp_unix_ns,
         Box::new(move |group| apply_group(&apply_docs, group)),
-    );
+    ));
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         options,
         docs,
-        wal,
+        wal: wal.clone(),
         validators: RwLock::new(Default::default()),
         recovery: recovered.stats,
         ratelimits: Mutex::new(ratelimits),
@@ -174,15 +174,15 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
         stop: stop.clone(),
         _lock: lock,
     });
-    let handle =
-        spawn_flusher(Arc::downgrade(&inner), stop, inner.options.buffered_flush_interval_ms);
+    let handle = spawn_flusher(wal, stop, inner.options.buffered_flush_interval_ms);
     *inner.flusher.lock() = Some(handle);
     Ok(Store { inner })
 }
 
-/// Fsyncs `Buffered` writes every `interval_ms` until the store is dropped.
+/// Fsyncs `Buffered` writes every `interval_ms` until the store is dropped (its drop stops and
+/// joins this thread).
 fn spawn_flusher(
-    weak: Weak<Inner>,
+    wal: Arc<Wal>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     interval_ms: u64,
 ) -> std::thread::JoinHandle<()> {
@@ -200,10 +200,11 @@ fn spawn_flusher(
                     return;
                 }
             }
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.wal.has_unsynced() {
+            // Only the log, never the store: holding the store here would let the last user
+            // handle's drop return while this thread still owns it (and its LOCK).
+            if wal.has_unsynced() {
                 // A failure poisons the store; writers see it on their next call.
-                let _ = inner.wal.sync();
+                let _ = wal.sync();
             }
         })
         .expect("spawn the flusher thread")

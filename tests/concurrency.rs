@@ -4,13 +4,15 @@
 //! their own `get` + `put_if_version` compare-and-set loops; the final value and version must be
 //! exact. Then 32 threads write with `Durability::Immediate` at once and the store's own
 //! counters must show that acknowledged writes shared fsyncs: fewer than 0.5 fsyncs per
-//! acknowledged write (a count, not a timing).
+//! acknowledged write (a count, not a timing). Finally the grouping itself, deterministically:
+//! one writer's fsync is held at a gate (`common::GatedIo`) until 31 writers have queued behind
+//! it (seen through `common::ChannelClock`), and those 31 must then share one write and fsync.
 
 mod common;
 
 use std::sync::Barrier;
 
-use common::{open, store_dir, tmp};
+use common::{gated_store, open, queue_behind_gated_fsync, store_dir, tmp};
 use walden::Error;
 
 #[test]
@@ -104,4 +106,24 @@ fn group_commit_shares_fsyncs_among_32_writers() {
     assert!(ratio < 0.5, "{fsyncs} fsyncs for {acked} acknowledged writes: no group commit");
     assert!(st.max_group_size > 1);
     assert_eq!(s.count("g"), WRITERS * EACH);
+}
+
+/// One writer's fsync is held at a gate while 31 more writers queue behind it: when it
+/// finishes, the next leader commits all 31 with one write and one fsync.
+#[test]
+fn writers_queued_behind_an_fsync_commit_as_one_group() {
+    const QUEUED: usize = 31;
+    let t = tmp();
+    let (s, gate, readings) = gated_store(&store_dir(&t));
+    let start = s.stats();
+    let (first, others) = queue_behind_gated_fsync(&s, &gate, &readings, QUEUED, false);
+    assert_eq!(first.unwrap(), 1);
+    for r in others {
+        assert_eq!(r.unwrap(), 1);
+    }
+    let st = s.stats();
+    assert_eq!(st.commits - start.commits, QUEUED as u64 + 1);
+    assert_eq!(st.fsyncs - start.fsyncs, 2, "one fsync for the first, one for the queued group");
+    assert_eq!(st.max_group_size, QUEUED as u64);
+    assert_eq!(s.count("g"), QUEUED + 1);
 }

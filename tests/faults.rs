@@ -8,7 +8,8 @@
 //! system replays the log with every acknowledged write present. Writes that failed were never
 //! acknowledged; after a failed fsync their bytes may still have reached the file, so after a
 //! reopen they may be present or absent, but never damaged. Short writes are completed without
-//! any error. Every open that hits a fault returns an error (never panics), and a later clean
+//! any error. A gated fsync (`common::GatedIo`) with writers queued behind it shows that when it
+//! fails, every one of them fails. Every open that hits a fault returns an error (never panics), and a later clean
 //! open loses nothing that was acknowledged before.
 
 mod common;
@@ -17,7 +18,9 @@ use std::fs;
 use std::path::Path;
 use std::sync::Barrier;
 
-use common::{copy_dir, faulty_options, open, segments, store_dir, tmp};
+use common::{
+    copy_dir, faulty_options, gated_store, open, queue_behind_gated_fsync, segments, store_dir, tmp,
+};
 use walden::io::{Fault, FaultError, FaultOp, FaultyIo};
 use walden::{Error, IoOp, PoisonCause, Store};
 
@@ -366,4 +369,27 @@ fn close_reports_a_failing_final_fsync() {
         other => panic!("close hid a failed fsync: {other:?}"),
     }
     assert_acked(&open(&dir), 1);
+}
+
+/// One writer's fsync is held at a gate while 15 more queue behind it, then it fails: the first
+/// writer and every queued one fail, none of them is visible, and the store is poisoned.
+#[test]
+fn every_writer_queued_behind_a_failing_fsync_fails() {
+    const QUEUED: usize = 15;
+    let t = tmp();
+    let dir = store_dir(&t);
+    let (s, gate, readings) = gated_store(&dir);
+    for i in 0..3usize {
+        s.put("c", &format!("ack{i}"), &i).unwrap();
+    }
+    let (first, others) = queue_behind_gated_fsync(&s, &gate, &readings, QUEUED, true);
+    assert_eq!(poison_cause(first).op, IoOp::Sync);
+    for (i, r) in others.into_iter().enumerate() {
+        assert_eq!(poison_cause(r).op, IoOp::Sync, "queued writer {i}");
+    }
+    assert_eq!(s.count("g"), 0, "a failed write is visible");
+    assert_poisoned(&s, IoOp::Sync, EIO, 3);
+    drop(s);
+    let s = open(&dir);
+    assert_acked(&s, 3);
 }

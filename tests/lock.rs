@@ -14,8 +14,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{open, spawn_self, store_dir, tmp};
-use walden::io::{FileBytes, Io, IoFile, RealIo};
+use common::{open, spawn_self, store_dir, tmp, GatedIo};
 use walden::{Error, Options, Store};
 
 const CHILD_ENV: &str = "WALDEN_LOCK_CHILD";
@@ -112,82 +111,14 @@ fn open_from_another_process_is_locked_until_it_lets_go() {
     assert_eq!(s.get::<u32>("c", "holder").unwrap().unwrap().value, child.id());
 }
 
-/// An `Io` whose `sync_data` from the background flusher thread stops at a gate: it reports
-/// that it is inside the fsync and waits until the test lets it finish.
-#[derive(Debug)]
-struct GatedFlushIo {
-    entered: std::sync::Mutex<mpsc::Sender<()>>,
-    release: Arc<std::sync::Mutex<mpsc::Receiver<()>>>,
-}
-
-struct GatedFile {
-    inner: Box<dyn IoFile>,
-    entered: mpsc::Sender<()>,
-    release: Arc<std::sync::Mutex<mpsc::Receiver<()>>>,
-}
-
-impl IoFile for GatedFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        if std::thread::current().name() == Some("walden-flusher") {
-            let _ = self.entered.send(());
-            let _ = self.release.lock().unwrap().recv();
-        }
-        self.inner.sync_data()
-    }
-}
-
-impl GatedFlushIo {
-    fn wrap(&self, f: Box<dyn IoFile>) -> Box<dyn IoFile> {
-        let entered = self.entered.lock().unwrap().clone();
-        Box::new(GatedFile { inner: f, entered, release: self.release.clone() })
-    }
-}
-
-impl Io for GatedFlushIo {
-    fn create_dir_all(&self, p: &Path) -> std::io::Result<()> {
-        RealIo.create_dir_all(p)
-    }
-    fn list_dir(&self, p: &Path) -> std::io::Result<Vec<String>> {
-        RealIo.list_dir(p)
-    }
-    fn read(&self, p: &Path) -> std::io::Result<FileBytes> {
-        RealIo.read(p)
-    }
-    fn create_new(&self, p: &Path) -> std::io::Result<Box<dyn IoFile>> {
-        Ok(self.wrap(RealIo.create_new(p)?))
-    }
-    fn open_append(&self, p: &Path) -> std::io::Result<Box<dyn IoFile>> {
-        Ok(self.wrap(RealIo.open_append(p)?))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        RealIo.rename(from, to)
-    }
-    fn remove_file(&self, p: &Path) -> std::io::Result<()> {
-        RealIo.remove_file(p)
-    }
-    fn truncate(&self, p: &Path, len: u64) -> std::io::Result<()> {
-        RealIo.truncate(p, len)
-    }
-    fn sync_dir(&self, p: &Path) -> std::io::Result<()> {
-        RealIo.sync_dir(p)
-    }
-}
-
 /// Dropping the last handle must release the lock before `drop` returns, even while the
 /// background flusher is in the middle of an fsync: an immediate reopen must not see `Locked`.
 #[test]
 fn dropping_the_store_during_a_background_flush_releases_the_lock() {
     let t = tmp();
     let dir = store_dir(&t);
-    let (entered_tx, entered_rx) = mpsc::channel();
-    let (release_tx, release_rx) = mpsc::channel();
-    let io = GatedFlushIo {
-        entered: std::sync::Mutex::new(entered_tx),
-        release: Arc::new(std::sync::Mutex::new(release_rx)),
-    };
+    let (io, gate) = GatedIo::new(Some("walden-flusher"));
+    gate.arm();
     let opts = Options {
         durability: walden::Durability::Buffered,
         buffered_flush_interval_ms: 1,
@@ -196,7 +127,7 @@ fn dropping_the_store_during_a_background_flush_releases_the_lock() {
     };
     let s = Store::open_with(&dir, opts).unwrap();
     s.put("c", "k", &1).unwrap();
-    entered_rx.recv().unwrap(); // the flusher is inside its fsync now
+    gate.entered(); // the flusher is inside its fsync now
     let (dropped_tx, dropped_rx) = mpsc::channel();
     let dropper = std::thread::spawn(move || {
         drop(s);
@@ -206,12 +137,12 @@ fn dropping_the_store_during_a_background_flush_releases_the_lock() {
     // (If it is still waiting after a second, release the flusher and let it finish.)
     if dropped_rx.recv_timeout(Duration::from_secs(1)).is_ok() {
         let reopened = Store::open(&dir);
-        release_tx.send(()).unwrap();
+        gate.release(false);
         dropper.join().unwrap();
         let s = reopened.unwrap_or_else(|e| panic!("reopen right after drop failed: {e:?}"));
         assert_eq!(s.get::<i32>("c", "k").unwrap().unwrap().value, 1);
     } else {
-        release_tx.send(()).unwrap();
+        gate.release(false);
         dropper.join().unwrap();
         assert_eq!(open(&dir).get::<i32>("c", "k").unwrap().unwrap().value, 1);
     }

@@ -200,3 +200,26 @@ fn store_written_after_a_torn_tail_recovers_cleanly() {
     assert_eq!(st.last_lsn, (FIRST + SECOND + 1) as u64);
     assert_eq!(s.get::<String>("c", &last_key).unwrap().unwrap().value, "rewritten");
 }
+
+#[test]
+fn a_second_torn_tail_at_the_same_place_keeps_both_cut_files() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    template(&dir);
+    let seg = segments(&dir)[1].clone();
+    let first_cut = fs::read(&seg).unwrap()[..10].to_vec();
+    common::truncate_file(&seg, 10);
+    open(&dir).close().unwrap(); // cuts segment 2 (saved as .torn-0); a new segment 2 follows
+                                 // The new segment 2 (header only) is cut short again.
+    assert_eq!(segments(&dir)[1], seg);
+    let second_cut = fs::read(&seg).unwrap()[..5].to_vec();
+    common::truncate_file(&seg, 5);
+    let st = assert_first_n(&dir, FIRST, "second cut");
+    let saved = st.recovery.torn_saved_to.expect("second cut saved");
+    let torn = common::torn_files(&dir);
+    assert_eq!(torn.len(), 2, "{torn:?}");
+    assert!(torn.contains(&saved));
+    let contents: Vec<Vec<u8>> = torn.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert!(contents.contains(&first_cut) && contents.contains(&second_cut));
+    assert_eq!(fs::read(&saved).unwrap(), second_cut);
+}

@@ -326,17 +326,23 @@ fn faulty_io_is_only_a_seam_over_the_real_files() {
     assert_acked(&s, 3);
 }
 
-#[test]
-fn failing_background_flush_poisons_the_store() {
+/// A `Buffered` store through a new `FaultyIo` that flushes every `interval_ms`.
+fn buffered_setup(interval_ms: u64) -> (tempfile::TempDir, std::path::PathBuf, FaultyIo, Store) {
     let t = tmp();
     let dir = store_dir(&t);
     let io = FaultyIo::new();
     let opts = walden::Options {
         durability: walden::Durability::Buffered,
-        buffered_flush_interval_ms: 1,
+        buffered_flush_interval_ms: interval_ms,
         ..faulty_options(&io)
     };
     let s = Store::open_with(&dir, opts).unwrap();
+    (t, dir, io, s)
+}
+
+#[test]
+fn failing_background_flush_poisons_the_store() {
+    let (_t, dir, io, s) = buffered_setup(1);
     io.inject(next(&io, FaultOp::Sync, FaultError::Eio, true));
     // Acknowledged: written to the OS. The flusher's fsync then fails.
     assert_eq!(s.put("c", "ack0", &0usize).unwrap(), 1);
@@ -353,15 +359,7 @@ fn failing_background_flush_poisons_the_store() {
 
 #[test]
 fn close_reports_a_failing_final_fsync() {
-    let t = tmp();
-    let dir = store_dir(&t);
-    let io = FaultyIo::new();
-    let opts = walden::Options {
-        durability: walden::Durability::Buffered,
-        buffered_flush_interval_ms: 3_600_000,
-        ..faulty_options(&io)
-    };
-    let s = Store::open_with(&dir, opts).unwrap();
+    let (_t, dir, io, s) = buffered_setup(3_600_000);
     s.put("c", "ack0", &0usize).unwrap();
     io.inject(next(&io, FaultOp::Sync, FaultError::Eio, false));
     match s.close() {

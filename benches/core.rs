@@ -10,6 +10,8 @@
 //! - `group_commit`: 1, 4, 16 and 64 writer threads doing durable puts; throughput is the
 //!   total of all threads, and the average group size (commits / fsyncs) is printed.
 
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::Write;
@@ -17,55 +19,20 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, doc, key};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use serde::Serialize;
+use walden::format::RECORD_HEADER_LEN;
 use walden::{Batch, Durability, Options, Store};
 
-/// A ~200 byte JSON document (checked in `doc_is_about_200_bytes`).
-#[derive(Serialize, Clone)]
-struct Doc {
-    id: u64,
-    name: String,
-    email: String,
-    active: bool,
-    score: f64,
-    tags: Vec<String>,
-    note: String,
-}
-
-fn doc(i: u64) -> Doc {
-    Doc {
-        id: i,
-        name: format!("user-{i:08}"),
-        email: format!("user{i:08}@example.com"),
-        active: i.is_multiple_of(2),
-        score: i as f64 * 0.5,
-        tags: vec!["alpha".into(), "beta".into(), "gamma".into()],
-        note: "x".repeat(64),
-    }
-}
-
+/// Length of a test document's JSON (211 bytes).
 fn doc_len() -> usize {
     serde_json::to_vec(&doc(12_345_678)).unwrap().len()
 }
 
 const COLL: &str = "users";
 
-fn key(i: u64) -> String {
-    format!("k{i:010}")
-}
-
 fn open(dir: &Path, durability: Durability) -> Store {
     Store::open_with(dir, Options { durability, ..Options::default() }).expect("open store")
-}
-
-/// Bench directory: under `WALDEN_BENCH_DIR` if set (to choose the disk), else the system temp
-/// directory.
-pub fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("WALDEN_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(d).expect("temp dir"),
-        None => tempfile::tempdir().expect("temp dir"),
-    }
 }
 
 fn short<'a>(
@@ -81,8 +48,8 @@ fn short<'a>(
 
 /// The physical limit: append `len` bytes and `fdatasync`, once per iteration.
 fn raw_fdatasync(c: &mut Criterion) {
-    // A record on disk: the document plus the batch op framing and the record header.
-    let len = doc_len() + 64;
+    // The size of one put's WAL record: frame header, batch count, op header, key, document.
+    let len = RECORD_HEADER_LEN + 4 + 1 + 1 + COLL.len() + 2 + key(0).len() + 8 + 4 + doc_len();
     let dir = bench_dir();
     let mut f: File = OpenOptions::new()
         .create(true)

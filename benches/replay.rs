@@ -13,45 +13,17 @@
 //! - `scan/N`: only the reader's walk (`walden::wal::scan_log`: header, CRC, LSN chain) over
 //!   the same bytes already in memory, with no document decoding, to split the open time.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::{bench_dir, doc, key};
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use serde::Serialize;
 use walden::wal::{scan_log, LogVerdict, SegmentInput, WAL_DIR};
 use walden::{Durability, Options, Store};
-
-#[derive(Serialize)]
-struct Doc {
-    id: u64,
-    name: String,
-    email: String,
-    active: bool,
-    score: f64,
-    tags: Vec<String>,
-    note: String,
-}
-
-fn doc(i: u64) -> Doc {
-    Doc {
-        id: i,
-        name: format!("user-{i:08}"),
-        email: format!("user{i:08}@example.com"),
-        active: i.is_multiple_of(2),
-        score: i as f64 * 0.5,
-        tags: vec!["alpha".into(), "beta".into(), "gamma".into()],
-        note: "x".repeat(64),
-    }
-}
-
-fn bench_dir() -> tempfile::TempDir {
-    match std::env::var_os("WALDEN_BENCH_DIR") {
-        Some(d) => tempfile::tempdir_in(d).expect("temp dir"),
-        None => tempfile::tempdir().expect("temp dir"),
-    }
-}
 
 /// Builds a store of `n` documents, one record each, from 4 threads of buffered puts.
 fn build(dir: &Path, n: u64) {
@@ -66,7 +38,7 @@ fn build(dir: &Path, n: u64) {
             s.spawn(move || {
                 let mut i = t;
                 while i < n {
-                    store.put("users", &format!("k{i:010}"), &doc(i)).expect("put");
+                    store.put("users", &key(i), &doc(i)).expect("put");
                     i += THREADS;
                 }
             });

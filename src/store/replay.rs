@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{apply_doc, Doc, Docs};
 use crate::breaker::BreakerState;
 use crate::error::CorruptionKind;
-use crate::format::{decode_batch, BatchOpKind, Frame, RecordKind};
+use crate::format::{batch_ops, BatchOpKind, Frame, RecordKind};
 use crate::ratelimit::RateLimitState;
 
 /// Everything the log describes, as of `applied_lsn`.
@@ -26,7 +26,8 @@ impl State {
     pub fn apply_frame(&mut self, f: &Frame<'_>) -> Result<(), CorruptionKind> {
         match RecordKind::from_u8(f.kind) {
             Some(RecordKind::Batch) => {
-                for op in decode_batch(f.body).map_err(CorruptionKind::BadBody)? {
+                for op in batch_ops(f.body).map_err(CorruptionKind::BadBody)? {
+                    let op = op.map_err(CorruptionKind::BadBody)?;
                     let doc = match op.kind {
                         BatchOpKind::Put => Some(Doc {
                             version: op.version,

@@ -161,13 +161,7 @@ pub(crate) fn apply_doc(docs: &mut Docs, collection: &str, key: &str, doc: Optio
     match doc {
         Some(doc) => {
             if let Some(c) = docs.get_mut(collection) {
-                // Overwrites (the common case in a long log) allocate no key.
-                match c.get_mut(key) {
-                    Some(slot) => *slot = doc,
-                    None => {
-                        c.insert(key.to_owned(), doc);
-                    }
-                }
+                c.insert(key.to_owned(), doc);
             } else {
                 docs.entry(collection.to_owned()).or_default().insert(key.to_owned(), doc);
             }

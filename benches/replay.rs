@@ -10,6 +10,8 @@
 //! - `open/N`: `Store::open` of the whole store (the drop is not timed): read the segments, verify every frame,
 //!   decode every batch and rebuild the in-memory document map (what the targets are
 //!   about: replay >= 1M records/s, open of 1M documents < 1 s);
+//! - `open_snapshot/N`: the same store after `compact()`: open loads the snapshot and replays
+//!   an empty log (the normal case for a store that has been running for a while);
 //! - `scan/N`: only the reader's walk (`walden::wal::scan_log`: header, CRC, LSN chain) over
 //!   the same bytes already in memory, with no document decoding, to split the open time.
 
@@ -28,9 +30,8 @@ use walden::{Durability, Options, Store};
 /// Builds a store of `n` documents, one record each, from 4 threads of buffered puts.
 fn build(dir: &Path, n: u64) {
     let t = Instant::now();
-    let store =
-        Store::open_with(dir, Options { durability: Durability::Buffered, ..Options::default() })
-            .expect("open");
+    let store = Store::open_with(dir, Options { durability: Durability::Buffered, ..log_only() })
+        .expect("open");
     const THREADS: u64 = 4;
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -54,6 +55,11 @@ fn build(dir: &Path, n: u64) {
         t.elapsed().as_secs_f64()
     );
     store.close().expect("close");
+}
+
+/// Background compaction off: `open/N` measures replaying the whole log.
+fn log_only() -> Options {
+    Options { auto_compact: false, ..Options::default() }
 }
 
 fn segments(dir: &Path) -> Vec<(u64, PathBuf, Vec<u8>)> {
@@ -99,7 +105,7 @@ fn replay(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let t = Instant::now();
-                    let store = Store::open(dir.path()).expect("reopen");
+                    let store = Store::open_with(dir.path(), log_only()).expect("reopen");
                     total += t.elapsed();
                     let st = store.stats();
                     assert_eq!(st.recovery.records_replayed, n);
@@ -134,6 +140,23 @@ fn replay(c: &mut Criterion) {
                 });
                 assert_eq!(scan.verdict, LogVerdict::Clean);
                 assert_eq!(records, n);
+            })
+        });
+
+        let store = Store::open_with(dir.path(), log_only()).expect("reopen");
+        store.compact().expect("compact").expect("a snapshot is written");
+        store.close().expect("close");
+        g.bench_with_input(BenchmarkId::new("open_snapshot", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let store = Store::open_with(dir.path(), log_only()).expect("reopen");
+                    total += t.elapsed();
+                    assert_eq!(store.stats().documents, n);
+                    drop(store);
+                }
+                total
             })
         });
     }

@@ -702,3 +702,27 @@ fn many_small_segments_replay_in_order() {
         assert_eq!((d.value, d.version), (140 + k, 15));
     }
 }
+
+#[test]
+fn store_directory_is_private_and_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("new-store");
+    let store =
+        Store::open_with(&dir, Options { auto_compact: false, ..Options::default() }).unwrap();
+    store.put("c", "k", &1).unwrap();
+    store.compact().unwrap().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("wal")), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().chain(std::fs::read_dir(dir.join("wal")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+            files += 1;
+        }
+    }
+    assert!(files >= 4, "LOCK, STORE, a snapshot and a segment");
+}

@@ -352,23 +352,10 @@ impl Wal {
         if durability == Durability::Immediate {
             q.sync_target = q.sync_target.max(ticket.lsn);
         }
-        loop {
-            let done = match durability {
-                Durability::Immediate => q.durable_lsn >= ticket.lsn,
-                Durability::Buffered => q.written_lsn >= ticket.lsn,
-            };
-            if done {
-                break;
-            }
-            if let Some(cause) = &q.poisoned {
-                return Err(Error::Poisoned { cause: cause.clone() });
-            }
-            if q.leader {
-                self.cond.wait(&mut q);
-            } else {
-                q = self.lead(q);
-            }
-        }
+        let q = self.drive(q, |q| match durability {
+            Durability::Immediate => q.durable_lsn >= ticket.lsn,
+            Durability::Buffered => q.written_lsn >= ticket.lsn,
+        })?;
         drop(q);
         let us = ticket.enqueued.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         self.counters.latency.record(us);
@@ -377,19 +364,26 @@ impl Wal {
 
     /// Makes everything enqueued so far durable.
     pub fn sync(&self) -> Result<()> {
-        let target = {
-            let q = self.queue.lock();
-            if let Some(cause) = &q.poisoned {
-                return Err(Error::Poisoned { cause: cause.clone() });
-            }
-            q.next_lsn - 1
-        };
-        if target == 0 {
-            return Ok(());
-        }
         let mut q = self.queue.lock();
+        if let Some(cause) = &q.poisoned {
+            return Err(Error::Poisoned { cause: cause.clone() });
+        }
+        let target = q.next_lsn - 1;
         q.sync_target = q.sync_target.max(target);
-        while q.durable_lsn < target {
+        self.drive(q, |q| q.durable_lsn >= target).map(drop)
+    }
+
+    /// Until `done` holds: wait while another thread leads, lead a group when none does.
+    /// Fails once the log is poisoned.
+    fn drive<'a>(
+        &'a self,
+        mut q: MutexGuard<'a, Queue>,
+        done: impl Fn(&Queue) -> bool,
+    ) -> Result<MutexGuard<'a, Queue>> {
+        loop {
+            if done(&q) {
+                return Ok(q);
+            }
             if let Some(cause) = &q.poisoned {
                 return Err(Error::Poisoned { cause: cause.clone() });
             }
@@ -399,7 +393,6 @@ impl Wal {
                 q = self.lead(q);
             }
         }
-        Ok(())
     }
 
     /// Seals the log for compaction or backup: if the active segment holds records, it is

@@ -1,0 +1,251 @@
+//! SVG charts (plotters, SVG backend only).
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+
+use crate::report::{quantile_us, Run};
+use crate::workload::Outcome;
+
+/// Chart size in pixels.
+const CHART_SIZE: (u32, u32) = (900, 560);
+/// Points on a latency CDF curve.
+const CDF_POINTS: u32 = 400;
+/// Highest quantile plotted on a latency CDF.
+const CDF_MAX_QUANTILE: f64 = 0.9999;
+/// Dataset size preferred for the threads and CDF charts.
+const FOCUS_RECORDS: u64 = 10_000;
+/// Headroom factor above and below the plotted data on log axes.
+const LOG_AXIS_PAD: f64 = 2.0;
+/// Font of titles and labels.
+const FONT: (&str, u32) = ("sans-serif", 18);
+
+/// One named curve.
+struct Series {
+    label: String,
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+}
+
+/// A stable color per system.
+fn color(i: usize) -> RGBColor {
+    const PALETTE: [RGBColor; 10] = [
+        RGBColor(0xd6, 0x27, 0x28),
+        RGBColor(0xff, 0x7f, 0x0e),
+        RGBColor(0x1f, 0x77, 0xb4),
+        RGBColor(0x17, 0xbe, 0xcf),
+        RGBColor(0x2c, 0xa0, 0x2c),
+        RGBColor(0xbc, 0xbd, 0x22),
+        RGBColor(0x94, 0x67, 0xbd),
+        RGBColor(0x8c, 0x56, 0x4b),
+        RGBColor(0x7f, 0x7f, 0x7f),
+        RGBColor(0xe3, 0x77, 0xc2),
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+/// Draws `series` on log-log (or log-y when `log_x` is false) axes.
+fn draw(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    log_x: bool,
+    series: &[Series],
+) -> Result<()> {
+    let all = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in all {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        return Ok(());
+    }
+    let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let y_range = ((y0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..y1 * LOG_AXIS_PAD).log_scale();
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(title, FONT)
+        .margin(12)
+        .x_label_area_size(48)
+        .y_label_area_size(80);
+    macro_rules! finish {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(x_desc)
+                .y_desc(y_desc)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+            for s in series {
+                let style = s.color.stroke_width(2);
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                    .map_err(|e| anyhow!("{e}"))?
+                    .label(&s.label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|e| anyhow!("{e}"))?;
+        }};
+    }
+    if log_x {
+        let x_range = ((x0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..x1 * LOG_AXIS_PAD).log_scale();
+        finish!(builder
+            .build_cartesian_2d(x_range, y_range)
+            .map_err(|e| anyhow!("{e}"))?);
+    } else {
+        finish!(builder
+            .build_cartesian_2d(x0..x1, y_range)
+            .map_err(|e| anyhow!("{e}"))?);
+    }
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// The dataset size the focused charts use: 10k if measured, else the largest.
+fn focus_records(run: &Run) -> u64 {
+    let all = run.axis(|c| c.records);
+    all.iter()
+        .copied()
+        .find(|r| *r == FOCUS_RECORDS)
+        .or_else(|| all.last().copied())
+        .unwrap_or(0)
+}
+
+/// Writes every chart for every workload into `out`; returns the file names.
+pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
+    let mut written = Vec::new();
+    let Some(&doc) = run.axis(|c| c.doc_bytes).first() else {
+        return Ok(written);
+    };
+    let records = focus_records(run);
+    let systems = run.axis(|c| c.system);
+    let threads = run.axis(|c| c.threads);
+    let max_t = threads.last().copied().unwrap_or(1);
+    for w in run.axis(|c| c.workload) {
+        let mut by_threads: Vec<Series> = systems
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Series {
+                label: s.label().to_owned(),
+                points: curve(
+                    threads
+                        .iter()
+                        .map(|&t| (t as f64, run.find(s, w, records, doc, t))),
+                ),
+                color: color(i),
+            })
+            .collect();
+        let raw: Vec<(f64, f64)> = threads
+            .iter()
+            .filter_map(|&t| {
+                run.raw_limit(doc, t)
+                    .map(|r| (t as f64, r.records_per_sec()))
+            })
+            .collect();
+        by_threads.push(Series {
+            label: "raw append+fdatasync (group = threads)".to_owned(),
+            points: raw,
+            color: BLACK.into(),
+        });
+        let name = format!("throughput_vs_threads_{}.svg", w.slug());
+        draw(
+            &out.join(&name),
+            &format!("{} — {records} docs of {doc} B", w.label()),
+            "client threads",
+            "operations/s",
+            true,
+            &by_threads,
+        )?;
+        written.push(name);
+
+        let by_records: Vec<Series> = systems
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| Series {
+                label: s.label().to_owned(),
+                points: curve(
+                    run.axis(|c| c.records)
+                        .into_iter()
+                        .map(|r| (r as f64, run.find(s, w, r, doc, 1))),
+                ),
+                color: color(i),
+            })
+            .collect();
+        let name = format!("throughput_vs_records_{}.svg", w.slug());
+        draw(
+            &out.join(&name),
+            &format!("{} — 1 thread, docs of {doc} B", w.label()),
+            "documents in the store",
+            "operations/s",
+            true,
+            &by_records,
+        )?;
+        written.push(name);
+
+        let cdf: Vec<Series> = systems
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &s)| {
+                let o = run.find(s, w, records, doc, max_t)?;
+                Some(Series {
+                    label: s.label().to_owned(),
+                    points: cdf_points(&o.latency),
+                    color: color(i),
+                })
+            })
+            .collect();
+        let name = format!("latency_cdf_{}.svg", w.slug());
+        draw_cdf(
+            &out.join(&name),
+            &format!(
+                "{} — latency CDF, {max_t} threads, {records} docs of {doc} B",
+                w.label()
+            ),
+            &cdf,
+        )?;
+        written.push(name);
+    }
+    Ok(written)
+}
+
+/// Throughput points of the cells that ran, keyed by `x`.
+fn curve<'a>(xs: impl Iterator<Item = (f64, Option<&'a Outcome>)>) -> Vec<(f64, f64)> {
+    xs.filter_map(|(x, o)| o.map(|o| (x, o.ops_per_sec())))
+        .collect()
+}
+
+/// (latency µs, percentile) pairs of a histogram.
+fn cdf_points(h: &crate::measure::Latencies) -> Vec<(f64, f64)> {
+    (0..=CDF_POINTS)
+        .map(|i| {
+            let q = CDF_MAX_QUANTILE * f64::from(i) / f64::from(CDF_POINTS);
+            (quantile_us(h, q).max(f64::MIN_POSITIVE), q * 100.0)
+        })
+        .collect()
+}
+
+/// Draws a latency CDF: log latency on x, percentile on y.
+fn draw_cdf(path: &Path, title: &str, series: &[Series]) -> Result<()> {
+    let swapped: Vec<Series> = series
+        .iter()
+        .map(|s| Series {
+            label: s.label.clone(),
+            points: s.points.iter().map(|&(lat, pct)| (pct, lat)).collect(),
+            color: s.color,
+        })
+        .collect();
+    draw(path, title, "percentile", "latency (µs)", false, &swapped)
+}

@@ -1,0 +1,122 @@
+//! The one small trait every compared system implements, and the list of systems.
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::ValueEnum;
+use serde_json::Value;
+
+use crate::adapters;
+
+/// A document store as the workloads see it. Documents are JSON values, as in
+/// walden; byte-oriented stores serialize them with `serde_json`, which is the
+/// cost their users pay too.
+pub trait Kv: Send + Sync {
+    /// Inserts or replaces `key`, durably if the system is configured so.
+    fn put(&self, key: &str, doc: &Value) -> Result<()>;
+    /// Reads `key`.
+    fn get(&self, key: &str) -> Result<Option<Value>>;
+    /// Atomically replaces the document under `key` by `f(current)`.
+    fn read_modify_write(&self, key: &str, f: &dyn Fn(Option<Value>) -> Value) -> Result<()>;
+    /// Loads the initial dataset (not measured). Systems override it with
+    /// their cheapest bulk path; the default inserts one by one.
+    fn load(&self, docs: &mut dyn Iterator<Item = (String, Value)>) -> Result<()> {
+        for (k, d) in docs {
+            self.put(&k, &d)?;
+        }
+        Ok(())
+    }
+    /// Flushes and closes the store.
+    fn close(self: Box<Self>) -> Result<()>;
+}
+
+/// Every system the harness can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
+pub enum System {
+    /// walden with `Durability::Immediate` (every acknowledged write is on disk).
+    WaldenImmediate,
+    /// walden with `Durability::Buffered` (not durable on power loss).
+    WaldenBuffered,
+    /// One JSON file; each write rewrites it via temp file, fsync, rename, dir fsync.
+    JsonFsync,
+    /// One JSON file rewritten via temp file and rename, never fsynced (unsafe).
+    JsonNosync,
+    /// SQLite, WAL mode, `synchronous=FULL`.
+    SqliteFull,
+    /// SQLite, WAL mode, `synchronous=NORMAL` (not durable on power loss).
+    SqliteNormal,
+    /// redb, `Durability::Immediate`, one write transaction per operation.
+    Redb,
+    /// fjall, `persist(SyncAll)` after each write.
+    Fjall,
+}
+
+impl System {
+    /// Every system, in report order.
+    pub const ALL: [System; 8] = [
+        System::WaldenImmediate,
+        System::WaldenBuffered,
+        System::JsonFsync,
+        System::JsonNosync,
+        System::SqliteFull,
+        System::SqliteNormal,
+        System::Redb,
+        System::Fjall,
+    ];
+
+    /// The label used in tables and charts.
+    pub fn label(self) -> &'static str {
+        match self {
+            System::WaldenImmediate => "walden (Immediate)",
+            System::WaldenBuffered => "walden (Buffered, not durable)",
+            System::JsonFsync => "JSON file + fsync",
+            System::JsonNosync => "JSON file, no fsync (UNSAFE)",
+            System::SqliteFull => "SQLite WAL sync=FULL",
+            System::SqliteNormal => "SQLite WAL sync=NORMAL (not durable)",
+            System::Redb => "redb (Immediate)",
+            System::Fjall => "fjall (SyncAll)",
+        }
+    }
+
+    /// A short name for file names and CLI.
+    pub fn slug(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Whether an acknowledged write survives power loss.
+    pub fn durable(self) -> bool {
+        matches!(
+            self,
+            System::WaldenImmediate
+                | System::JsonFsync
+                | System::SqliteFull
+                | System::Redb
+                | System::Fjall
+        )
+    }
+
+    /// Opens (creating if needed) this system's store in `dir`. `bulk` asks for
+    /// a configuration fit for the unmeasured load phase; systems whose `load`
+    /// batches on its own ignore it.
+    pub fn open(self, dir: &Path, bulk: bool) -> Result<Box<dyn Kv>> {
+        Ok(match self {
+            System::WaldenImmediate | System::WaldenBuffered => {
+                adapters::walden_kv::open(dir, self == System::WaldenImmediate && !bulk)?
+            }
+            System::JsonFsync => Box::new(adapters::json_file::JsonFile::open(dir, true)?),
+            System::JsonNosync => Box::new(adapters::json_file::JsonFile::open(dir, false)?),
+            System::SqliteFull => Box::new(adapters::sqlite::Sqlite::open(dir, true)?),
+            System::SqliteNormal => Box::new(adapters::sqlite::Sqlite::open(dir, false)?),
+            System::Redb => Box::new(adapters::redb_kv::Redb::open(dir)?),
+            System::Fjall => Box::new(adapters::fjall_kv::Fjall::open(dir)?),
+        })
+    }
+
+    /// Whether this build can run the system (walden needs the `walden` feature).
+    pub fn available(self) -> bool {
+        !matches!(self, System::WaldenImmediate | System::WaldenBuffered)
+            || adapters::walden_kv::AVAILABLE
+    }
+}

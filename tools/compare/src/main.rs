@@ -1,0 +1,216 @@
+//! `compare`: walden against the JSON-file pattern, SQLite, redb, fjall and the
+//! raw append+fdatasync limit, same workload, same run, same disk (issue 6).
+//!
+//! See `tools/compare/README.md` for what it measures and how to run it.
+
+mod adapters;
+mod charts;
+mod doc;
+mod kv;
+mod machine;
+mod measure;
+mod raw;
+mod report;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::kv::System;
+use crate::report::Run;
+use crate::workload::{Cell, Limits, Workload};
+
+/// Default seconds per cell in full mode.
+const FULL_SECONDS: f64 = 2.0;
+/// Default operation cap per cell in full mode.
+const FULL_MAX_OPS: u64 = 2_000_000;
+/// Seconds per cell in quick mode.
+const QUICK_SECONDS: f64 = 0.1;
+/// Operation cap per cell in quick mode.
+const QUICK_MAX_OPS: u64 = 5_000;
+/// Dataset sizes of quick mode.
+const QUICK_RECORDS: [u64; 2] = [100, 1_000];
+/// Document sizes of quick mode.
+const QUICK_DOC_BYTES: [usize; 1] = [200];
+/// Thread counts of quick mode.
+const QUICK_THREADS: [usize; 2] = [1, 4];
+/// The JSON-file systems skip datasets larger than this (records × doc size):
+/// one operation would rewrite hundreds of MiB, and a cell's time bound
+/// cannot interrupt an operation already started.
+const JSON_MAX_COLLECTION_BYTES: u64 = 64 << 20;
+/// Seconds each raw append+fdatasync loop runs, as a fraction of a cell's.
+const RAW_SECONDS_FACTOR: f64 = 1.0;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "compare",
+    about = "walden vs JSON files, SQLite, redb, fjall and raw fdatasync"
+)]
+struct Args {
+    /// CI mode: tiny datasets, 1 and 4 threads, a fraction of a second per cell.
+    #[arg(long)]
+    quick: bool,
+    /// Where the stores live during the run (a scratch subdirectory is created and removed).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/compare-data"))]
+    dir: PathBuf,
+    /// Where report.md, results.json and the SVG charts are written.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bench"))]
+    out: PathBuf,
+    /// Wall-clock seconds of each cell's measured phase (default 2, quick 0.1).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Cap on operations per cell (default 2M, quick 5000).
+    #[arg(long)]
+    ops: Option<u64>,
+    /// Systems to run (default: all this build has).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    systems: Vec<System>,
+    /// Workloads to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+    /// Dataset sizes in documents (default 100,10000,100000).
+    #[arg(long, value_delimiter = ',')]
+    records: Vec<u64>,
+    /// Document sizes in bytes (default 200,4096).
+    #[arg(long, value_delimiter = ',')]
+    doc_bytes: Vec<usize>,
+    /// Client thread counts (default 1,4,16,64).
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// The system the headline ratios are about.
+    #[arg(long, value_enum, default_value = "walden-immediate")]
+    subject: System,
+}
+
+/// `given`, or `default` when nothing was given.
+fn or_default<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
+    if given.is_empty() {
+        default.to_vec()
+    } else {
+        given.to_vec()
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let (seconds, max_ops) = if args.quick {
+        (QUICK_SECONDS, QUICK_MAX_OPS)
+    } else {
+        (FULL_SECONDS, FULL_MAX_OPS)
+    };
+    let limits = Limits {
+        duration: Duration::from_secs_f64(args.seconds.unwrap_or(seconds)),
+        max_ops: args.ops.unwrap_or(max_ops),
+    };
+    let available: Vec<System> = System::ALL.into_iter().filter(|s| s.available()).collect();
+    let systems = or_default(&args.systems, &available);
+    let workloads = or_default(&args.workloads, &Workload::ALL);
+    let (records, docs, threads) = if args.quick {
+        (
+            or_default(&args.records, &QUICK_RECORDS),
+            or_default(&args.doc_bytes, &QUICK_DOC_BYTES),
+            or_default(&args.threads, &QUICK_THREADS),
+        )
+    } else {
+        (
+            or_default(&args.records, &[100, 10_000, 100_000]),
+            or_default(&args.doc_bytes, &[200, 4096]),
+            or_default(&args.threads, &[1, 4, 16, 64]),
+        )
+    };
+
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let scratch = args.dir.join(format!("run-{}", std::process::id()));
+    let mut run = Run {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine::describe(&args.dir),
+        quick: args.quick,
+        outcomes: Vec::new(),
+        raw: Vec::new(),
+        skipped: Vec::new(),
+        total: Duration::ZERO,
+    };
+
+    for &doc in &docs {
+        for &t in &threads {
+            let raw_limits = limits.duration.mul_f64(RAW_SECONDS_FACTOR);
+            let r = raw::append_loop(&scratch, doc, t, raw_limits, limits.max_ops)?;
+            eprintln!(
+                "raw append+fdatasync {doc} B, group {t}: {:.0} records/s",
+                r.records_per_sec()
+            );
+            run.raw.push(r);
+        }
+    }
+
+    for &system in &systems {
+        if !system.available() {
+            eprintln!(
+                "{}: not in this build (enable the `walden` feature)",
+                system.label()
+            );
+            continue;
+        }
+        for &workload in &workloads {
+            for &doc in &docs {
+                for &n in &records {
+                    for &t in &threads {
+                        let cell = Cell {
+                            system,
+                            workload,
+                            records: n,
+                            doc_bytes: doc,
+                            threads: t,
+                        };
+                        if matches!(system, System::JsonFsync | System::JsonNosync)
+                            && n.saturating_mul(doc as u64) > JSON_MAX_COLLECTION_BYTES
+                        {
+                            run.skipped.push((
+                                cell,
+                                format!(
+                                    "collection above {} MiB; each write would rewrite all of it",
+                                    JSON_MAX_COLLECTION_BYTES >> 20
+                                ),
+                            ));
+                            continue;
+                        }
+                        let o = workload::run_cell(&scratch.join(system.slug()), cell, limits)
+                            .with_context(|| format!("{cell:?}"))?;
+                        eprintln!(
+                            "{:<40} {:<6} {:>7} docs {:>5} B {:>3} thr: {:>10.0} ops/s",
+                            system.label(),
+                            workload.slug(),
+                            n,
+                            doc,
+                            t,
+                            o.ops_per_sec()
+                        );
+                        run.outcomes.push(o);
+                    }
+                }
+            }
+        }
+    }
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch)?;
+    }
+
+    run.total = started.elapsed();
+    let md = report::markdown(&run, args.subject);
+    std::fs::write(args.out.join("report.md"), md)?;
+    std::fs::write(args.out.join("results.json"), report::json(&run)?)?;
+    let charts = charts::write_all(&run, &args.out)?;
+    eprintln!(
+        "wrote report.md, results.json and {} charts to {} in {:.1} s",
+        charts.len(),
+        args.out.display(),
+        run.total.as_secs_f64()
+    );
+    Ok(())
+}

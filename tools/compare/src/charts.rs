@@ -158,7 +158,7 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
         by_threads.push(Series {
             label: "raw append+fdatasync (group = threads)".to_owned(),
             points: raw,
-            color: BLACK.into(),
+            color: BLACK,
         });
         let name = format!("throughput_vs_threads_{}.svg", w.slug());
         draw(

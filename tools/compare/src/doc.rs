@@ -13,7 +13,7 @@ const FILLER_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
 /// (`{"id":…,"v":…,"body":"…"}` with 12-digit numbers), used to hit the target size.
 const DOC_OVERHEAD_BYTES: usize = 48;
 /// Seed of the filler pool, fixed so every run writes the same bytes.
-const FILLER_SEED: u64 = 0x5EED_0F_F111;
+const FILLER_SEED: u64 = 0x005E_ED0F_F111;
 
 /// A small, fast, deterministic PRNG (SplitMix64); statistical quality is
 /// ample for choosing keys and operations.

@@ -16,7 +16,7 @@ use crate::workload::per_sec;
 /// Name of the append-only file inside the scratch directory.
 const FILE_NAME: &str = "raw.log";
 /// Seed of the record contents.
-const RECORD_SEED: u64 = 0xFD_A7A5;
+const RECORD_SEED: u64 = 0x00FD_A7A5;
 
 /// What one raw append loop measured.
 #[derive(Debug, Clone)]

@@ -1,16 +1,67 @@
-//! walden placeholder until the store lands on main (built without the
-//! `walden` feature).
+//! walden, with `Durability::Immediate` or `Durability::Buffered`.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::kv::Kv;
 
-/// Whether this build includes the walden adapter.
-pub const AVAILABLE: bool = false;
+/// Collection the documents live in.
+#[cfg(feature = "walden")]
+const COLLECTION: &str = "docs";
 
-/// Always fails: this build has no walden adapter.
+/// Whether this build includes the walden adapter.
+pub const AVAILABLE: bool = cfg!(feature = "walden");
+
+/// Opens walden in `dir`, durable per write when `immediate`.
+#[cfg(feature = "walden")]
+pub fn open(dir: &Path, immediate: bool) -> Result<Box<dyn Kv>> {
+    use walden::{Durability, Options, Store};
+    let mut opts = Options::default();
+    opts.durability = if immediate {
+        Durability::Immediate
+    } else {
+        Durability::Buffered
+    };
+    Ok(Box::new(Walden(Store::open_with(dir, opts)?)))
+}
+
+/// Always fails: this build has no walden adapter (enable the `walden` feature).
+#[cfg(not(feature = "walden"))]
 pub fn open(_dir: &Path, _immediate: bool) -> Result<Box<dyn Kv>> {
-    bail!("built without walden")
+    anyhow::bail!("built without the `walden` feature")
+}
+
+/// A walden store.
+#[cfg(feature = "walden")]
+struct Walden(walden::Store);
+
+#[cfg(feature = "walden")]
+impl Kv for Walden {
+    fn put(&self, key: &str, doc: &serde_json::Value) -> Result<()> {
+        self.0.put(COLLECTION, key, doc)?;
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Result<Option<serde_json::Value>> {
+        Ok(self
+            .0
+            .get::<serde_json::Value>(COLLECTION, key)?
+            .map(|v| v.value))
+    }
+
+    fn read_modify_write(
+        &self,
+        key: &str,
+        f: &dyn Fn(Option<serde_json::Value>) -> serde_json::Value,
+    ) -> Result<()> {
+        self.0
+            .update::<serde_json::Value, _>(COLLECTION, key, |cur| Some(f(cur)))?;
+        Ok(())
+    }
+
+    fn close(self: Box<Self>) -> Result<()> {
+        self.0.close()?;
+        Ok(())
+    }
 }

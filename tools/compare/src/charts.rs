@@ -5,7 +5,8 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 
-use crate::report::{quantile_us, Run};
+use crate::kv::System;
+use crate::report::{human, quantile_us, Run};
 use crate::workload::Outcome;
 
 /// Chart size in pixels.
@@ -28,8 +29,9 @@ struct Series {
     color: RGBColor,
 }
 
-/// A stable color per system.
-fn color(i: usize) -> RGBColor {
+/// A stable color per system (its place in [`System::ALL`]).
+fn color(s: System) -> RGBColor {
+    let i = System::ALL.iter().position(|x| *x == s).unwrap_or(0);
     const PALETTE: [RGBColor; 10] = [
         RGBColor(0xd6, 0x27, 0x28),
         RGBColor(0xff, 0x7f, 0x0e),
@@ -52,6 +54,7 @@ fn draw(
     x_desc: &str,
     y_desc: &str,
     log_x: bool,
+    legend: SeriesLabelPosition,
     series: &[Series],
 ) -> Result<()> {
     let all = series.iter().flat_map(|s| s.points.iter());
@@ -81,6 +84,8 @@ fn draw(
                 .configure_mesh()
                 .x_desc(x_desc)
                 .y_desc(y_desc)
+                .x_label_formatter(&|x| human(*x))
+                .y_label_formatter(&|y| human(*y))
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;
             for s in series {
@@ -95,7 +100,7 @@ fn draw(
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend)
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;
         }};
@@ -137,15 +142,14 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
     for w in run.axis(|c| c.workload) {
         let mut by_threads: Vec<Series> = systems
             .iter()
-            .enumerate()
-            .map(|(i, &s)| Series {
+            .map(|&s| Series {
                 label: s.label().to_owned(),
                 points: curve(
                     threads
                         .iter()
                         .map(|&t| (t as f64, run.find(s, w, records, doc, t))),
                 ),
-                color: color(i),
+                color: color(s),
             })
             .collect();
         let raw: Vec<(f64, f64)> = threads
@@ -167,21 +171,21 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             "client threads",
             "operations/s",
             true,
+            SeriesLabelPosition::LowerLeft,
             &by_threads,
         )?;
         written.push(name);
 
         let by_records: Vec<Series> = systems
             .iter()
-            .enumerate()
-            .map(|(i, &s)| Series {
+            .map(|&s| Series {
                 label: s.label().to_owned(),
                 points: curve(
                     run.axis(|c| c.records)
                         .into_iter()
                         .map(|r| (r as f64, run.find(s, w, r, doc, 1))),
                 ),
-                color: color(i),
+                color: color(s),
             })
             .collect();
         let name = format!("throughput_vs_records_{}.svg", w.slug());
@@ -191,19 +195,19 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             "documents in the store",
             "operations/s",
             true,
+            SeriesLabelPosition::LowerLeft,
             &by_records,
         )?;
         written.push(name);
 
         let cdf: Vec<Series> = systems
             .iter()
-            .enumerate()
-            .filter_map(|(i, &s)| {
+            .filter_map(|&s| {
                 let o = run.find(s, w, records, doc, max_t)?;
                 Some(Series {
                     label: s.label().to_owned(),
                     points: cdf_points(&o.latency),
-                    color: color(i),
+                    color: color(s),
                 })
             })
             .collect();
@@ -247,5 +251,13 @@ fn draw_cdf(path: &Path, title: &str, series: &[Series]) -> Result<()> {
             color: s.color,
         })
         .collect();
-    draw(path, title, "percentile", "latency (µs)", false, &swapped)
+    draw(
+        path,
+        title,
+        "percentile (latency CDF, transposed)",
+        "latency (µs)",
+        false,
+        SeriesLabelPosition::UpperLeft,
+        &swapped,
+    )
 }

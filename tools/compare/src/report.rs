@@ -81,7 +81,7 @@ pub fn quantile_us(h: &Latencies, q: f64) -> f64 {
 }
 
 /// Formats a rate or size compactly (three significant digits, k/M suffix).
-fn human(x: f64) -> String {
+pub fn human(x: f64) -> String {
     match x {
         x if x >= 1e6 => format!("{:.2}M", x / 1e6),
         x if x >= 1e4 => format!("{:.0}k", x / 1e3),

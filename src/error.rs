@@ -7,7 +7,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-pub use crate::format::{CorruptionKind, FrameError};
+pub use crate::format::CorruptionKind;
 
 /// Result alias with walden's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

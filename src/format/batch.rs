@@ -59,7 +59,9 @@ pub fn encode_batch_op(out: &mut Vec<u8>, op: &BatchOp<'_>) {
     out.extend_from_slice(op.key.as_bytes());
     out.extend_from_slice(&op.version.to_le_bytes());
     if op.kind == BatchOpKind::Put {
-        out.extend_from_slice(&u32::try_from(op.value.len()).expect("value length checked").to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(op.value.len()).expect("value length checked").to_le_bytes(),
+        );
         out.extend_from_slice(op.value);
     }
 }
@@ -135,15 +137,33 @@ mod tests {
     #[test]
     fn batch_round_trips() {
         let ops = [
-            BatchOp { kind: BatchOpKind::Put, collection: "users", key: "ada", version: 3, value: b"{\"x\":1}" },
-            BatchOp { kind: BatchOpKind::Delete, collection: "c", key: "k", version: 9, value: b"" },
+            BatchOp {
+                kind: BatchOpKind::Put,
+                collection: "users",
+                key: "ada",
+                version: 3,
+                value: b"{\"x\":1}",
+            },
+            BatchOp {
+                kind: BatchOpKind::Delete,
+                collection: "c",
+                key: "k",
+                version: 9,
+                value: b"",
+            },
         ];
         assert_eq!(decode_batch(&body(&ops)).unwrap(), ops);
     }
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let ops = [BatchOp { kind: BatchOpKind::Put, collection: "users", key: "ada", version: 3, value: b"{}" }];
+        let ops = [BatchOp {
+            kind: BatchOpKind::Put,
+            collection: "users",
+            key: "ada",
+            version: 3,
+            value: b"{}",
+        }];
         let b = body(&ops);
         for len in 0..b.len() {
             assert!(decode_batch(&b[..len]).is_err());

@@ -9,14 +9,14 @@ mod identity;
 mod record;
 mod segment;
 
-pub use batch::{decode_batch, encode_batch_op, BatchOp, BatchOpKind, BATCH_OP_DELETE, BATCH_OP_PUT};
-pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
-pub use record::{
-    decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN,
+pub use batch::{
+    decode_batch, encode_batch_op, BatchOp, BatchOpKind, BATCH_OP_DELETE, BATCH_OP_PUT,
 };
+pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
+pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN};
 pub use segment::{
-    segment_file_name, segment_salt, parse_segment_file_name, SegmentHeader, SEGMENT_FORMAT_VERSION,
-    SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    parse_segment_file_name, segment_file_name, segment_salt, SegmentHeader,
+    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 
 use std::fmt;
@@ -106,10 +106,9 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::MissingSegment { segment_no } => {
                 write!(f, "segment {segment_no} is missing")
             }
-            CorruptionKind::SegmentNumberMismatch { expected, found } => write!(
-                f,
-                "segment header says number {found}, file name says {expected}"
-            ),
+            CorruptionKind::SegmentNumberMismatch { expected, found } => {
+                write!(f, "segment header says number {found}, file name says {expected}")
+            }
             CorruptionKind::ForeignStore => write!(f, "file belongs to another store"),
             CorruptionKind::EpochRegression { previous, found } => {
                 write!(f, "epoch went back from {previous} to {found}")

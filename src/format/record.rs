@@ -97,10 +97,9 @@ impl fmt::Display for FrameError {
             FrameError::Truncated { needed, available } => {
                 write!(f, "record truncated: needs {needed} bytes, {available} remain")
             }
-            FrameError::TooLong { body_len } => write!(
-                f,
-                "record length {body_len} exceeds the limit of {MAX_RECORD_BODY_BYTES}"
-            ),
+            FrameError::TooLong { body_len } => {
+                write!(f, "record length {body_len} exceeds the limit of {MAX_RECORD_BODY_BYTES}")
+            }
             FrameError::Checksum { stored, computed } => write!(
                 f,
                 "record checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
@@ -122,7 +121,14 @@ fn checksum(salt: u32, frame: &[u8]) -> u32 {
 /// # Panics
 /// If `body` is longer than [`MAX_RECORD_BODY_BYTES`]: callers check sizes first and return
 /// [`Error::TooLarge`](crate::Error::TooLarge), so reaching this is a bug in walden.
-pub fn encode_frame(out: &mut Vec<u8>, salt: u32, lsn: u64, timestamp_unix_ns: u64, kind: RecordKind, body: &[u8]) {
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    salt: u32,
+    lsn: u64,
+    timestamp_unix_ns: u64,
+    kind: RecordKind,
+    body: &[u8],
+) {
     assert!(body.len() <= MAX_RECORD_BODY_BYTES, "record body over the limit");
     let start = out.len();
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
@@ -175,7 +181,10 @@ mod tests {
         let mut out = Vec::new();
         encode_frame(&mut out, 99, 5, 6, RecordKind::Batch, b"hello");
         let f = decode_frame(&out, 99).unwrap();
-        assert_eq!((f.lsn, f.timestamp_unix_ns, f.kind, f.body, f.len), (5, 6, 1, &b"hello"[..], 33));
+        assert_eq!(
+            (f.lsn, f.timestamp_unix_ns, f.kind, f.body, f.len),
+            (5, 6, 1, &b"hello"[..], 33)
+        );
     }
 
     #[test]

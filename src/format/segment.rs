@@ -40,7 +40,8 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         buf[MAGIC_OFFSET..VERSION_OFFSET].copy_from_slice(&SEGMENT_MAGIC);
-        buf[VERSION_OFFSET..HEADER_LEN_OFFSET].copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
+        buf[VERSION_OFFSET..HEADER_LEN_OFFSET]
+            .copy_from_slice(&SEGMENT_FORMAT_VERSION.to_le_bytes());
         buf[HEADER_LEN_OFFSET..FLAGS_OFFSET]
             .copy_from_slice(&(SEGMENT_HEADER_LEN as u16).to_le_bytes());
         buf[STORE_ID_OFFSET..EPOCH_OFFSET].copy_from_slice(&self.store_id);

@@ -1,0 +1,113 @@
+//! `Store::stats`: counters and positions.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use super::Inner;
+use crate::error::PoisonCause;
+use crate::wal::TornTail;
+
+/// What the last open found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    /// Records replayed from the log.
+    pub records_replayed: u64,
+    /// Segment files read.
+    pub segments_read: u64,
+    /// Bytes of log read.
+    pub bytes_read: u64,
+    /// Time the replay took, in microseconds.
+    pub replay_us: u64,
+    /// The torn tail cut off the log, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Where the cut bytes were kept for forensics.
+    pub torn_saved_to: Option<std::path::PathBuf>,
+}
+
+/// A picture of the store's state and work so far (this process, since open).
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Documents per collection.
+    pub documents_per_collection: BTreeMap<String, u64>,
+    /// Documents in all collections.
+    pub documents: u64,
+    /// LSN of the newest record sequenced (0: none yet).
+    pub last_lsn: u64,
+    /// Every record up to this LSN has been written to the OS.
+    pub written_lsn: u64,
+    /// Every record up to this LSN is fsynced.
+    pub durable_lsn: u64,
+    /// Epoch of this open.
+    pub epoch: u64,
+    /// Segment being appended to.
+    pub active_segment_no: u64,
+    /// WAL bytes on disk (all segments).
+    pub wal_bytes: u64,
+    /// WAL segment files on disk.
+    pub wal_segments: u64,
+    /// Bytes this process wrote to the log.
+    pub wal_bytes_written: u64,
+    /// `fdatasync` calls made for commits.
+    pub fsyncs: u64,
+    /// Records committed (acknowledged groups' records).
+    pub commits: u64,
+    /// Write groups (one write call each).
+    pub groups: u64,
+    /// Mean records per group.
+    pub avg_group_size: f64,
+    /// Largest group, in records.
+    pub max_group_size: u64,
+    /// Mean commit latency (enqueue to acknowledgement), microseconds.
+    pub commit_latency_mean_us: u64,
+    /// Median commit latency (power-of-two bucket bound), microseconds.
+    pub commit_latency_p50_us: u64,
+    /// 99th-percentile commit latency (power-of-two bucket bound), microseconds.
+    pub commit_latency_p99_us: u64,
+    /// Slowest commit, microseconds.
+    pub commit_latency_max_us: u64,
+    /// Why the store stopped accepting writes, if it has.
+    pub poisoned: Option<PoisonCause>,
+    /// What the open's recovery did.
+    pub recovery: RecoveryStats,
+}
+
+pub(super) fn collect(inner: &Inner) -> Stats {
+    let documents_per_collection: BTreeMap<String, u64> =
+        inner.docs.read().iter().map(|(c, m)| (c.clone(), m.len() as u64)).collect();
+    let pos = inner.wal.positions();
+    let c = &inner.wal.counters;
+    let groups = c.groups.load(Ordering::Relaxed);
+    let commits = c.records.load(Ordering::Relaxed);
+    let (mut wal_bytes, mut wal_segments) = (0, 0);
+    if let Ok(entries) = std::fs::read_dir(inner.dir.join(crate::wal::WAL_DIR)) {
+        for e in entries.flatten() {
+            if crate::format::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some() {
+                wal_segments += 1;
+                wal_bytes += e.metadata().map_or(0, |m| m.len());
+            }
+        }
+    }
+    Stats {
+        documents: documents_per_collection.values().sum(),
+        documents_per_collection,
+        last_lsn: pos.last_lsn,
+        written_lsn: pos.written_lsn,
+        durable_lsn: pos.durable_lsn,
+        epoch: pos.epoch,
+        active_segment_no: pos.segment_no,
+        wal_bytes,
+        wal_segments,
+        wal_bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        fsyncs: c.fsyncs.load(Ordering::Relaxed),
+        commits,
+        groups,
+        avg_group_size: if groups == 0 { 0.0 } else { commits as f64 / groups as f64 },
+        max_group_size: c.max_group_records.load(Ordering::Relaxed),
+        commit_latency_mean_us: c.latency.mean_us(),
+        commit_latency_p50_us: c.latency.quantile_us(0.5),
+        commit_latency_p99_us: c.latency.quantile_us(0.99),
+        commit_latency_max_us: c.latency.max_us(),
+        poisoned: pos.poisoned,
+        recovery: inner.recovery.clone(),
+    }
+}

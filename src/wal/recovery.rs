@@ -1,0 +1,125 @@
+//! Acting on the reader's verdict at open: the only code that truncates the log.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::format::{parse_segment_file_name, segment_file_name};
+use crate::io::{FileBytes, Io};
+use crate::store::RecoveryStats;
+
+use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput};
+
+/// Where the writer continues after recovery.
+pub(crate) struct Recovered {
+    pub next_lsn: u64,
+    pub last_timestamp_unix_ns: u64,
+    pub max_epoch: u64,
+    pub next_segment_no: u64,
+    pub stats: RecoveryStats,
+}
+
+/// Segment files in `wal_dir`, sorted by number.
+pub(crate) fn list_segments(io: &dyn Io, wal_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
+    let mut segs: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n).map(|no| (no, wal_dir.join(n))))
+        .collect();
+    segs.sort();
+    Ok(segs)
+}
+
+/// A name for the cut bytes that does not exist yet.
+fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Result<PathBuf> {
+    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
+    let base = format!("{}.torn-{offset}", segment_file_name(segment_no));
+    let mut name = base.clone();
+    let mut n = 1;
+    while names.contains(&name) {
+        name = format!("{base}.{n}");
+        n += 1;
+    }
+    Ok(wal_dir.join(name))
+}
+
+/// Replays every segment through `apply`, cuts a torn tail (keeping the bytes in a `.torn-*`
+/// file), and refuses corruption.
+pub(crate) fn recover(
+    io: &dyn Io,
+    wal_dir: &Path,
+    store_id: [u8; 16],
+    apply: &mut dyn FnMut(&RecordRef<'_>) -> Result<(), CorruptionKind>,
+) -> Result<Recovered> {
+    let started = Instant::now();
+    let segs = list_segments(io, wal_dir)?;
+    let files: Vec<FileBytes> = segs
+        .iter()
+        .map(|(_, p)| io.read(p).map_err(|e| Error::io(IoOp::Read, p, e)))
+        .collect::<Result<_>>()?;
+    let inputs: Vec<SegmentInput<'_>> = segs
+        .iter()
+        .zip(&files)
+        .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
+        .collect();
+    let mut last_ts = 0;
+    let scan = scan_log(&inputs, Some(store_id), &mut |r| {
+        last_ts = r.frame.timestamp_unix_ns;
+        apply(r)
+    });
+    let mut stats = RecoveryStats {
+        records_replayed: scan.segments.iter().map(|s| s.records).sum(),
+        segments_read: segs.len() as u64,
+        bytes_read: files.iter().map(|f| f.len() as u64).sum(),
+        ..RecoveryStats::default()
+    };
+    let mut last_segment_records = scan.segments.last().map(|s| s.records);
+    match &scan.verdict {
+        LogVerdict::Clean => {}
+        LogVerdict::Corrupt(c) => {
+            return Err(Error::Corruption {
+                file: c.path.clone(),
+                offset: c.offset,
+                last_good_lsn: c.last_good_lsn,
+                kind: c.kind.clone(),
+            });
+        }
+        LogVerdict::TornTail(t) => {
+            // Keep the cut bytes for forensics, durably, before cutting them.
+            let bytes = &files.last().expect("a torn tail has a segment")[t.offset as usize..];
+            let saved = torn_path(io, wal_dir, t.segment_no, t.offset)?;
+            let mut f = io.create_new(&saved).map_err(|e| Error::io(IoOp::Open, &saved, e))?;
+            f.write_all(bytes).map_err(|e| Error::io(IoOp::Write, &saved, e))?;
+            f.sync_data().map_err(|e| Error::io(IoOp::Sync, &saved, e))?;
+            drop(f);
+            io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+            stats.torn_tail = Some(t.clone());
+            stats.torn_saved_to = Some(saved);
+            if t.offset == 0 {
+                // The header never completed: the segment holds nothing.
+                last_segment_records = Some(0);
+            } else {
+                io.truncate(&t.path, t.offset)
+                    .map_err(|e| Error::io(IoOp::Truncate, &t.path, e))?;
+            }
+        }
+    }
+    drop(inputs);
+    drop(files);
+    // A last segment without records is removed and its number reused, so opening and closing
+    // a store without writing does not pile up files.
+    let mut next_segment_no = segs.last().map_or(1, |(no, _)| no + 1);
+    if let (Some((no, path)), Some(0)) = (segs.last(), last_segment_records) {
+        io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
+        io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+        next_segment_no = *no;
+    }
+    stats.replay_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    Ok(Recovered {
+        next_lsn: scan.next_lsn.unwrap_or(1),
+        last_timestamp_unix_ns: last_ts,
+        max_epoch: scan.max_epoch,
+        next_segment_no,
+        stats,
+    })
+}

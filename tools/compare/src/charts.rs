@@ -72,11 +72,7 @@ fn draw(
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let y_range = ((y0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..y1 * LOG_AXIS_PAD).log_scale();
     let mut builder = ChartBuilder::on(&root);
-    builder
-        .caption(title, FONT)
-        .margin(12)
-        .x_label_area_size(48)
-        .y_label_area_size(80);
+    builder.caption(title, FONT).margin(12).x_label_area_size(48).y_label_area_size(80);
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -107,13 +103,9 @@ fn draw(
     }
     if log_x {
         let x_range = ((x0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..x1 * LOG_AXIS_PAD).log_scale();
-        finish!(builder
-            .build_cartesian_2d(x_range, y_range)
-            .map_err(|e| anyhow!("{e}"))?);
+        finish!(builder.build_cartesian_2d(x_range, y_range).map_err(|e| anyhow!("{e}"))?);
     } else {
-        finish!(builder
-            .build_cartesian_2d(x0..x1, y_range)
-            .map_err(|e| anyhow!("{e}"))?);
+        finish!(builder.build_cartesian_2d(x0..x1, y_range).map_err(|e| anyhow!("{e}"))?);
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
@@ -122,11 +114,7 @@ fn draw(
 /// The dataset size the focused charts use: 10k if measured, else the largest.
 fn focus_records(run: &Run) -> u64 {
     let all = run.axis(|c| c.records);
-    all.iter()
-        .copied()
-        .find(|r| *r == FOCUS_RECORDS)
-        .or_else(|| all.last().copied())
-        .unwrap_or(0)
+    all.iter().copied().find(|r| *r == FOCUS_RECORDS).or_else(|| all.last().copied()).unwrap_or(0)
 }
 
 /// Writes every chart for every workload into `out`; returns the file names.
@@ -144,20 +132,13 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             .iter()
             .map(|&s| Series {
                 label: s.label().to_owned(),
-                points: curve(
-                    threads
-                        .iter()
-                        .map(|&t| (t as f64, run.find(s, w, records, doc, t))),
-                ),
+                points: curve(threads.iter().map(|&t| (t as f64, run.find(s, w, records, doc, t)))),
                 color: color(s),
             })
             .collect();
         let raw: Vec<(f64, f64)> = threads
             .iter()
-            .filter_map(|&t| {
-                run.raw_limit(doc, t)
-                    .map(|r| (t as f64, r.records_per_sec()))
-            })
+            .filter_map(|&t| run.raw_limit(doc, t).map(|r| (t as f64, r.records_per_sec())))
             .collect();
         by_threads.push(Series {
             label: "raw append+fdatasync (group = threads)".to_owned(),
@@ -214,10 +195,7 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
         let name = format!("latency_cdf_{}.svg", w.slug());
         draw_cdf(
             &out.join(&name),
-            &format!(
-                "{} — latency CDF, {max_t} threads, {records} docs of {doc} B",
-                w.label()
-            ),
+            &format!("{} — latency CDF, {max_t} threads, {records} docs of {doc} B", w.label()),
             &cdf,
         )?;
         written.push(name);
@@ -227,8 +205,7 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
 
 /// Throughput points of the cells that ran, keyed by `x`.
 fn curve<'a>(xs: impl Iterator<Item = (f64, Option<&'a Outcome>)>) -> Vec<(f64, f64)> {
-    xs.filter_map(|(x, o)| o.map(|o| (x, o.ops_per_sec())))
-        .collect()
+    xs.filter_map(|(x, o)| o.map(|o| (x, o.ops_per_sec()))).collect()
 }
 
 /// (latency µs, percentile) pairs of a histogram.

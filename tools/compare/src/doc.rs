@@ -64,9 +64,7 @@ impl DocMaker {
                 char::from(FILLER_ALPHABET[i])
             })
             .collect();
-        let body_len = doc_bytes
-            .saturating_sub(DOC_OVERHEAD_BYTES)
-            .clamp(1, FILLER_POOL_BYTES / 2);
+        let body_len = doc_bytes.saturating_sub(DOC_OVERHEAD_BYTES).clamp(1, FILLER_POOL_BYTES / 2);
         Self { filler, body_len }
     }
 

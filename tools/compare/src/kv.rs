@@ -80,9 +80,7 @@ impl System {
 
     /// A short name for file names and CLI.
     pub fn slug(self) -> String {
-        self.to_possible_value()
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default()
+        self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
     }
 
     /// Whether an acknowledged write survives power loss.
@@ -97,13 +95,11 @@ impl System {
         )
     }
 
-    /// Opens (creating if needed) this system's store in `dir`. `bulk` asks for
-    /// a configuration fit for the unmeasured load phase; systems whose `load`
-    /// batches on its own ignore it.
-    pub fn open(self, dir: &Path, bulk: bool) -> Result<Box<dyn Kv>> {
+    /// Opens (creating if needed) this system's store in `dir`.
+    pub fn open(self, dir: &Path) -> Result<Box<dyn Kv>> {
         Ok(match self {
             System::WaldenImmediate | System::WaldenBuffered => {
-                adapters::walden_kv::open(dir, self == System::WaldenImmediate && !bulk)?
+                adapters::walden_kv::open(dir, self == System::WaldenImmediate)?
             }
             System::JsonFsync => Box::new(adapters::json_file::JsonFile::open(dir, true)?),
             System::JsonNosync => Box::new(adapters::json_file::JsonFile::open(dir, false)?),

@@ -41,9 +41,7 @@ pub fn describe(dir: &Path) -> Machine {
         .ok()
         .and_then(|o| {
             let out = String::from_utf8_lossy(&o.stdout).into_owned();
-            out.lines()
-                .nth(1)
-                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            out.lines().nth(1).map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| UNKNOWN.to_owned());
     Machine {

@@ -46,10 +46,7 @@ const RAW_SECONDS_FACTOR: f64 = 1.0;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(
-    name = "compare",
-    about = "walden vs JSON files, SQLite, redb, fjall and raw fdatasync"
-)]
+#[command(name = "compare", about = "walden vs JSON files, SQLite, redb, fjall and raw fdatasync")]
 struct Args {
     /// CI mode: tiny datasets, 1 and 4 threads, a fraction of a second per cell.
     #[arg(long)]
@@ -98,11 +95,8 @@ fn or_default<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let started = Instant::now();
-    let (seconds, max_ops) = if args.quick {
-        (QUICK_SECONDS, QUICK_MAX_OPS)
-    } else {
-        (FULL_SECONDS, FULL_MAX_OPS)
-    };
+    let (seconds, max_ops) =
+        if args.quick { (QUICK_SECONDS, QUICK_MAX_OPS) } else { (FULL_SECONDS, FULL_MAX_OPS) };
     let limits = Limits {
         duration: Duration::from_secs_f64(args.seconds.unwrap_or(seconds)),
         max_ops: args.ops.unwrap_or(max_ops),
@@ -151,23 +145,15 @@ fn main() -> Result<()> {
 
     for &system in &systems {
         if !system.available() {
-            eprintln!(
-                "{}: not in this build (enable the `walden` feature)",
-                system.label()
-            );
+            eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
             continue;
         }
         for &workload in &workloads {
             for &doc in &docs {
                 for &n in &records {
                     for &t in &threads {
-                        let cell = Cell {
-                            system,
-                            workload,
-                            records: n,
-                            doc_bytes: doc,
-                            threads: t,
-                        };
+                        let cell =
+                            Cell { system, workload, records: n, doc_bytes: doc, threads: t };
                         if matches!(system, System::JsonFsync | System::JsonNosync)
                             && n.saturating_mul(doc as u64) > JSON_MAX_COLLECTION_BYTES
                         {

@@ -35,9 +35,7 @@ pub fn record(h: &mut Latencies, d: Duration) {
 /// `/proc/self/io`), if the kernel exposes it.
 pub fn process_write_bytes() -> Option<u64> {
     let io = fs::read_to_string("/proc/self/io").ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
+    io.lines().find_map(|l| l.strip_prefix("write_bytes:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// Space allocated on disk for everything under `dir` (sum of `st_blocks`).

@@ -53,11 +53,7 @@ pub fn append_loop(
 ) -> Result<RawOutcome> {
     fs::create_dir_all(dir)?;
     let path = dir.join(FILE_NAME);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)?;
+    let mut file = OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
     let mut rng = Rng::new(RECORD_SEED);
     let record: Vec<u8> = (0..record_bytes).map(|_| rng.next_u64() as u8).collect();
     let group = group.max(1);
@@ -80,12 +76,5 @@ pub fn append_loop(
     let elapsed = start.elapsed();
     drop(file);
     fs::remove_file(&path)?;
-    Ok(RawOutcome {
-        record_bytes,
-        group,
-        records,
-        syncs,
-        elapsed,
-        latency,
-    })
+    Ok(RawOutcome { record_bytes, group, records, syncs, elapsed, latency })
 }

@@ -49,23 +49,14 @@ impl Run {
         doc: usize,
         threads: usize,
     ) -> Option<&Outcome> {
-        self.outcomes.iter().find(|o| {
-            o.cell
-                == Cell {
-                    system,
-                    workload: w,
-                    records,
-                    doc_bytes: doc,
-                    threads,
-                }
-        })
+        self.outcomes
+            .iter()
+            .find(|o| o.cell == Cell { system, workload: w, records, doc_bytes: doc, threads })
     }
 
     /// The raw limit for `doc`-byte records synced in groups of `group`.
     pub fn raw_limit(&self, doc: usize, group: usize) -> Option<&RawOutcome> {
-        self.raw
-            .iter()
-            .find(|r| r.record_bytes == doc && r.group == group)
+        self.raw.iter().find(|r| r.record_bytes == doc && r.group == group)
     }
 
     /// Distinct values of one cell field among the outcomes, sorted.
@@ -138,11 +129,8 @@ pub fn markdown(run: &Run, subject: System) -> String {
         headline(&mut md, run, subject);
         targets(&mut md, run, subject);
     } else {
-        let _ = writeln!(
-            md,
-            "**{} was not run, so there are no headline ratios.**\n",
-            subject.label()
-        );
+        let _ =
+            writeln!(md, "**{} was not run, so there are no headline ratios.**\n", subject.label());
     }
     raw_section(&mut md, run);
     absolute(&mut md, run);
@@ -181,11 +169,8 @@ fn machine_section(md: &mut String, m: &Machine) {
 }
 
 fn headline(md: &mut String, run: &Run, subject: System) {
-    let others: Vec<System> = run
-        .axis(|c| c.system)
-        .into_iter()
-        .filter(|s| *s != subject)
-        .collect();
+    let others: Vec<System> =
+        run.axis(|c| c.system).into_iter().filter(|s| *s != subject).collect();
     let _ = writeln!(md, "## Headline: ratios measured in the same run\n");
     let _ = writeln!(
         md,
@@ -210,9 +195,7 @@ fn headline(md: &mut String, run: &Run, subject: System) {
                     let Some(me) = run.find(subject, w, records, doc, t) else {
                         continue;
                     };
-                    let raw = run
-                        .raw_limit(doc, t)
-                        .map_or(0.0, RawOutcome::records_per_sec);
+                    let raw = run.raw_limit(doc, t).map_or(0.0, RawOutcome::records_per_sec);
                     let _ = write!(
                         rows,
                         "| {t} | {} | {} |",
@@ -220,9 +203,8 @@ fn headline(md: &mut String, run: &Run, subject: System) {
                         ratio(me.writes_per_sec(), raw)
                     );
                     for s in &others {
-                        let theirs = run
-                            .find(*s, w, records, doc, t)
-                            .map_or(0.0, Outcome::ops_per_sec);
+                        let theirs =
+                            run.find(*s, w, records, doc, t).map_or(0.0, Outcome::ops_per_sec);
                         let _ = write!(rows, " {} |", ratio(me.ops_per_sec(), theirs));
                     }
                     rows.push('\n');
@@ -256,10 +238,8 @@ fn targets(md: &mut String, run: &Run, subject: System) {
         .or_else(|| records_set.last().copied())
         .unwrap_or(0);
     let max_t = run.axis(|c| c.threads).last().copied().unwrap_or(1);
-    let rate = |s: System, t: usize| {
-        run.find(s, w, records, doc, t)
-            .map_or(0.0, Outcome::ops_per_sec)
-    };
+    let rate =
+        |s: System, t: usize| run.find(s, w, records, doc, t).map_or(0.0, Outcome::ops_per_sec);
     let best_peer = [System::SqliteFull, System::Redb, System::Fjall]
         .into_iter()
         .map(|s| (rate(s, max_t), s))
@@ -270,9 +250,7 @@ fn targets(md: &mut String, run: &Run, subject: System) {
         bytes(doc as f64)
     );
     let _ = writeln!(md, "| target | wanted | measured |\n|---|---:|---:|");
-    let raw1 = run
-        .raw_limit(doc, 1)
-        .map_or(0.0, RawOutcome::records_per_sec);
+    let raw1 = run.raw_limit(doc, 1).map_or(0.0, RawOutcome::records_per_sec);
     let _ = writeln!(
         md,
         "| 1 writer vs raw append+fdatasync | ≥ 0.8× | {} |",
@@ -281,11 +259,7 @@ fn targets(md: &mut String, run: &Run, subject: System) {
     let _ = writeln!(
         md,
         "| {max_t} writers vs own 1 writer{} | ≥ 15× | {} |",
-        if max_t == TARGET_THREADS {
-            ""
-        } else {
-            " (target is at 64)"
-        },
+        if max_t == TARGET_THREADS { "" } else { " (target is at 64)" },
         ratio(rate(subject, max_t), rate(subject, 1))
     );
     if let Some((peer_rate, peer)) = best_peer {
@@ -370,11 +344,7 @@ fn absolute(md: &mut String, run: &Run) {
             md,
             " {} | {} | {} | {:.2} | {:.2} |",
             o.io_bytes_per_op().map_or_else(|| "–".to_owned(), bytes),
-            if growth < 0.0 {
-                format!("-{}", bytes(-growth))
-            } else {
-                bytes(growth)
-            },
+            if growth < 0.0 { format!("-{}", bytes(-growth)) } else { bytes(growth) },
             bytes(o.disk_after as f64),
             o.open_time.as_secs_f64() * 1e3,
             o.reopen_time.as_secs_f64() * 1e3

@@ -123,8 +123,7 @@ impl Outcome {
 
     /// Bytes sent to storage per operation, if measured.
     pub fn io_bytes_per_op(&self) -> Option<f64> {
-        self.io_write_bytes
-            .map(|b| b as f64 / self.ops.max(1) as f64)
+        self.io_write_bytes.map(|b| b as f64 / self.ops.max(1) as f64)
     }
 }
 
@@ -142,13 +141,13 @@ pub fn run_cell(dir: &Path, cell: Cell, limits: Limits) -> Result<Outcome> {
     std::fs::create_dir_all(dir)?;
     let maker = DocMaker::new(cell.doc_bytes);
 
-    let kv = cell.system.open(dir, true)?;
+    let kv = cell.system.open(dir)?;
     kv.load(&mut (0..cell.records).map(|i| (key(i), maker.doc(i, 0))))?;
     kv.close()?;
 
     let disk_before = measure::disk_usage(dir)?;
     let t = Instant::now();
-    let kv = cell.system.open(dir, false)?;
+    let kv = cell.system.open(dir)?;
     let open_time = t.elapsed();
 
     let io_before = measure::process_write_bytes();
@@ -158,7 +157,7 @@ pub fn run_cell(dir: &Path, cell: Cell, limits: Limits) -> Result<Outcome> {
     let disk_after = measure::disk_usage(dir)?;
 
     let t = Instant::now();
-    let kv = cell.system.open(dir, false)?;
+    let kv = cell.system.open(dir)?;
     let reopen_time = t.elapsed();
     kv.close()?;
     std::fs::remove_dir_all(dir)?;

@@ -51,18 +51,11 @@ impl Kv for Fjall {
     }
 
     fn get(&self, key: &str) -> Result<Option<Value>> {
-        Ok(self
-            .docs
-            .get(key)?
-            .map(|v| serde_json::from_slice(&v))
-            .transpose()?)
+        Ok(self.docs.get(key)?.map(|v| serde_json::from_slice(&v)).transpose()?)
     }
 
     fn read_modify_write(&self, key: &str, f: &dyn Fn(Option<Value>) -> Value) -> Result<()> {
-        let _guard = self
-            .stripe(key)
-            .lock()
-            .map_err(|_| anyhow!("fjall stripe poisoned"))?;
+        let _guard = self.stripe(key).lock().map_err(|_| anyhow!("fjall stripe poisoned"))?;
         let cur = self.get(key)?;
         self.write(key, &f(cur))
     }

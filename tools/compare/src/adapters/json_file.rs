@@ -40,11 +40,7 @@ impl JsonFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
             Err(e) => return Err(e.into()),
         };
-        Ok(Self {
-            dir: dir.to_owned(),
-            fsync,
-            map: Mutex::new(map),
-        })
+        Ok(Self { dir: dir.to_owned(), fsync, map: Mutex::new(map) })
     }
 
     /// Rewrites the whole file from `map` (the caller holds the lock).
@@ -67,9 +63,7 @@ impl JsonFile {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Map<String, Value>>> {
-        self.map
-            .lock()
-            .map_err(|_| anyhow!("json map lock poisoned"))
+        self.map.lock().map_err(|_| anyhow!("json map lock poisoned"))
     }
 }
 

@@ -50,10 +50,7 @@ impl Kv for Redb {
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(DOCS)?;
-            let cur = table
-                .get(key)?
-                .map(|v| serde_json::from_slice(v.value()))
-                .transpose()?;
+            let cur = table.get(key)?.map(|v| serde_json::from_slice(v.value())).transpose()?;
             let new = serde_json::to_vec(&f(cur))?;
             table.insert(key, new.as_slice())?;
         }

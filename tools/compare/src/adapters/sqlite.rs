@@ -30,11 +30,7 @@ impl Sqlite {
     /// over `NORMAL`.
     pub fn open(dir: &Path, full_sync: bool) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let s = Self {
-            path: dir.join(FILE_NAME),
-            full_sync,
-            pool: Mutex::new(Vec::new()),
-        };
+        let s = Self { path: dir.join(FILE_NAME), full_sync, pool: Mutex::new(Vec::new()) };
         let c = s.connect()?;
         c.execute_batch(
             "CREATE TABLE IF NOT EXISTS docs (k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;",
@@ -54,11 +50,7 @@ impl Sqlite {
 
     /// Runs `f` on a pooled connection (opening one if the pool is empty).
     fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let pooled = self
-            .pool
-            .lock()
-            .map_err(|_| anyhow!("sqlite pool poisoned"))?
-            .pop();
+        let pooled = self.pool.lock().map_err(|_| anyhow!("sqlite pool poisoned"))?.pop();
         let mut c = match pooled {
             Some(c) => c,
             None => self.connect()?,
@@ -69,10 +61,7 @@ impl Sqlite {
     }
 
     fn give_back(&self, c: Connection) -> Result<()> {
-        self.pool
-            .lock()
-            .map_err(|_| anyhow!("sqlite pool poisoned"))?
-            .push(c);
+        self.pool.lock().map_err(|_| anyhow!("sqlite pool poisoned"))?.push(c);
         Ok(())
     }
 }
@@ -131,12 +120,8 @@ impl Kv for Sqlite {
     }
 
     fn close(self: Box<Self>) -> Result<()> {
-        let conns = std::mem::take(
-            &mut *self
-                .pool
-                .lock()
-                .map_err(|_| anyhow!("sqlite pool poisoned"))?,
-        );
+        let conns =
+            std::mem::take(&mut *self.pool.lock().map_err(|_| anyhow!("sqlite pool poisoned"))?);
         for c in conns {
             c.close().map_err(|(_, e)| e)?;
         }

@@ -10,6 +10,10 @@ use crate::kv::Kv;
 #[cfg(feature = "walden")]
 const COLLECTION: &str = "docs";
 
+/// Documents per batch in the (unmeasured) load phase.
+#[cfg(feature = "walden")]
+const LOAD_BATCH_DOCS: usize = 1_000;
+
 /// Whether this build includes the walden adapter.
 pub const AVAILABLE: bool = cfg!(feature = "walden");
 
@@ -17,11 +21,9 @@ pub const AVAILABLE: bool = cfg!(feature = "walden");
 #[cfg(feature = "walden")]
 pub fn open(dir: &Path, immediate: bool) -> Result<Box<dyn Kv>> {
     use walden::{Durability, Options, Store};
-    let mut opts = Options::default();
-    opts.durability = if immediate {
-        Durability::Immediate
-    } else {
-        Durability::Buffered
+    let opts = Options {
+        durability: if immediate { Durability::Immediate } else { Durability::Buffered },
+        ..Options::default()
     };
     Ok(Box::new(Walden(Store::open_with(dir, opts)?)))
 }
@@ -44,10 +46,7 @@ impl Kv for Walden {
     }
 
     fn get(&self, key: &str) -> Result<Option<serde_json::Value>> {
-        Ok(self
-            .0
-            .get::<serde_json::Value>(COLLECTION, key)?
-            .map(|v| v.value))
+        Ok(self.0.get::<serde_json::Value>(COLLECTION, key)?.map(|v| v.value))
     }
 
     fn read_modify_write(
@@ -55,8 +54,19 @@ impl Kv for Walden {
         key: &str,
         f: &dyn Fn(Option<serde_json::Value>) -> serde_json::Value,
     ) -> Result<()> {
-        self.0
-            .update::<serde_json::Value, _>(COLLECTION, key, |cur| Some(f(cur)))?;
+        self.0.update::<serde_json::Value, _>(COLLECTION, key, |cur| Some(f(cur)))?;
+        Ok(())
+    }
+
+    fn load(&self, docs: &mut dyn Iterator<Item = (String, serde_json::Value)>) -> Result<()> {
+        let mut docs = docs.peekable();
+        while docs.peek().is_some() {
+            let mut batch = walden::Batch::new();
+            for (k, d) in docs.by_ref().take(LOAD_BATCH_DOCS) {
+                batch.put(COLLECTION, &k, &d);
+            }
+            self.0.commit(batch)?;
+        }
         Ok(())
     }
 

@@ -41,8 +41,6 @@ const QUICK_THREADS: [usize; 2] = [1, 4];
 /// one operation would rewrite hundreds of MiB, and a cell's time bound
 /// cannot interrupt an operation already started.
 const JSON_MAX_COLLECTION_BYTES: u64 = 64 << 20;
-/// Seconds each raw append+fdatasync loop runs, as a fraction of a cell's.
-const RAW_SECONDS_FACTOR: f64 = 1.0;
 
 /// Command line.
 #[derive(Debug, Parser)]
@@ -92,6 +90,29 @@ fn or_default<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
     }
 }
 
+/// Runs the raw append+fdatasync loop for every document size and group
+/// (one group per thread count), recording it as measured at `when`.
+fn measure_raw(
+    run: &mut Run,
+    when: &'static str,
+    scratch: &std::path::Path,
+    docs: &[usize],
+    threads: &[usize],
+    limits: Limits,
+) -> Result<()> {
+    for &doc in docs {
+        for &t in threads {
+            let r = raw::append_loop(when, scratch, doc, t, limits.duration, limits.max_ops)?;
+            eprintln!(
+                "raw append+fdatasync ({when}) {doc} B, group {t}: {:.0} records/s",
+                r.records_per_sec()
+            );
+            run.raw.push(r);
+        }
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let started = Instant::now();
@@ -131,18 +152,7 @@ fn main() -> Result<()> {
         total: Duration::ZERO,
     };
 
-    for &doc in &docs {
-        for &t in &threads {
-            let raw_limits = limits.duration.mul_f64(RAW_SECONDS_FACTOR);
-            let r = raw::append_loop(&scratch, doc, t, raw_limits, limits.max_ops)?;
-            eprintln!(
-                "raw append+fdatasync {doc} B, group {t}: {:.0} records/s",
-                r.records_per_sec()
-            );
-            run.raw.push(r);
-        }
-    }
-
+    measure_raw(&mut run, "start", &scratch, &docs, &threads, limits)?;
     for &system in &systems {
         if !system.available() {
             eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
@@ -183,6 +193,7 @@ fn main() -> Result<()> {
             }
         }
     }
+    measure_raw(&mut run, "end", &scratch, &docs, &threads, limits)?;
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }

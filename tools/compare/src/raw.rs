@@ -21,6 +21,8 @@ const RECORD_SEED: u64 = 0x00FD_A7A5;
 /// What one raw append loop measured.
 #[derive(Debug, Clone)]
 pub struct RawOutcome {
+    /// When in the run the loop ran (`start` or `end`).
+    pub when: &'static str,
     /// Bytes per record.
     pub record_bytes: usize,
     /// Records per `fdatasync`.
@@ -43,8 +45,9 @@ impl RawOutcome {
 }
 
 /// Appends `record_bytes`-byte records to a fresh file in `dir`, syncing after
-/// every `group` records, until `duration` or `max_records` is reached.
+/// every `group` records (labelled `when`), until `duration` or `max_records` is reached.
 pub fn append_loop(
+    when: &'static str,
     dir: &Path,
     record_bytes: usize,
     group: usize,
@@ -76,5 +79,5 @@ pub fn append_loop(
     let elapsed = start.elapsed();
     drop(file);
     fs::remove_file(&path)?;
-    Ok(RawOutcome { record_bytes, group, records, syncs, elapsed, latency })
+    Ok(RawOutcome { when, record_bytes, group, records, syncs, elapsed, latency })
 }

@@ -149,47 +149,57 @@ fn main() -> Result<()> {
         outcomes: Vec::new(),
         raw: Vec::new(),
         skipped: Vec::new(),
+        failed: Vec::new(),
         total: Duration::ZERO,
     };
 
     measure_raw(&mut run, "start", &scratch, &docs, &threads, limits)?;
-    for &system in &systems {
-        if !system.available() {
-            eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
+    for system in systems.iter().filter(|s| !s.available()) {
+        eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
+    }
+    let mut cells = Vec::new();
+    for &system in systems.iter().filter(|s| s.available()) {
+        for &workload in &workloads {
+            for &doc_bytes in &docs {
+                for &records in &records {
+                    cells.extend(threads.iter().map(|&threads| Cell {
+                        system,
+                        workload,
+                        records,
+                        doc_bytes,
+                        threads,
+                    }));
+                }
+            }
+        }
+    }
+    for cell in cells {
+        if matches!(cell.system, System::JsonFsync | System::JsonNosync)
+            && cell.records.saturating_mul(cell.doc_bytes as u64) > JSON_MAX_COLLECTION_BYTES
+        {
+            let why = format!(
+                "collection above {} MiB; each write would rewrite all of it",
+                JSON_MAX_COLLECTION_BYTES >> 20
+            );
+            run.skipped.push((cell, why));
             continue;
         }
-        for &workload in &workloads {
-            for &doc in &docs {
-                for &n in &records {
-                    for &t in &threads {
-                        let cell =
-                            Cell { system, workload, records: n, doc_bytes: doc, threads: t };
-                        if matches!(system, System::JsonFsync | System::JsonNosync)
-                            && n.saturating_mul(doc as u64) > JSON_MAX_COLLECTION_BYTES
-                        {
-                            run.skipped.push((
-                                cell,
-                                format!(
-                                    "collection above {} MiB; each write would rewrite all of it",
-                                    JSON_MAX_COLLECTION_BYTES >> 20
-                                ),
-                            ));
-                            continue;
-                        }
-                        let o = workload::run_cell(&scratch.join(system.slug()), cell, limits)
-                            .with_context(|| format!("{cell:?}"))?;
-                        eprintln!(
-                            "{:<40} {:<6} {:>7} docs {:>5} B {:>3} thr: {:>10.0} ops/s",
-                            system.label(),
-                            workload.slug(),
-                            n,
-                            doc,
-                            t,
-                            o.ops_per_sec()
-                        );
-                        run.outcomes.push(o);
-                    }
-                }
+        match workload::run_cell(&scratch.join(cell.system.slug()), cell, limits) {
+            Ok(o) => {
+                eprintln!(
+                    "{:<40} {:<6} {:>7} docs {:>5} B {:>3} thr: {:>10.0} ops/s",
+                    cell.system.label(),
+                    cell.workload.slug(),
+                    cell.records,
+                    cell.doc_bytes,
+                    cell.threads,
+                    o.ops_per_sec()
+                );
+                run.outcomes.push(o);
+            }
+            Err(e) => {
+                eprintln!("FAILED {cell:?}: {e:#}");
+                run.failed.push((cell, format!("{e:#}")));
             }
         }
     }
@@ -203,6 +213,9 @@ fn main() -> Result<()> {
     std::fs::write(args.out.join("report.md"), md)?;
     std::fs::write(args.out.join("results.json"), report::json(&run)?)?;
     let charts = charts::write_all(&run, &args.out)?;
+    if !run.failed.is_empty() {
+        anyhow::bail!("{} cells failed (listed in report.md)", run.failed.len());
+    }
     eprintln!(
         "wrote report.md, results.json and {} charts to {} in {:.1} s",
         charts.len(),

@@ -35,6 +35,8 @@ pub struct Run {
     pub raw: Vec<RawOutcome>,
     /// Cells not run, and why.
     pub skipped: Vec<(Cell, String)>,
+    /// Cells that failed, and the error.
+    pub failed: Vec<(Cell, String)>,
     /// Total wall-clock time.
     pub total: Duration,
 }
@@ -139,27 +141,34 @@ pub fn markdown(run: &Run, subject: System) -> String {
     }
     raw_section(&mut md, run);
     absolute(&mut md, run);
-    if !run.skipped.is_empty() {
-        let _ = writeln!(md, "## Cells not run\n");
-        for (c, why) in &run.skipped {
-            let _ = writeln!(
-                md,
-                "- {} / {} / {} docs × {} / {} threads: {why}",
-                c.system.label(),
-                c.workload.label(),
-                c.records,
-                bytes(c.doc_bytes as f64),
-                c.threads
-            );
-        }
-        let _ = writeln!(md);
-    }
+    cell_list(&mut md, "Cells not run", &run.skipped);
+    cell_list(&mut md, "Cells that FAILED", &run.failed);
     let _ = writeln!(
         md,
         "Charts: `throughput_vs_threads_*.svg`, `throughput_vs_records_*.svg`, `latency_cdf_*.svg` \
          beside this file. Raw numbers: `results.json`."
     );
     md
+}
+
+/// A titled list of cells with a reason each (nothing when empty).
+fn cell_list(md: &mut String, title: &str, cells: &[(Cell, String)]) {
+    if cells.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "## {title}\n");
+    for (c, why) in cells {
+        let _ = writeln!(
+            md,
+            "- {} / {} / {} docs × {} / {} threads: {why}",
+            c.system.label(),
+            c.workload.label(),
+            c.records,
+            bytes(c.doc_bytes as f64),
+            c.threads
+        );
+    }
+    let _ = writeln!(md);
 }
 
 fn machine_section(md: &mut String, m: &Machine) {

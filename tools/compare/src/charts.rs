@@ -47,16 +47,23 @@ fn color(s: System) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-/// Draws `series` on log-log (or log-y when `log_x` is false) axes.
-fn draw(
-    path: &Path,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
+/// What one chart shows, apart from its data.
+struct Chart {
+    /// File name inside the output directory.
+    file: String,
+    title: String,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    /// Log scale on x as well as on y.
     log_x: bool,
     legend: SeriesLabelPosition,
-    series: &[Series],
-) -> Result<()> {
+}
+
+/// Draws `series` into `out/chart.file` on log-y axes (log-log when
+/// `chart.log_x`); returns the file name.
+fn draw(out: &Path, chart: Chart, series: &[Series]) -> Result<String> {
+    let Chart { file, title, x_desc, y_desc, log_x, legend } = chart;
+    let path = out.join(&file);
     let all = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in all {
@@ -66,13 +73,13 @@ fn draw(
         y1 = y1.max(y);
     }
     if x0 > x1 {
-        return Ok(());
+        return Ok(file);
     }
-    let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
+    let root = SVGBackend::new(&path, CHART_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let y_range = ((y0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..y1 * LOG_AXIS_PAD).log_scale();
     let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, FONT).margin(12).x_label_area_size(48).y_label_area_size(80);
+    builder.caption(&title, FONT).margin(12).x_label_area_size(48).y_label_area_size(80);
     macro_rules! finish {
         ($chart:expr) => {{
             let mut chart = $chart;
@@ -108,7 +115,7 @@ fn draw(
         finish!(builder.build_cartesian_2d(x0..x1, y_range).map_err(|e| anyhow!("{e}"))?);
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
-    Ok(())
+    Ok(file)
 }
 
 /// The dataset size the focused charts use: 10k if measured, else the largest.
@@ -128,14 +135,9 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
     let threads = run.axis(|c| c.threads);
     let max_t = threads.last().copied().unwrap_or(1);
     for w in run.axis(|c| c.workload) {
-        let mut by_threads: Vec<Series> = systems
-            .iter()
-            .map(|&s| Series {
-                label: s.label().to_owned(),
-                points: curve(threads.iter().map(|&t| (t as f64, run.find(s, w, records, doc, t)))),
-                color: color(s),
-            })
-            .collect();
+        let thread_xs: Vec<f64> = threads.iter().map(|&t| t as f64).collect();
+        let mut by_threads =
+            per_system(&systems, &thread_xs, |s, x| run.find(s, w, records, doc, x as usize));
         let raw: Vec<(f64, f64)> = threads
             .iter()
             .filter_map(|&t| run.raw_limit(doc, t).map(|r| (t as f64, r.records_per_sec())))
@@ -145,41 +147,27 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             points: raw,
             color: BLACK,
         });
-        let name = format!("throughput_vs_threads_{}.svg", w.slug());
-        draw(
-            &out.join(&name),
-            &format!("{} — {records} docs of {doc} B", w.label()),
-            "client threads",
-            "operations/s",
-            true,
-            SeriesLabelPosition::LowerLeft,
-            &by_threads,
-        )?;
-        written.push(name);
+        let chart = Chart {
+            file: format!("throughput_vs_threads_{}.svg", w.slug()),
+            title: format!("{} — {records} docs of {doc} B", w.label()),
+            x_desc: "client threads",
+            y_desc: "operations/s",
+            log_x: true,
+            legend: SeriesLabelPosition::LowerLeft,
+        };
+        written.push(draw(out, chart, &by_threads)?);
 
-        let by_records: Vec<Series> = systems
-            .iter()
-            .map(|&s| Series {
-                label: s.label().to_owned(),
-                points: curve(
-                    run.axis(|c| c.records)
-                        .into_iter()
-                        .map(|r| (r as f64, run.find(s, w, r, doc, 1))),
-                ),
-                color: color(s),
-            })
-            .collect();
-        let name = format!("throughput_vs_records_{}.svg", w.slug());
-        draw(
-            &out.join(&name),
-            &format!("{} — 1 thread, docs of {doc} B", w.label()),
-            "documents in the store",
-            "operations/s",
-            true,
-            SeriesLabelPosition::LowerLeft,
-            &by_records,
-        )?;
-        written.push(name);
+        let record_xs: Vec<f64> = run.axis(|c| c.records).iter().map(|&r| r as f64).collect();
+        let by_records = per_system(&systems, &record_xs, |s, x| run.find(s, w, x as u64, doc, 1));
+        let chart = Chart {
+            file: format!("throughput_vs_records_{}.svg", w.slug()),
+            title: format!("{} — 1 thread, docs of {doc} B", w.label()),
+            x_desc: "documents in the store",
+            y_desc: "operations/s",
+            log_x: true,
+            legend: SeriesLabelPosition::LowerLeft,
+        };
+        written.push(draw(out, chart, &by_records)?);
 
         let cdf: Vec<Series> = systems
             .iter()
@@ -192,49 +180,42 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
                 })
             })
             .collect();
-        let name = format!("latency_cdf_{}.svg", w.slug());
-        draw_cdf(
-            &out.join(&name),
-            &format!("{} — latency CDF, {max_t} threads, {records} docs of {doc} B", w.label()),
-            &cdf,
-        )?;
-        written.push(name);
+        let chart = Chart {
+            file: format!("latency_cdf_{}.svg", w.slug()),
+            title: format!("{} — latency, {max_t} threads, {records} docs of {doc} B", w.label()),
+            x_desc: "percentile (latency CDF, transposed)",
+            y_desc: "latency (µs)",
+            log_x: false,
+            legend: SeriesLabelPosition::UpperLeft,
+        };
+        written.push(draw(out, chart, &cdf)?);
     }
     Ok(written)
 }
 
-/// Throughput points of the cells that ran, keyed by `x`.
-fn curve<'a>(xs: impl Iterator<Item = (f64, Option<&'a Outcome>)>) -> Vec<(f64, f64)> {
-    xs.filter_map(|(x, o)| o.map(|o| (x, o.ops_per_sec()))).collect()
-}
-
-/// (latency µs, percentile) pairs of a histogram.
-fn cdf_points(h: &crate::measure::Latencies) -> Vec<(f64, f64)> {
-    (0..=CDF_POINTS)
-        .map(|i| {
-            let q = CDF_MAX_QUANTILE * f64::from(i) / f64::from(CDF_POINTS);
-            (quantile_us(h, q).max(f64::MIN_POSITIVE), q * 100.0)
+/// One throughput curve per system; `cell(system, x)` is the cell plotted at
+/// `x` (points whose cell did not run are left out).
+fn per_system<'a>(
+    systems: &[System],
+    xs: &[f64],
+    cell: impl Fn(System, f64) -> Option<&'a Outcome>,
+) -> Vec<Series> {
+    systems
+        .iter()
+        .map(|&s| Series {
+            label: s.label().to_owned(),
+            points: xs.iter().filter_map(|&x| cell(s, x).map(|o| (x, o.ops_per_sec()))).collect(),
+            color: color(s),
         })
         .collect()
 }
 
-/// Draws a latency CDF: log latency on x, percentile on y.
-fn draw_cdf(path: &Path, title: &str, series: &[Series]) -> Result<()> {
-    let swapped: Vec<Series> = series
-        .iter()
-        .map(|s| Series {
-            label: s.label.clone(),
-            points: s.points.iter().map(|&(lat, pct)| (pct, lat)).collect(),
-            color: s.color,
+/// (percentile, latency µs) pairs of a histogram: its CDF with the axes swapped.
+fn cdf_points(h: &crate::measure::Latencies) -> Vec<(f64, f64)> {
+    (0..=CDF_POINTS)
+        .map(|i| {
+            let q = CDF_MAX_QUANTILE * f64::from(i) / f64::from(CDF_POINTS);
+            (q * 100.0, quantile_us(h, q).max(f64::MIN_POSITIVE))
         })
-        .collect();
-    draw(
-        path,
-        title,
-        "percentile (latency CDF, transposed)",
-        "latency (µs)",
-        false,
-        SeriesLabelPosition::UpperLeft,
-        &swapped,
-    )
+        .collect()
 }

@@ -78,6 +78,20 @@ impl System {
         }
     }
 
+    /// A short label for table columns; `†` marks systems that are not durable.
+    pub fn short(self) -> &'static str {
+        match self {
+            System::WaldenImmediate => "walden",
+            System::WaldenBuffered => "walden buffered†",
+            System::JsonFsync => "JSON+fsync",
+            System::JsonNosync => "JSON no-fsync†",
+            System::SqliteFull => "SQLite FULL",
+            System::SqliteNormal => "SQLite NORMAL†",
+            System::Redb => "redb",
+            System::Fjall => "fjall",
+        }
+    }
+
     /// A short name for file names and CLI.
     pub fn slug(self) -> String {
         self.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()

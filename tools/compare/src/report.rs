@@ -103,10 +103,10 @@ fn bytes(x: f64) -> String {
 fn ratio(a: f64, b: f64) -> String {
     if b > 0.0 && a > 0.0 {
         let r = a / b;
-        if r >= 100.0 {
-            format!("{r:.0}×")
-        } else {
-            format!("{r:.2}×")
+        match r {
+            r if r >= 100.0 => format!("{r:.0}×"),
+            r if r >= 1.0 => format!("{r:.2}×"),
+            r => format!("{r:.3}×"),
         }
     } else {
         "–".to_owned()
@@ -192,16 +192,17 @@ fn headline(md: &mut String, run: &Run, subject: System) {
          for {subj}). \"vs raw limit\" divides {subj}'s *write* operations/s by the rate of a bare \
          loop appending records of the document size to a file with one `fdatasync` per group of \
          as many records as there are threads (1 thread: a sync per record) — the physical limit of \
-         a durable write on this disk.\n",
+         a durable write on this disk. † marks systems that are not durable on power loss \
+         (compare durable with durable).\n",
         subj = subject.label()
     );
     for w in run.axis(|c| c.workload) {
         for doc in run.axis(|c| c.doc_bytes) {
             for records in run.axis(|c| c.records) {
-                let mut header = format!("| threads | {} ops/s | vs raw limit |", subject.label());
+                let mut header = format!("| threads | {} ops/s | vs raw limit |", subject.short());
                 let mut sep = "|---:|---:|---:|".to_owned();
                 for s in &others {
-                    let _ = write!(header, " vs {} |", s.label());
+                    let _ = write!(header, " vs {} |", s.short());
                     sep.push_str("---:|");
                 }
                 let mut rows = String::new();

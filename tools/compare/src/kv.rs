@@ -26,6 +26,11 @@ pub trait Kv: Send + Sync {
         }
         Ok(())
     }
+    /// `fsync`/`fdatasync` calls the store made since it was opened, for
+    /// systems that count them (walden); `None` elsewhere.
+    fn fsyncs(&self) -> Option<u64> {
+        None
+    }
     /// Flushes and closes the store.
     fn close(self: Box<Self>) -> Result<()>;
 }

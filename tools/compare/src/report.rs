@@ -328,15 +328,16 @@ fn absolute(md: &mut String, run: &Run) {
         md,
         "\"written/op\" is `write_bytes` from `/proc/self/io` over the measured phase divided by its \
          operations; \"growth/op\" is the change in disk usage of the store directory (after close) \
-         divided by the operations; \"size\" is the disk usage after the run.\n"
+         divided by the operations; \"fsyncs/write\" is the store's own count of fsyncs per write \
+         operation (walden only: below 1 means group commit shared fsyncs); \"size\" is the disk usage after the run.\n"
     );
     let _ = writeln!(
         md,
-        "| system | durable | workload | docs | doc | threads | ops | ops/s | p50 µs | p99 µs | p999 µs | written/op | growth/op | size | open ms | reopen ms |"
+        "| system | durable | workload | docs | doc | threads | ops | ops/s | p50 µs | p99 µs | p999 µs | written/op | growth/op | fsyncs/write | size | open ms | reopen ms |"
     );
     let _ = writeln!(
         md,
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for o in &run.outcomes {
         let c = o.cell;
@@ -358,9 +359,13 @@ fn absolute(md: &mut String, run: &Run) {
         let growth = (o.disk_after as f64 - o.disk_before as f64) / o.ops.max(1) as f64;
         let _ = writeln!(
             md,
-            " {} | {} | {} | {:.2} | {:.2} |",
+            " {} | {} | {} | {} | {:.2} | {:.2} |",
             o.io_bytes_per_op().map_or_else(|| "–".to_owned(), bytes),
             if growth < 0.0 { format!("-{}", bytes(-growth)) } else { bytes(growth) },
+            o.fsyncs.map_or_else(
+                || "–".to_owned(),
+                |f| format!("{:.3}", f as f64 / o.writes.max(1) as f64)
+            ),
             bytes(o.disk_after as f64),
             o.open_time.as_secs_f64() * 1e3,
             o.reopen_time.as_secs_f64() * 1e3
@@ -385,6 +390,7 @@ struct JsonRow {
     p99_us: f64,
     p999_us: f64,
     io_write_bytes: Option<u64>,
+    fsyncs: Option<u64>,
     disk_before: u64,
     disk_after: u64,
     open_ms: f64,
@@ -430,6 +436,7 @@ pub fn json(run: &Run) -> serde_json::Result<String> {
             p99_us: quantile_us(&o.latency, QUANTILES[1]),
             p999_us: quantile_us(&o.latency, QUANTILES[2]),
             io_write_bytes: o.io_write_bytes,
+            fsyncs: o.fsyncs,
             disk_before: o.disk_before,
             disk_after: o.disk_after,
             open_ms: o.open_time.as_secs_f64() * 1e3,

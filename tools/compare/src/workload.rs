@@ -104,6 +104,8 @@ pub struct Outcome {
     pub disk_before: u64,
     /// Disk usage of the store directory after close.
     pub disk_after: u64,
+    /// fsyncs the store counted during the measured phase, if it counts them.
+    pub fsyncs: Option<u64>,
     /// Time to open the freshly loaded store (before the measured phase).
     pub open_time: Duration,
     /// Time to reopen (recover) the store after the measured phase.
@@ -151,7 +153,9 @@ pub fn run_cell(dir: &Path, cell: Cell, limits: Limits) -> Result<Outcome> {
     let open_time = t.elapsed();
 
     let io_before = measure::process_write_bytes();
+    let fsyncs_before = kv.fsyncs();
     let (ops, writes, elapsed, latency) = drive(kv.as_ref(), &maker, cell, limits)?;
+    let fsyncs = kv.fsyncs().zip(fsyncs_before).map(|(a, b)| a.saturating_sub(b));
     kv.close()?;
     let io_after = measure::process_write_bytes();
     let disk_after = measure::disk_usage(dir)?;
@@ -171,6 +175,7 @@ pub fn run_cell(dir: &Path, cell: Cell, limits: Limits) -> Result<Outcome> {
         io_write_bytes: io_before.zip(io_after).map(|(b, a)| a.saturating_sub(b)),
         disk_before,
         disk_after,
+        fsyncs,
         open_time,
         reopen_time,
     })

@@ -78,6 +78,10 @@ impl Kv for Walden {
         Ok(())
     }
 
+    fn fsyncs(&self) -> Option<u64> {
+        Some(self.0.stats().fsyncs)
+    }
+
     fn close(self: Box<Self>) -> Result<()> {
         self.0.close()?;
         Ok(())

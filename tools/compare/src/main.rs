@@ -150,6 +150,7 @@ fn main() -> Result<()> {
         raw: Vec::new(),
         skipped: Vec::new(),
         failed: Vec::new(),
+        paired: Vec::new(),
         total: Duration::ZERO,
     };
 
@@ -183,6 +184,17 @@ fn main() -> Result<()> {
             );
             run.skipped.push((cell, why));
             continue;
+        }
+        if cell.system == args.subject {
+            let r = raw::append_loop(
+                "paired",
+                &scratch,
+                cell.doc_bytes,
+                cell.threads,
+                limits.duration,
+                limits.max_ops,
+            )?;
+            run.paired.push((cell, r));
         }
         match workload::run_cell(&scratch.join(cell.system.slug()), cell, limits) {
             Ok(o) => {

@@ -135,3 +135,34 @@ impl System {
             || adapters::walden_kv::AVAILABLE
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::doc::bump;
+
+    /// Every adapter stores, reads, read-modify-writes and keeps its data across a reopen.
+    #[test]
+    fn every_system_round_trips_and_persists() {
+        for system in System::ALL.into_iter().filter(|s| s.available()) {
+            let dir = tempfile::tempdir().unwrap();
+            let kv = system.open(dir.path()).unwrap();
+            kv.load(&mut (0..10).map(|i| (format!("k{i}"), json!({"v": i})))).unwrap();
+            kv.put("new", &json!({"v": 100})).unwrap();
+            kv.read_modify_write("k3", &bump).unwrap();
+            kv.read_modify_write("absent", &bump).unwrap();
+            assert_eq!(kv.get("k2").unwrap(), Some(json!({"v": 2})), "{system:?}");
+            assert_eq!(kv.get("nothing").unwrap(), None, "{system:?}");
+            kv.close().unwrap();
+
+            let kv = system.open(dir.path()).unwrap();
+            assert_eq!(kv.get("new").unwrap(), Some(json!({"v": 100})), "{system:?}");
+            assert_eq!(kv.get("k3").unwrap(), Some(json!({"v": 4})), "{system:?}");
+            assert_eq!(kv.get("absent").unwrap(), Some(json!({"v": 1})), "{system:?}");
+            assert_eq!(kv.get("k9").unwrap(), Some(json!({"v": 9})), "{system:?}");
+            kv.close().unwrap();
+        }
+    }
+}

@@ -261,3 +261,28 @@ fn one_op(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cell stops at its operation cap, counts its writes and leaves nothing behind.
+    #[test]
+    fn a_cell_respects_its_operation_cap() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cell");
+        let cell = Cell {
+            system: System::JsonNosync,
+            workload: Workload::Insert,
+            records: 10,
+            doc_bytes: 200,
+            threads: 2,
+        };
+        let limits = Limits { duration: Duration::from_secs(30), max_ops: 40 };
+        let o = run_cell(&dir, cell, limits).unwrap();
+        assert_eq!(o.ops, 40);
+        assert_eq!(o.writes, 40);
+        assert!(o.disk_after > 0);
+        assert!(!dir.exists());
+    }
+}

@@ -10,6 +10,7 @@ use clap::ValueEnum;
 use crate::doc::{bump, key, DocMaker, Rng};
 use crate::kv::{Kv, System};
 use crate::measure::{self, Latencies};
+use crate::raw::RawOutcome;
 
 /// Seed mixed into every thread's key/operation generator.
 const RUN_SEED: u64 = 0xC0FF_EE00;
@@ -106,6 +107,8 @@ pub struct Outcome {
     pub disk_after: u64,
     /// fsyncs the store counted during the measured phase, if it counts them.
     pub fsyncs: Option<u64>,
+    /// The raw append+fdatasync loop run around this cell (subject only).
+    pub paired_raw: Option<RawOutcome>,
     /// Time to open the freshly loaded store (before the measured phase).
     pub open_time: Duration,
     /// Time to reopen (recover) the store after the measured phase.
@@ -127,6 +130,26 @@ impl Outcome {
     pub fn io_bytes_per_op(&self) -> Option<f64> {
         self.io_write_bytes.map(|b| b as f64 / self.ops.max(1) as f64)
     }
+}
+
+/// One outcome per cell: the round with the median throughput (the upper
+/// median for an even count), in the order the cells first appear.
+pub fn medians(all: Vec<Outcome>) -> Vec<Outcome> {
+    let mut groups: Vec<Vec<Outcome>> = Vec::new();
+    for o in all {
+        match groups.iter_mut().find(|g| g[0].cell == o.cell) {
+            Some(g) => g.push(o),
+            None => groups.push(vec![o]),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|mut g| {
+            g.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
+            let mid = g.len() / 2;
+            g.into_iter().nth(mid)
+        })
+        .collect()
 }
 
 /// `n` events over `d` as a rate.
@@ -176,6 +199,7 @@ pub fn run_cell(dir: &Path, cell: Cell, limits: Limits) -> Result<Outcome> {
         disk_before,
         disk_after,
         fsyncs,
+        paired_raw: None,
         open_time,
         reopen_time,
     })

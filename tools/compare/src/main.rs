@@ -13,7 +13,7 @@ mod raw;
 mod report;
 mod workload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -27,6 +27,12 @@ use crate::workload::{Cell, Limits, Outcome, Workload};
 const FULL_SECONDS: f64 = 2.0;
 /// Default operation cap per cell in full mode.
 const FULL_MAX_OPS: u64 = 2_000_000;
+/// Dataset sizes of full mode.
+const FULL_RECORDS: [u64; 3] = [100, 10_000, 100_000];
+/// Document sizes of full mode (about 200 B and 4 KiB serialized).
+const FULL_DOC_BYTES: [usize; 2] = [200, 4096];
+/// Thread counts of full mode.
+const FULL_THREADS: [usize; 4] = [1, 4, 16, 64];
 /// Seconds per cell in quick mode.
 const QUICK_SECONDS: f64 = 0.1;
 /// Operation cap per cell in quick mode.
@@ -99,7 +105,7 @@ fn or_default<T: Clone>(given: &[T], default: &[T]) -> Vec<T> {
 fn measure_raw(
     run: &mut Run,
     when: &'static str,
-    scratch: &std::path::Path,
+    scratch: &Path,
     docs: &[usize],
     threads: &[usize],
     limits: Limits,
@@ -120,7 +126,7 @@ fn measure_raw(
 /// Runs `cell` between two raw append+fdatasync loops of its record size and
 /// group (= threads), keeping the faster loop in the outcome, so a momentarily
 /// slow disk cannot flatter the cell. Fails only if a raw loop fails.
-fn run_paired(scratch: &std::path::Path, cell: Cell, limits: Limits) -> Result<Result<Outcome>> {
+fn run_paired(scratch: &Path, cell: Cell, limits: Limits) -> Result<Result<Outcome>> {
     let raw_loop = || {
         raw::append_loop(
             "paired",
@@ -138,85 +144,83 @@ fn run_paired(scratch: &std::path::Path, cell: Cell, limits: Limits) -> Result<R
     Ok(result.map(|o| Outcome { paired_raw: Some(best), ..o }))
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let started = Instant::now();
-    let (seconds, max_ops) =
-        if args.quick { (QUICK_SECONDS, QUICK_MAX_OPS) } else { (FULL_SECONDS, FULL_MAX_OPS) };
-    let limits = Limits {
-        duration: Duration::from_secs_f64(args.seconds.unwrap_or(seconds)),
-        max_ops: args.ops.unwrap_or(max_ops),
-    };
-    let repeat = args.repeat.max(1);
-    let available: Vec<System> = System::ALL.into_iter().filter(|s| s.available()).collect();
-    let systems = or_default(&args.systems, &available);
-    let workloads = or_default(&args.workloads, &Workload::ALL);
-    let (records, docs, threads) = if args.quick {
-        (
-            or_default(&args.records, &QUICK_RECORDS),
-            or_default(&args.doc_bytes, &QUICK_DOC_BYTES),
-            or_default(&args.threads, &QUICK_THREADS),
-        )
-    } else {
-        (
-            or_default(&args.records, &[100, 10_000, 100_000]),
-            or_default(&args.doc_bytes, &[200, 4096]),
-            or_default(&args.threads, &[1, 4, 16, 64]),
-        )
-    };
+/// The axes of the matrix this invocation runs.
+struct Matrix {
+    systems: Vec<System>,
+    workloads: Vec<Workload>,
+    records: Vec<u64>,
+    docs: Vec<usize>,
+    threads: Vec<usize>,
+}
 
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
-    let scratch = args.dir.join(format!("run-{}", std::process::id()));
-    let mut run = Run {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        machine: machine::describe(&args.dir),
-        quick: args.quick,
-        outcomes: Vec::new(),
-        raw: Vec::new(),
-        skipped: Vec::new(),
-        failed: Vec::new(),
-        repeat,
-        total: Duration::ZERO,
-    };
-
-    measure_raw(&mut run, "start", &scratch, &docs, &threads, limits)?;
-    for system in systems.iter().filter(|s| !s.available()) {
-        eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
+impl Matrix {
+    /// The axes from the command line, defaulting per mode.
+    fn from_args(args: &Args) -> Matrix {
+        let available: Vec<System> = System::ALL.into_iter().filter(|s| s.available()).collect();
+        let (records, docs, threads): (&[u64], &[usize], &[usize]) = if args.quick {
+            (&QUICK_RECORDS, &QUICK_DOC_BYTES, &QUICK_THREADS)
+        } else {
+            (&FULL_RECORDS, &FULL_DOC_BYTES, &FULL_THREADS)
+        };
+        Matrix {
+            systems: or_default(&args.systems, &available),
+            workloads: or_default(&args.workloads, &Workload::ALL),
+            records: or_default(&args.records, records),
+            docs: or_default(&args.doc_bytes, docs),
+            threads: or_default(&args.threads, threads),
+        }
     }
-    let mut cells = Vec::new();
-    for &system in systems.iter().filter(|s| s.available()) {
-        for &workload in &workloads {
-            for &doc_bytes in &docs {
-                for &records in &records {
-                    cells.extend(threads.iter().map(|&threads| Cell {
-                        system,
-                        workload,
-                        records,
-                        doc_bytes,
-                        threads,
-                    }));
+
+    /// Every cell, in run order; JSON-file cells above the size bound go to
+    /// `skipped` instead.
+    fn cells(&self, skipped: &mut Vec<(Cell, String)>) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for &system in self.systems.iter().filter(|s| s.available()) {
+            for &workload in &self.workloads {
+                for &doc_bytes in &self.docs {
+                    for &records in &self.records {
+                        cells.extend(self.threads.iter().map(|&threads| Cell {
+                            system,
+                            workload,
+                            records,
+                            doc_bytes,
+                            threads,
+                        }));
+                    }
                 }
             }
         }
+        cells.retain(|cell| {
+            let too_big = matches!(cell.system, System::JsonFsync | System::JsonNosync)
+                && cell.records.saturating_mul(cell.doc_bytes as u64) > JSON_MAX_COLLECTION_BYTES;
+            if too_big {
+                let why = format!(
+                    "collection above {} MiB; each write would rewrite all of it",
+                    JSON_MAX_COLLECTION_BYTES >> 20
+                );
+                skipped.push((*cell, why));
+            }
+            !too_big
+        });
+        cells
     }
-    cells.retain(|cell| {
-        let too_big = matches!(cell.system, System::JsonFsync | System::JsonNosync)
-            && cell.records.saturating_mul(cell.doc_bytes as u64) > JSON_MAX_COLLECTION_BYTES;
-        if too_big {
-            let why = format!(
-                "collection above {} MiB; each write would rewrite all of it",
-                JSON_MAX_COLLECTION_BYTES >> 20
-            );
-            run.skipped.push((*cell, why));
-        }
-        !too_big
-    });
+}
+
+/// Runs every cell `run.repeat` times (round-robin, so disk drift spreads over
+/// all systems) and keeps each cell's median round in `run.outcomes`.
+fn run_rounds(
+    run: &mut Run,
+    cells: &[Cell],
+    subject: System,
+    scratch: &Path,
+    limits: Limits,
+) -> Result<()> {
+    let repeat = run.repeat;
     let mut all = Vec::new();
     for round in 1..=repeat {
-        for &cell in &cells {
-            let result = if cell.system == args.subject {
-                run_paired(&scratch, cell, limits)?
+        for &cell in cells {
+            let result = if cell.system == subject {
+                run_paired(scratch, cell, limits)?
             } else {
                 workload::run_cell(&scratch.join(cell.system.slug()), cell, limits)
             };
@@ -241,7 +245,42 @@ fn main() -> Result<()> {
         }
     }
     run.outcomes = workload::medians(all);
-    measure_raw(&mut run, "end", &scratch, &docs, &threads, limits)?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let started = Instant::now();
+    let (seconds, max_ops) =
+        if args.quick { (QUICK_SECONDS, QUICK_MAX_OPS) } else { (FULL_SECONDS, FULL_MAX_OPS) };
+    let limits = Limits {
+        duration: Duration::from_secs_f64(args.seconds.unwrap_or(seconds)),
+        max_ops: args.ops.unwrap_or(max_ops),
+    };
+    let matrix = Matrix::from_args(&args);
+    for system in matrix.systems.iter().filter(|s| !s.available()) {
+        eprintln!("{}: not in this build (enable the `walden` feature)", system.label());
+    }
+
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("create {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let scratch = args.dir.join(format!("run-{}", std::process::id()));
+    let mut run = Run {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine::describe(&args.dir),
+        quick: args.quick,
+        outcomes: Vec::new(),
+        raw: Vec::new(),
+        skipped: Vec::new(),
+        failed: Vec::new(),
+        repeat: args.repeat.max(1),
+        total: Duration::ZERO,
+    };
+
+    let cells = matrix.cells(&mut run.skipped);
+    measure_raw(&mut run, "start", &scratch, &matrix.docs, &matrix.threads, limits)?;
+    run_rounds(&mut run, &cells, args.subject, &scratch, limits)?;
+    measure_raw(&mut run, "end", &scratch, &matrix.docs, &matrix.threads, limits)?;
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch)?;
     }

@@ -18,6 +18,8 @@ const NS_PER_US: f64 = 1_000.0;
 const QUANTILES: [f64; 3] = [0.50, 0.99, 0.999];
 /// Dataset size at which the issue states the JSON-file targets.
 const TARGET_RECORDS: u64 = 10_000;
+/// Documents per second of open/replay the issue asks for (1M documents in 1 s).
+const TARGET_OPEN_DOCS_PER_SEC: f64 = 1e6;
 /// Thread count of the issue's group-commit targets.
 const TARGET_THREADS: usize = 64;
 
@@ -269,6 +271,7 @@ fn targets(md: &mut String, run: &Run, subject: System) {
     let best_peer = [System::SqliteFull, System::Redb, System::Fjall]
         .into_iter()
         .map(|s| (rate(s, max_t), s))
+        .filter(|(r, _)| *r > 0.0)
         .max_by(|a, b| a.0.total_cmp(&b.0));
     let _ = writeln!(
         md,
@@ -307,9 +310,29 @@ fn targets(md: &mut String, run: &Run, subject: System) {
     );
     let _ = writeln!(
         md,
-        "| {max_t} writers vs JSON file + fsync | ≥ 1000× | {} |\n",
+        "| {max_t} writers vs JSON file + fsync | ≥ 1000× | {} |",
         ratio(rate(subject, max_t), rate(System::JsonFsync, max_t))
     );
+    // Open time of the largest dataset run (the issue's target is at 1M documents,
+    // which the criterion benches measure; this is the harness's nearest point).
+    let largest = run
+        .outcomes
+        .iter()
+        .filter(|o| o.cell.system == subject)
+        .max_by_key(|o| (o.cell.records, o.cell.doc_bytes));
+    if let Some(o) = largest {
+        let secs = o.open_time.as_secs_f64();
+        let _ = writeln!(
+            md,
+            "| open of {} documents of {} (target: 1M in < 1 s) | ≥ {} docs/s | {} docs/s ({:.0} ms) |",
+            o.cell.records,
+            bytes(o.cell.doc_bytes as f64),
+            human(TARGET_OPEN_DOCS_PER_SEC),
+            human(o.cell.records as f64 / secs.max(f64::MIN_POSITIVE)),
+            secs * 1e3
+        );
+    }
+    md.push('\n');
 }
 
 fn raw_section(md: &mut String, run: &Run) {

@@ -10,7 +10,16 @@ use crate::report::{human, quantile_us, Run};
 use crate::workload::Outcome;
 
 /// Chart size in pixels.
-const CHART_SIZE: (u32, u32) = (900, 560);
+const CHART_SIZE: (u32, u32) = (1120, 560);
+/// Width of the plot; the legend takes the rest, right of it.
+const PLOT_WIDTH: u32 = 820;
+/// Legend layout: top margin, row height, line length and text offset, in pixels.
+const LEGEND_TOP: i32 = 60;
+const LEGEND_ROW: i32 = 24;
+const LEGEND_LINE: i32 = 28;
+const LEGEND_TEXT_DX: i32 = 36;
+/// Font of the legend.
+const LEGEND_FONT: (&str, u32) = ("sans-serif", 14);
 /// Points on a latency CDF curve.
 const CDF_POINTS: u32 = 400;
 /// Highest quantile plotted on a latency CDF.
@@ -56,13 +65,12 @@ struct Chart {
     y_desc: &'static str,
     /// Log scale on x as well as on y.
     log_x: bool,
-    legend: SeriesLabelPosition,
 }
 
 /// Draws `series` into `out/chart.file` on log-y axes (log-log when
 /// `chart.log_x`); returns the file name.
 fn draw(out: &Path, chart: Chart, series: &[Series]) -> Result<String> {
-    let Chart { file, title, x_desc, y_desc, log_x, legend } = chart;
+    let Chart { file, title, x_desc, y_desc, log_x } = chart;
     let path = out.join(&file);
     let all = series.iter().flat_map(|s| s.points.iter());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -78,7 +86,9 @@ fn draw(out: &Path, chart: Chart, series: &[Series]) -> Result<String> {
     let root = SVGBackend::new(&path, CHART_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let y_range = ((y0 / LOG_AXIS_PAD).max(f64::MIN_POSITIVE)..y1 * LOG_AXIS_PAD).log_scale();
-    let mut builder = ChartBuilder::on(&root);
+    let (plot, legend) = root.split_horizontally(PLOT_WIDTH);
+    draw_legend(&legend, series)?;
+    let mut builder = ChartBuilder::on(&plot);
     builder.caption(&title, FONT).margin(12).x_label_area_size(48).y_label_area_size(80);
     macro_rules! finish {
         ($chart:expr) => {{
@@ -92,20 +102,10 @@ fn draw(out: &Path, chart: Chart, series: &[Series]) -> Result<String> {
                 .draw()
                 .map_err(|e| anyhow!("{e}"))?;
             for s in series {
-                let style = s.color.stroke_width(2);
                 chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), style))
-                    .map_err(|e| anyhow!("{e}"))?
-                    .label(&s.label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+                    .draw_series(LineSeries::new(s.points.iter().copied(), s.color.stroke_width(2)))
+                    .map_err(|e| anyhow!("{e}"))?;
             }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .position(legend)
-                .draw()
-                .map_err(|e| anyhow!("{e}"))?;
         }};
     }
     if log_x {
@@ -116,6 +116,21 @@ fn draw(out: &Path, chart: Chart, series: &[Series]) -> Result<String> {
     }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(file)
+}
+
+/// Draws the legend (one line and label per series) into its own area.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &[Series],
+) -> Result<()> {
+    for (i, s) in (0i32..).zip(series) {
+        let y = LEGEND_TOP + i * LEGEND_ROW;
+        area.draw(&PathElement::new(vec![(0, y), (LEGEND_LINE, y)], s.color.stroke_width(2)))
+            .map_err(|e| anyhow!("{e:?}"))?;
+        let pos = (LEGEND_TEXT_DX, y - i32::try_from(LEGEND_FONT.1 / 2).unwrap_or(0));
+        area.draw(&Text::new(s.label.clone(), pos, LEGEND_FONT)).map_err(|e| anyhow!("{e:?}"))?;
+    }
+    Ok(())
 }
 
 /// The dataset size the focused charts use: 10k if measured, else the largest.
@@ -153,7 +168,6 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             x_desc: "client threads",
             y_desc: "operations/s",
             log_x: true,
-            legend: SeriesLabelPosition::LowerLeft,
         };
         written.push(draw(out, chart, &by_threads)?);
 
@@ -165,7 +179,6 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             x_desc: "documents in the store",
             y_desc: "operations/s",
             log_x: true,
-            legend: SeriesLabelPosition::LowerLeft,
         };
         written.push(draw(out, chart, &by_records)?);
 
@@ -186,7 +199,6 @@ pub fn write_all(run: &Run, out: &Path) -> Result<Vec<String>> {
             x_desc: "percentile (latency CDF, transposed)",
             y_desc: "latency (µs)",
             log_x: false,
-            legend: SeriesLabelPosition::UpperLeft,
         };
         written.push(draw(out, chart, &cdf)?);
     }

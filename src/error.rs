@@ -72,6 +72,10 @@ pub enum LimitKind {
     Record,
     /// The number of operations in a batch.
     BatchOps,
+    /// A rate limiter's name.
+    LimiterName,
+    /// A circuit breaker's name.
+    BreakerName,
 }
 
 impl fmt::Display for LimitKind {
@@ -82,6 +86,8 @@ impl fmt::Display for LimitKind {
             LimitKind::Document => "document",
             LimitKind::Record => "record",
             LimitKind::BatchOps => "batch operation count",
+            LimitKind::LimiterName => "rate limiter name",
+            LimitKind::BreakerName => "circuit breaker name",
         })
     }
 }
@@ -213,9 +219,38 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A backup's destination directory exists and is not empty; nothing was written.
+    #[error("backup destination {} is not empty", path.display())]
+    DestinationNotEmpty {
+        /// The destination.
+        path: PathBuf,
+    },
+    /// Input to an import is not valid JSON (or not of the expected shape); nothing was written.
+    #[error("invalid JSON at line {line}, column {column}: {message}")]
+    InvalidJson {
+        /// 1-based line of the error in the input.
+        line: usize,
+        /// 1-based column of the error in that line (0: the line as a whole).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// A rate-limit quota (or the cost of one check against it) can never be satisfied or
+    /// does not fit the limiter's arithmetic; nothing was consumed or written.
+    #[error("invalid rate-limit quota: {reason}")]
+    InvalidQuota {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A circuit breaker's configuration is inconsistent; nothing was written.
+    #[error("invalid circuit breaker configuration: {reason}")]
+    InvalidBreakerConfig {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl Error {

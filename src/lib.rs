@@ -29,11 +29,22 @@ pub mod format;
 pub mod io;
 pub mod limits;
 mod ratelimit;
+pub mod snapshot;
 mod store;
 pub mod wal;
 
+pub use breaker::{
+    Acquire, BreakerConfig, BreakerHealth, BreakerRecord, CircuitBreaker, CircuitState,
+    FailureRate, Permit, BREAKER_BODY_VERSION, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
+pub use ratelimit::{
+    Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, MAX_OBJECT_NAME_BYTES,
+    MAX_QUOTA_WINDOW_NS, RATELIMIT_BODY_VERSION,
+};
+pub use snapshot::compact::CompactionReport;
 pub use store::{
-    Batch, Durability, Options, RecoveryStats, Scan, Stats, Store, Validator, Versioned,
+    prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
+    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };

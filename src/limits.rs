@@ -22,8 +22,21 @@ pub const MAX_RECORD_BODY_BYTES: usize = 64 << 20;
 /// Most operations one batch record may carry.
 pub const MAX_BATCH_OPS: usize = 100_000;
 
+/// Most record bytes one group commit writes with a single `write` call; a leader leaves the
+/// rest of the queue to the next group. Bounds the leader's buffer whatever the queue holds.
+pub const MAX_GROUP_BYTES: usize = 8 << 20;
+
 /// Default size at which the writer starts a new WAL segment, in bytes.
 pub const DEFAULT_SEGMENT_TARGET_BYTES: u64 = 64 << 20;
+
+/// Default log size before background compaction considers running (`Options`).
+pub const DEFAULT_COMPACTION_MIN_WAL_BYTES: u64 = 64 << 20;
+
+/// Default ratio of log bytes to snapshot bytes before background compaction runs.
+pub const DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO: f64 = 1.0;
+
+/// Default interval at which the background compactor checks its thresholds.
+pub const DEFAULT_COMPACTION_CHECK_INTERVAL_MS: u64 = 100;
 
 /// Default interval at which the background flusher fsyncs `Durability::Buffered` writes.
 pub const DEFAULT_BUFFERED_FLUSH_INTERVAL_MS: u64 = 100;

@@ -12,7 +12,7 @@
 //! All integers little-endian. Preconditions are checked before a batch is logged and are not
 //! recorded: replay only re-applies outcomes.
 
-use super::{le_u16, le_u32, le_u64};
+use super::body::BodyReader;
 use crate::limits::MAX_BATCH_OPS;
 
 /// Op byte of a put.
@@ -66,59 +66,37 @@ pub fn encode_batch_op(out: &mut Vec<u8>, op: &BatchOp<'_>) {
     }
 }
 
-struct Cursor<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| {
-            format!("{what} at body offset {} runs past the end of the body", self.at)
-        })?;
-        let s = &self.buf[self.at..end];
-        self.at = end;
-        Ok(s)
-    }
-    fn str(&mut self, n: usize, what: &str) -> Result<&'a str, String> {
-        let at = self.at;
-        std::str::from_utf8(self.take(n, what)?)
-            .map_err(|_| format!("{what} at body offset {at} is not UTF-8"))
-    }
-}
-
 /// Decodes a batch body. Never panics and never allocates more than the body's size warrants.
 pub fn decode_batch(body: &[u8]) -> Result<Vec<BatchOp<'_>>, String> {
-    let mut c = Cursor { buf: body, at: 0 };
-    let count = le_u32(c.take(4, "op count")?, 0) as usize;
+    let mut r = BodyReader::new(body);
+    let count = r.u32("op count")? as usize;
     if count > MAX_BATCH_OPS {
         return Err(format!("op count {count} exceeds the limit of {MAX_BATCH_OPS}"));
     }
     // Each op needs at least 12 bytes; bound the allocation by the body, not the count field.
     let mut ops = Vec::with_capacity(count.min(body.len() / 12));
     for _ in 0..count {
-        let kind = match c.take(1, "op")?[0] {
+        let kind = match r.u8("op")? {
             BATCH_OP_PUT => BatchOpKind::Put,
             BATCH_OP_DELETE => BatchOpKind::Delete,
-            other => return Err(format!("unknown op byte {other} at body offset {}", c.at - 1)),
+            other => {
+                return Err(format!("unknown op byte {other} at body offset {}", r.offset() - 1))
+            }
         };
-        let clen = c.take(1, "collection length")?[0] as usize;
-        let collection = c.str(clen, "collection")?;
-        let klen = le_u16(c.take(2, "key length")?, 0) as usize;
-        let key = c.str(klen, "key")?;
-        let version = le_u64(c.take(8, "version")?, 0);
+        let clen = r.u8("collection length")?;
+        let collection = r.str(usize::from(clen), "collection")?;
+        let key = r.str16("key")?;
+        let version = r.u64("version")?;
         let value = match kind {
             BatchOpKind::Put => {
-                let vlen = le_u32(c.take(4, "value length")?, 0) as usize;
-                c.take(vlen, "value")?
+                let vlen = r.u32("value length")?;
+                r.bytes(vlen as usize, "value")?
             }
             BatchOpKind::Delete => &[][..],
         };
         ops.push(BatchOp { kind, collection, key, version, value });
     }
-    if c.at != body.len() {
-        return Err(format!("{} trailing bytes after the last op", body.len() - c.at));
-    }
+    r.finish()?;
     Ok(ops)
 }
 

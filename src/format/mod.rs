@@ -5,9 +5,11 @@
 //! store's recovery and by `walinspect` alike.
 
 mod batch;
+pub(crate) mod body;
 mod identity;
 mod record;
 mod segment;
+mod snapshot;
 
 pub use batch::{
     decode_batch, encode_batch_op, BatchOp, BatchOpKind, BATCH_OP_DELETE, BATCH_OP_PUT,
@@ -17,6 +19,11 @@ pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECO
 pub use segment::{
     parse_segment_file_name, segment_file_name, segment_salt, SegmentHeader,
     SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+};
+pub use snapshot::{
+    parse_snapshot_file_name, snapshot_file_name, snapshot_salt, SnapshotFooter, SnapshotHeader,
+    SNAPSHOT_FOOTER_LEN, SNAPSHOT_FOOTER_MAGIC, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN,
+    SNAPSHOT_MAGIC,
 };
 
 use std::fmt;

@@ -1,11 +1,16 @@
 //! The store: documents, versions, batches, scans and the write path.
 
+mod backup;
 mod batch;
+mod json;
 mod open;
 pub(crate) mod overlay;
+pub(crate) mod replay;
 mod stats;
 
+pub use backup::{prune_backups, BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
+pub use json::{ImportMode, ImportReport};
 pub use stats::{RecoveryStats, Stats};
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,11 +31,13 @@ use crate::error::{Error, LimitKind, Result};
 use crate::format::{encode_batch_op, BatchOp, BatchOpKind, RecordKind};
 use crate::io::{Io, RealIo};
 use crate::limits::{
-    DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_KEY_BYTES,
-    DEFAULT_SEGMENT_TARGET_BYTES, MAX_BATCH_OPS, MAX_COLLECTION_NAME_BYTES, MAX_KEY_BYTES_LIMIT,
-    MAX_RECORD_BODY_BYTES,
+    DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
+    DEFAULT_COMPACTION_MIN_WAL_BYTES, DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
+    DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_KEY_BYTES, DEFAULT_SEGMENT_TARGET_BYTES, MAX_BATCH_OPS,
+    MAX_COLLECTION_NAME_BYTES, MAX_KEY_BYTES_LIMIT, MAX_RECORD_BODY_BYTES,
 };
 use crate::ratelimit::RateLimitState;
+use crate::snapshot::compact::{CompactionReport, Compactor};
 use crate::wal::writer::{PendingRecord, Queue, Ticket, Wal};
 use batch::{Cond, Op};
 use overlay::DocKey;
@@ -89,6 +96,14 @@ pub struct Options {
     pub io: Arc<dyn Io>,
     /// The wall clock (replace it to control time in tests).
     pub clock: Arc<dyn Clock>,
+    /// Whether a background thread compacts the log when it grows (see the two thresholds).
+    pub auto_compact: bool,
+    /// Background compaction waits until the log holds at least this many bytes...
+    pub compaction_min_wal_bytes: u64,
+    /// ...and at least this multiple of the newest snapshot's size.
+    pub compaction_wal_to_snapshot_ratio: f64,
+    /// How often the background compactor checks the two thresholds, in milliseconds.
+    pub compaction_check_interval_ms: u64,
 }
 
 impl Default for Options {
@@ -102,6 +117,10 @@ impl Default for Options {
             lock_timeout: None,
             io: Arc::new(RealIo),
             clock: Arc::new(SystemClock),
+            auto_compact: true,
+            compaction_min_wal_bytes: DEFAULT_COMPACTION_MIN_WAL_BYTES,
+            compaction_wal_to_snapshot_ratio: DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
+            compaction_check_interval_ms: DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
         }
     }
 }
@@ -111,6 +130,8 @@ impl Default for Options {
 pub(crate) struct Doc {
     pub version: u64,
     pub written_unix_ns: u64,
+    /// LSN of the record that wrote this version.
+    pub lsn: u64,
     pub json: Arc<[u8]>,
 }
 
@@ -160,16 +181,16 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     pub(crate) options: Options,
     pub(crate) docs: Arc<RwLock<Docs>>,
-    pub(crate) wal: Wal,
+    pub(crate) wal: Arc<Wal>,
+    pub(crate) compactor: Arc<Compactor>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
-    #[allow(dead_code, reason = "filled by the rate limiter")]
     pub(crate) ratelimits: Mutex<RateLimitState>,
-    #[allow(dead_code, reason = "filled by the circuit breaker")]
     pub(crate) breakers: Mutex<BreakerState>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The flusher and compactor threads.
+    threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    _lock: File,
+    lock: File,
 }
 
 /// An open walden store. Cheap to clone; all clones share one store. `Send + Sync`.
@@ -195,24 +216,26 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn check_collection(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName { what: LimitKind::CollectionName, name: name.to_owned(), reason })
-    };
+/// Checks a name (collection, limiter, breaker): 1 to `max_bytes` bytes of `[A-Za-z0-9_.-]`.
+pub(crate) fn check_name(what: LimitKind, name: &str, max_bytes: usize) -> Result<()> {
     if name.is_empty() {
-        return bad("must not be empty");
+        return Err(Error::InvalidName { what, name: String::new(), reason: "must not be empty" });
     }
-    if name.len() > MAX_COLLECTION_NAME_BYTES {
-        return Err(Error::TooLarge {
-            what: LimitKind::CollectionName,
-            size: name.len(),
-            limit: MAX_COLLECTION_NAME_BYTES,
-        });
+    if name.len() > max_bytes {
+        return Err(Error::TooLarge { what, size: name.len(), limit: max_bytes });
     }
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')) {
-        return bad("only A-Z, a-z, 0-9, '_', '.' and '-' are allowed");
+        return Err(Error::InvalidName {
+            what,
+            name: name.to_owned(),
+            reason: "only A-Z, a-z, 0-9, '_', '.' and '-' are allowed",
+        });
     }
     Ok(())
+}
+
+fn check_collection(name: &str) -> Result<()> {
+    check_name(LimitKind::CollectionName, name, MAX_COLLECTION_NAME_BYTES)
 }
 
 impl Store {
@@ -234,7 +257,7 @@ impl Store {
         &self.inner.dir
     }
 
-    fn check_key(&self, key: &str) -> Result<()> {
+    pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         if key.is_empty() {
             return Err(Error::InvalidName {
                 what: LimitKind::Key,
@@ -467,7 +490,7 @@ impl Store {
             let (kind, version, after, value) = match op {
                 Prepared::Put { json, .. } => {
                     let version = cur_version.map_or(1, |v| v + 1);
-                    let doc = Doc { version, written_unix_ns: now, json: json.clone() };
+                    let doc = Doc { version, written_unix_ns: now, lsn: 0, json: json.clone() };
                     (BatchOpKind::Put, version, Some(doc), &json[..])
                 }
                 Prepared::Delete { .. } => match cur_version {
@@ -607,12 +630,15 @@ impl Store {
         self.inner.wal.sync()
     }
 
-    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`].
-    /// The lock is released when the last clone is dropped. Dropping without `close` is safe
-    /// too (it syncs, ignoring errors).
+    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`]
+    /// and the directory's lock is released at once, so the store can be reopened right away.
+    /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
     pub fn close(self) -> Result<()> {
         let r = self.inner.wal.sync();
         self.inner.wal.close();
+        self.inner.stop_background();
+        // Nothing can be written any more; let the next opener in.
+        let _ = self.inner.lock.unlock();
         r
     }
 
@@ -620,7 +646,6 @@ impl Store {
     /// ticket; it is applied to no document. Call it while holding the lock that guards the
     /// in-memory state the record describes, so LSN order is mutation order; then release that
     /// lock and [`Store::wait_for`] the ticket.
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
         if body.len() > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
@@ -636,9 +661,15 @@ impl Store {
     }
 
     /// Waits until a ticket's record is written (`Buffered`) or fsynced (`Immediate`).
-    #[allow(dead_code, reason = "used by the rate limiter and breaker")]
     pub(crate) fn wait_for(&self, ticket: Ticket, durability: Durability) -> Result<()> {
         self.inner.wal.wait(ticket, durability)
+    }
+
+    /// Compacts now: writes a snapshot of the state as of the end of the log (writers keep
+    /// committing meanwhile), then deletes the log segments and older snapshots it covers.
+    /// Returns `None` if the newest snapshot already covers the whole log.
+    pub fn compact(&self) -> Result<Option<CompactionReport>> {
+        self.inner.compactor.compact()
     }
 
     /// Counters and positions: see [`Stats`].
@@ -691,18 +722,24 @@ impl<T: DeserializeOwned> Iterator for Scan<T> {
     }
 }
 
+impl Inner {
+    /// Stops the background threads and waits for them to exit (a compaction in progress
+    /// finishes first).
+    fn stop_background(&self) {
+        let (lock, cv) = &*self.stop;
+        *lock.lock() = true;
+        cv.notify_all();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
-        {
-            let (lock, cv) = &*self.stop;
-            *lock.lock() = true;
-            cv.notify_all();
-        }
-        if let Some(h) = self.flusher.lock().take() {
-            if h.thread().id() != std::thread::current().id() {
-                let _ = h.join();
-            }
-        }
+        // The flusher holds the log, not the store, so this runs on the thread that dropped
+        // the last clone and the lock is free when the drop returns.
+        self.stop_background();
         let _ = self.wal.sync();
     }
 }
@@ -715,6 +752,7 @@ pub(crate) fn apply_group(docs: &RwLock<Docs>, group: &[PendingRecord]) {
             for e in effects {
                 let doc = e.doc.clone().map(|mut d| {
                     d.written_unix_ns = r.timestamp_unix_ns;
+                    d.lsn = r.lsn;
                     d
                 });
                 apply_doc(&mut docs, &e.collection, &e.key, doc);

@@ -4,18 +4,20 @@ use std::collections::hash_map::RandomState;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-use std::sync::{Arc, Weak};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::{apply_doc, apply_group, Doc, Docs, Inner, Options, Store};
-use crate::breaker::BreakerState;
+use super::replay::State;
+use super::{apply_group, Inner, Options, Store};
 use crate::error::{CorruptionKind, Error, IoOp, Result};
-use crate::format::{decode_batch, BatchOpKind, RecordKind, StoreIdentity};
+use crate::format::{parse_snapshot_file_name, StoreIdentity};
 use crate::io::Io;
-use crate::ratelimit::RateLimitState;
+use crate::snapshot::compact::{CompactionPolicy, Compactor};
+use crate::snapshot::{read_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
 use crate::wal::recovery::{list_segments, recover};
 use crate::wal::writer::{SegmentWriter, Wal};
 use crate::wal::WAL_DIR;
@@ -113,82 +115,164 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     io.create_dir_all(&wal_dir).map_err(|e| Error::io(IoOp::CreateDir, &wal_dir, e))?;
     io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
 
-    let mut docs = Docs::new();
-    let mut ratelimits = RateLimitState::default();
-    let mut breakers = BreakerState::default();
-    let recovered = recover(&*io, &wal_dir, identity.store_id, &mut |r| {
-        let f = &r.frame;
-        match RecordKind::from_u8(f.kind) {
-            Some(RecordKind::Batch) => {
-                for op in decode_batch(f.body).map_err(CorruptionKind::BadBody)? {
-                    let doc = match op.kind {
-                        BatchOpKind::Put => Some(Doc {
-                            version: op.version,
-                            written_unix_ns: f.timestamp_unix_ns,
-                            json: Arc::from(op.value),
-                        }),
-                        BatchOpKind::Delete => None,
-                    };
-                    apply_doc(&mut docs, op.collection, op.key, doc);
-                }
-                Ok(())
-            }
-            Some(RecordKind::RateLimit) => ratelimits
-                .replay(f.lsn, f.timestamp_unix_ns, f.body)
-                .map_err(CorruptionKind::BadBody),
-            Some(RecordKind::Breaker) => {
-                breakers.replay(f.lsn, f.timestamp_unix_ns, f.body).map_err(CorruptionKind::BadBody)
-            }
-            None => Err(CorruptionKind::UnknownRecordKind(f.kind)),
+    // Snapshots, newest first; a damaged one is skipped if an older one and the log cover it.
+    let names = io.list_dir(dir).map_err(|e| Error::io(IoOp::ListDir, dir, e))?;
+    let mut removed_tmp = false;
+    for name in &names {
+        if name.starts_with("snapshot-") && name.ends_with(SNAPSHOT_TMP_SUFFIX) {
+            let path = dir.join(name);
+            io.remove_file(&path).map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+            removed_tmp = true;
         }
+    }
+    if removed_tmp {
+        io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    }
+    let mut snapshots: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|n| parse_snapshot_file_name(n).map(|lsn| (lsn, dir.join(n))))
+        .collect();
+    snapshots.sort_by(|a, b| b.cmp(a));
+    let mut state = State::default();
+    let mut loaded: Option<(SnapshotInfo, u64)> = None;
+    let mut rejected: Vec<Error> = Vec::new();
+    for (lsn, path) in snapshots {
+        let bytes = io.read(&path).map_err(|e| Error::io(IoOp::Read, &path, e))?;
+        let mut candidate = State::default();
+        let header = read_snapshot(&bytes, Some(identity.store_id), &mut |e| {
+            candidate.apply_frame(&e.frame)
+        });
+        match header {
+            Ok(h) if h.lsn == lsn => {
+                state = candidate;
+                state.applied_lsn = lsn;
+                loaded = Some((SnapshotInfo { lsn, path, bytes: bytes.len() as u64 }, h.epoch));
+                break;
+            }
+            Ok(h) => rejected.push(Error::Corruption {
+                file: path,
+                offset: 0,
+                last_good_lsn: None,
+                kind: CorruptionKind::LsnGap { expected: lsn, found: h.lsn },
+            }),
+            Err(e) => rejected.push(Error::Corruption {
+                file: path,
+                offset: e.offset,
+                last_good_lsn: None,
+                kind: e.kind,
+            }),
+        }
+    }
+    let snapshot_lsn = loaded.as_ref().map_or(0, |(s, _)| s.lsn);
+    let rejected_paths: Vec<PathBuf> = rejected
+        .iter()
+        .filter_map(|e| match e {
+            Error::Corruption { file, .. } => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+
+    let recovered = recover(&*io, &wal_dir, identity.store_id, snapshot_lsn, &mut |r| {
+        state.apply_frame(&r.frame)
     })?;
+    // The log must start right after the snapshot (or at LSN 1 without one).
+    if let Some((first_lsn, first_path)) = &recovered.first {
+        if *first_lsn > snapshot_lsn + 1 {
+            return Err(rejected.into_iter().next().unwrap_or(Error::Corruption {
+                file: first_path.clone(),
+                offset: 0,
+                last_good_lsn: None,
+                kind: CorruptionKind::LsnGap { expected: snapshot_lsn + 1, found: *first_lsn },
+            }));
+        }
+    } else if loaded.is_none() {
+        if let Some(e) = rejected.into_iter().next() {
+            return Err(e);
+        }
+    }
+    let mut stats = recovered.stats;
+    stats.snapshot_lsn = loaded.as_ref().map(|(s, _)| s.lsn);
+    stats.snapshots_rejected = rejected_paths;
+    let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
 
     let writer = SegmentWriter::create(
         io.clone(),
         &wal_dir,
         identity.store_id,
-        recovered.max_epoch + 1,
+        epoch,
         recovered.next_segment_no,
         recovered.next_lsn,
         options.segment_target_bytes,
     )?;
+    let State { docs, ratelimits, breakers, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let apply_docs = docs.clone();
-    let wal = Wal::new(
+    let wal = Arc::new(Wal::new(
         writer,
         recovered.next_lsn,
         recovered.last_timestamp_unix_ns,
         Box::new(move |group| apply_group(&apply_docs, group)),
-    );
+    ));
+    wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
+    let compactor = Arc::new(Compactor {
+        io: io.clone(),
+        dir: dir.to_path_buf(),
+        wal_dir: wal_dir.clone(),
+        store_id: identity.store_id,
+        epoch,
+        wal: wal.clone(),
+        clock: options.clock.clone(),
+        current: Mutex::new(loaded.map(|(s, _)| s)),
+        policy: CompactionPolicy {
+            auto: options.auto_compact,
+            min_wal_bytes: options.compaction_min_wal_bytes,
+            wal_to_snapshot_ratio: options.compaction_wal_to_snapshot_ratio,
+        },
+        counters: Default::default(),
+    });
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
+    let flusher_wal = wal.clone();
+    let flusher = spawn_periodic("walden-flusher", stop.clone(), flush_interval, move || {
+        if flusher_wal.has_unsynced() {
+            // A failure poisons the store; writers see it on their next call.
+            let _ = flusher_wal.sync();
+        }
+    });
+    let background = compactor.clone();
+    let check_interval = Duration::from_millis(options.compaction_check_interval_ms.max(1));
+    let compaction = spawn_periodic("walden-compactor", stop.clone(), check_interval, move || {
+        if background.should_compact() {
+            // A failure is counted in stats and tried again at the next check.
+            let _ = background.compact();
+        }
+    });
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         options,
         docs,
         wal,
+        compactor,
         validators: RwLock::new(Default::default()),
-        recovery: recovered.stats,
+        recovery: stats,
         ratelimits: Mutex::new(ratelimits),
         breakers: Mutex::new(breakers),
-        flusher: Mutex::new(None),
-        stop: stop.clone(),
-        _lock: lock,
+        threads: Mutex::new(vec![flusher, compaction]),
+        stop,
+        lock,
     });
-    let handle =
-        spawn_flusher(Arc::downgrade(&inner), stop, inner.options.buffered_flush_interval_ms);
-    *inner.flusher.lock() = Some(handle);
     Ok(Store { inner })
 }
 
-/// Fsyncs `Buffered` writes every `interval_ms` until the store is dropped.
-fn spawn_flusher(
-    weak: Weak<Inner>,
+/// Runs `tick` every `interval` on a named thread until `stop` is set.
+fn spawn_periodic(
+    name: &str,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    interval_ms: u64,
+    interval: Duration,
+    mut tick: impl FnMut() + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
-    let interval = Duration::from_millis(interval_ms.max(1));
     std::thread::Builder::new()
-        .name("walden-flusher".into())
+        .name(name.into())
         .spawn(move || loop {
             {
                 let (lock, cv) = &*stop;
@@ -200,11 +284,7 @@ fn spawn_flusher(
                     return;
                 }
             }
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.wal.has_unsynced() {
-                // A failure poisons the store; writers see it on their next call.
-                let _ = inner.wal.sync();
-            }
+            tick();
         })
-        .expect("spawn the flusher thread")
+        .expect("spawn a background thread")
 }

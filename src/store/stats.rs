@@ -22,6 +22,11 @@ pub struct RecoveryStats {
     pub torn_tail: Option<TornTail>,
     /// Where the cut bytes were kept for forensics.
     pub torn_saved_to: Option<std::path::PathBuf>,
+    /// LSN of the snapshot the state was loaded from, if any.
+    pub snapshot_lsn: Option<u64>,
+    /// Snapshots that failed verification and were passed over for an older one (left on
+    /// disk for forensics; removed by the next compaction).
+    pub snapshots_rejected: Vec<std::path::PathBuf>,
 }
 
 /// A picture of the store's state and work so far (this process, since open).
@@ -65,6 +70,20 @@ pub struct Stats {
     pub commit_latency_p99_us: u64,
     /// Slowest commit, microseconds.
     pub commit_latency_max_us: u64,
+    /// LSN of the newest snapshot (0: none).
+    pub snapshot_lsn: u64,
+    /// Size of the newest snapshot file.
+    pub snapshot_bytes: u64,
+    /// Bytes of live documents (keys and JSON).
+    pub live_bytes: u64,
+    /// Bytes a compaction could free, estimated: log and snapshot bytes beyond the live bytes.
+    pub reclaimable_bytes: u64,
+    /// Snapshots written by this process.
+    pub snapshots_written: u64,
+    /// Duration of the last compaction, microseconds.
+    pub last_compaction_us: u64,
+    /// Compactions that failed (the log is intact; they are retried).
+    pub compaction_failures: u64,
     /// Why the store stopped accepting writes, if it has.
     pub poisoned: Option<PoisonCause>,
     /// What the open's recovery did.
@@ -78,15 +97,24 @@ pub(super) fn collect(inner: &Inner) -> Stats {
     let c = &inner.wal.counters;
     let groups = c.groups.load(Ordering::Relaxed);
     let commits = c.records.load(Ordering::Relaxed);
-    let (mut wal_bytes, mut wal_segments) = (0, 0);
-    if let Ok(entries) = std::fs::read_dir(inner.dir.join(crate::wal::WAL_DIR)) {
-        for e in entries.flatten() {
-            if crate::format::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some() {
-                wal_segments += 1;
-                wal_bytes += e.metadata().map_or(0, |m| m.len());
-            }
-        }
-    }
+    let wal_bytes = c.wal_bytes_on_disk.load(Ordering::Relaxed);
+    let wal_segments = std::fs::read_dir(inner.dir.join(crate::wal::WAL_DIR)).map_or(0, |rd| {
+        rd.flatten()
+            .filter(|e| {
+                crate::format::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some()
+            })
+            .count() as u64
+    });
+    let live_bytes: u64 = inner
+        .docs
+        .read()
+        .values()
+        .flat_map(|c| c.iter())
+        .map(|(k, d)| (k.len() + d.json.len()) as u64)
+        .sum();
+    let (snapshot_lsn, snapshot_bytes) =
+        inner.compactor.current.lock().as_ref().map_or((0, 0), |s| (s.lsn, s.bytes));
+    let cc = &inner.compactor.counters;
     Stats {
         documents: documents_per_collection.values().sum(),
         documents_per_collection,
@@ -107,6 +135,13 @@ pub(super) fn collect(inner: &Inner) -> Stats {
         commit_latency_p50_us: c.latency.quantile_us(0.5),
         commit_latency_p99_us: c.latency.quantile_us(0.99),
         commit_latency_max_us: c.latency.max_us(),
+        snapshot_lsn,
+        snapshot_bytes,
+        live_bytes,
+        reclaimable_bytes: (wal_bytes + snapshot_bytes).saturating_sub(live_bytes),
+        snapshots_written: cc.snapshots_written.load(Ordering::Relaxed),
+        last_compaction_us: cc.last_duration_us.load(Ordering::Relaxed),
+        compaction_failures: cc.failures.load(Ordering::Relaxed),
         poisoned: pos.poisoned,
         recovery: inner.recovery.clone(),
     }

@@ -9,8 +9,8 @@ pub(crate) mod recovery;
 pub(crate) mod writer;
 
 pub use reader::{
-    find_next_valid, scan_log, LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput,
-    SegmentSummary, TornTail,
+    find_next_valid, list_segment_files, scan_log, walk_segment_lenient, LenientItem,
+    LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput, SegmentSummary, TornTail,
 };
 
 /// Name of the log directory inside a store.

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::format::{
-    decode_frame, CorruptionKind, Frame, FrameError, RecordKind, SegmentHeader, RECORD_HEADER_LEN,
-    SEGMENT_HEADER_LEN,
+    decode_frame, parse_segment_file_name, CorruptionKind, Frame, FrameError, RecordKind,
+    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::limits::MAX_RESYNC_SCAN_BYTES;
 
@@ -131,20 +131,20 @@ pub struct LogScan {
 }
 
 /// Finds the next offset after `from` where a record of this segment (checksum seeded with
-/// `salt`) verifies and carries an LSN after `last_lsn`. Bounded by [`MAX_RESYNC_SCAN_BYTES`].
-pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, last_lsn: Option<u64>) -> Option<u64> {
+/// `salt`) verifies and carries an LSN at or after `expected_lsn`, the one the damaged record
+/// should have had. Bounded by [`MAX_RESYNC_SCAN_BYTES`].
+pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, expected_lsn: u64) -> Option<u64> {
     let end = bytes.len().min(from.saturating_add(MAX_RESYNC_SCAN_BYTES));
-    let floor = last_lsn.unwrap_or(0);
     for off in from..end {
         let rest = &bytes[off..];
         if rest.len() < RECORD_HEADER_LEN {
             break;
         }
-        // Cheap filter before the checksum: a later record of this segment has a later LSN,
-        // and no more of them fit than the bytes left can hold.
+        // Cheap filter before the checksum: a later record of this segment has an LSN at or
+        // after the expected one, and no more records fit than the bytes left can hold.
         let lsn = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        let most = floor.saturating_add((rest.len() / RECORD_HEADER_LEN) as u64 + 1);
-        if lsn <= floor && last_lsn.is_some() || lsn > most {
+        let most = expected_lsn.saturating_add((rest.len() / RECORD_HEADER_LEN) as u64);
+        if lsn < expected_lsn || lsn > most {
             continue;
         }
         if decode_frame(rest, salt).is_ok() {
@@ -152,6 +152,78 @@ pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, last_lsn: Option<u6
         }
     }
     None
+}
+
+/// The segment files in `wal_dir` (names as [`segment_file_name`](crate::format::segment_file_name)
+/// writes them), sorted by segment number. Other files (such as `.torn-*` leftovers) are ignored.
+///
+/// Read-only: lists the directory and nothing else.
+pub fn list_segment_files(wal_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut segs = Vec::new();
+    for entry in std::fs::read_dir(wal_dir)? {
+        let entry = entry?;
+        if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            segs.push((no, entry.path()));
+        }
+    }
+    segs.sort();
+    Ok(segs)
+}
+
+/// One step of [`walk_segment_lenient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LenientItem<'a> {
+    /// A record that verifies, at byte `offset` of the segment.
+    Record {
+        /// Byte offset of the record's header.
+        offset: u64,
+        /// The record.
+        frame: Frame<'a>,
+    },
+    /// Bytes that are not a valid record, from `offset` for `len` bytes; the walk resumes after
+    /// them (or they run to the end of the file).
+    Damaged {
+        /// Where the damage starts.
+        offset: u64,
+        /// How many bytes were skipped.
+        len: u64,
+        /// Why the bytes at `offset` are not a record.
+        error: FrameError,
+    },
+}
+
+/// Walks the records of one segment (whose verified `header` the caller passes) without
+/// stopping at damage: a bad record is reported as [`LenientItem::Damaged`] and the walk resumes
+/// at the next record that verifies with this segment's salt (found with [`find_next_valid`],
+/// looking for LSNs from the one after the last good record, or the header's `first_lsn`).
+/// Checks no LSN chain and decodes no bodies: it serves salvage and forensics, never recovery.
+pub fn walk_segment_lenient<'a>(
+    bytes: &'a [u8],
+    header: &SegmentHeader,
+    on_item: &mut dyn FnMut(LenientItem<'a>),
+) {
+    let salt = header.salt();
+    let mut offset = SEGMENT_HEADER_LEN;
+    let mut expected_lsn = header.first_lsn;
+    while offset < bytes.len() {
+        match decode_frame(&bytes[offset..], salt) {
+            Ok(frame) => {
+                on_item(LenientItem::Record { offset: offset as u64, frame });
+                expected_lsn = frame.lsn.saturating_add(1);
+                offset += frame.len;
+            }
+            Err(error) => {
+                let next = find_next_valid(bytes, offset + 1, salt, expected_lsn)
+                    .map_or(bytes.len(), |o| o as usize);
+                on_item(LenientItem::Damaged {
+                    offset: offset as u64,
+                    len: (next - offset) as u64,
+                    error,
+                });
+                offset = next;
+            }
+        }
+    }
 }
 
 /// Walks all segments in order, verifying headers, records and the LSN chain, and calls
@@ -304,7 +376,7 @@ fn scan_segment<'a>(
         let frame = match decode_frame(&bytes[offset..], salt) {
             Ok(f) => f,
             Err(error) => {
-                let resync = find_next_valid(bytes, offset + 1, salt, scan.last_lsn);
+                let resync = find_next_valid(bytes, offset + 1, salt, next_lsn);
                 if is_last && resync.is_none() {
                     return Some(LogVerdict::TornTail(TornTail {
                         path: path.to_path_buf(),
@@ -360,4 +432,84 @@ fn scan_segment<'a>(
         scan.next_lsn = Some(next_lsn);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{encode_frame, segment_file_name};
+
+    fn header(first_lsn: u64) -> SegmentHeader {
+        SegmentHeader { store_id: [3; 16], epoch: 2, segment_no: 5, first_lsn }
+    }
+
+    /// A segment whose records carry `lsns` (the header's `first_lsn` is their start).
+    fn segment(lsns: std::ops::Range<u64>) -> (Vec<u8>, Vec<usize>) {
+        let h = header(lsns.start);
+        let salt = h.salt();
+        let mut bytes = h.encode().to_vec();
+        let mut offsets = Vec::new();
+        for lsn in lsns {
+            offsets.push(bytes.len());
+            encode_frame(&mut bytes, salt, lsn, lsn * 10, RecordKind::Batch, b"body-bytes");
+        }
+        (bytes, offsets)
+    }
+
+    fn walk(bytes: &[u8], first_lsn: u64) -> Vec<LenientItem<'_>> {
+        let mut items = Vec::new();
+        walk_segment_lenient(bytes, &header(first_lsn), &mut |i| items.push(i));
+        items
+    }
+
+    #[test]
+    fn lenient_walk_skips_a_damaged_record_and_resumes() {
+        // LSNs far from 0, so a resync that looked for the wrong LSNs would miss them.
+        let (mut bytes, offsets) = segment(1000..1005);
+        assert_eq!(walk(&bytes, 1000).len(), 5);
+        bytes[offsets[2] + RECORD_HEADER_LEN + 1] ^= 0x10;
+        let items = walk(&bytes, 1000);
+        let lsns: Vec<u64> = items
+            .iter()
+            .filter_map(|i| match i {
+                LenientItem::Record { frame, .. } => Some(frame.lsn),
+                LenientItem::Damaged { .. } => None,
+            })
+            .collect();
+        assert_eq!(lsns, [1000, 1001, 1003, 1004]);
+        assert!(items.contains(&LenientItem::Damaged {
+            offset: offsets[2] as u64,
+            len: (offsets[3] - offsets[2]) as u64,
+            error: match decode_frame(&bytes[offsets[2]..], header(1000).salt()) {
+                Err(e) => e,
+                Ok(_) => panic!("damaged record verified"),
+            },
+        }));
+    }
+
+    #[test]
+    fn lenient_walk_reports_a_torn_end_as_damage_to_the_end() {
+        let (bytes, offsets) = segment(1..4);
+        let cut = &bytes[..bytes.len() - 3];
+        let items = walk(cut, 1);
+        assert_eq!(items.len(), 3);
+        assert!(matches!(
+            items[2],
+            LenientItem::Damaged { offset, len, error: FrameError::Truncated { .. } }
+                if offset == offsets[2] as u64 && offset + len == cut.len() as u64
+        ));
+    }
+
+    #[test]
+    fn segment_files_are_listed_in_order_and_others_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [segment_file_name(10), segment_file_name(9), "x.wal".into()] {
+            std::fs::write(dir.path().join(name), b"").unwrap();
+        }
+        std::fs::write(dir.path().join(format!("{}.torn-64", segment_file_name(9))), b"").unwrap();
+        let got = list_segment_files(dir.path()).unwrap();
+        let nos: Vec<u64> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(nos, [9, 10]);
+        assert_eq!(got[0].1, dir.path().join(segment_file_name(9)));
+    }
 }

@@ -12,10 +12,14 @@ use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput};
 
 /// Where the writer continues after recovery.
 pub(crate) struct Recovered {
+    /// First LSN the log holds (its first segment's `first_lsn`), and that segment's path.
+    pub first: Option<(u64, PathBuf)>,
     pub next_lsn: u64,
     pub last_timestamp_unix_ns: u64,
     pub max_epoch: u64,
     pub next_segment_no: u64,
+    /// Bytes of the segment files left on disk.
+    pub wal_bytes_on_disk: u64,
     pub stats: RecoveryStats,
 }
 
@@ -43,12 +47,14 @@ fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Resul
     Ok(wal_dir.join(name))
 }
 
-/// Replays every segment through `apply`, cuts a torn tail (keeping the bytes in a `.torn-*`
-/// file), and refuses corruption.
+/// Replays every segment through `apply` (records up to `skip_upto`, already in the snapshot,
+/// are verified but not applied), cuts a torn tail (keeping the bytes in a `.torn-*` file),
+/// and refuses corruption. Whether the log starts early enough is the caller's check.
 pub(crate) fn recover(
     io: &dyn Io,
     wal_dir: &Path,
     store_id: [u8; 16],
+    skip_upto: u64,
     apply: &mut dyn FnMut(&RecordRef<'_>) -> Result<(), CorruptionKind>,
 ) -> Result<Recovered> {
     let started = Instant::now();
@@ -63,17 +69,23 @@ pub(crate) fn recover(
         .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
         .collect();
     let mut last_ts = 0;
+    let mut replayed = 0u64;
     let scan = scan_log(&inputs, Some(store_id), &mut |r| {
         last_ts = r.frame.timestamp_unix_ns;
+        if r.frame.lsn <= skip_upto {
+            return Ok(());
+        }
+        replayed += 1;
         apply(r)
     });
     let mut stats = RecoveryStats {
-        records_replayed: scan.segments.iter().map(|s| s.records).sum(),
+        records_replayed: replayed,
         segments_read: segs.len() as u64,
         bytes_read: files.iter().map(|f| f.len() as u64).sum(),
         ..RecoveryStats::default()
     };
     let mut last_segment_records = scan.segments.last().map(|s| s.records);
+    let mut wal_bytes_on_disk: u64 = files.iter().map(|f| f.len() as u64).sum();
     match &scan.verdict {
         LogVerdict::Clean => {}
         LogVerdict::Corrupt(c) => {
@@ -94,6 +106,7 @@ pub(crate) fn recover(
             drop(f);
             io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
             stats.torn_tail = Some(t.clone());
+            wal_bytes_on_disk -= t.len;
             stats.torn_saved_to = Some(saved);
             if t.offset == 0 {
                 // The header never completed: the segment holds nothing.
@@ -105,6 +118,7 @@ pub(crate) fn recover(
         }
     }
     drop(inputs);
+    let files_len_last = files.last().map_or(0, |f| f.len() as u64);
     drop(files);
     // A last segment without records is removed and its number reused, so opening and closing
     // a store without writing does not pile up files.
@@ -113,13 +127,17 @@ pub(crate) fn recover(
         io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
         io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
         next_segment_no = *no;
+        let cut = stats.torn_tail.as_ref().map_or(0, |t| t.len);
+        wal_bytes_on_disk = wal_bytes_on_disk.saturating_sub(files_len_last.saturating_sub(cut));
     }
     stats.replay_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
     Ok(Recovered {
-        next_lsn: scan.next_lsn.unwrap_or(1),
+        first: scan.first_lsn.zip(segs.first().map(|(_, p)| p.clone())),
+        next_lsn: scan.next_lsn.unwrap_or(skip_upto + 1).max(skip_upto + 1),
         last_timestamp_unix_ns: last_ts,
         max_epoch: scan.max_epoch,
         next_segment_no,
+        wal_bytes_on_disk,
         stats,
     })
 }

@@ -23,6 +23,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::error::{Error, IoOp, PoisonCause, Result};
 use crate::format::{encode_frame, segment_file_name, RecordKind, SegmentHeader};
 use crate::io::{Io, IoFile};
+use crate::limits::MAX_GROUP_BYTES;
 use crate::store::overlay::Overlay;
 use crate::store::Durability;
 
@@ -67,6 +68,10 @@ pub(crate) struct WalCounters {
     pub max_group_records: AtomicU64,
     pub bytes_written: AtomicU64,
     pub segments_created: AtomicU64,
+    /// Number of the segment being appended to (kept here so stats never wait on the I/O).
+    pub active_segment_no: AtomicU64,
+    /// Bytes of all segment files on disk (kept current by writes, rolls and compaction).
+    pub wal_bytes_on_disk: AtomicU64,
     pub latency: LatencyHistogram,
 }
 
@@ -141,6 +146,10 @@ pub(crate) struct SegmentWriter {
     bytes: u64,
     target_bytes: u64,
     buf: Vec<u8>,
+    /// LSN the next record written will carry.
+    next_lsn: u64,
+    /// First LSN of this segment.
+    first_lsn: u64,
 }
 
 impl SegmentWriter {
@@ -172,6 +181,8 @@ impl SegmentWriter {
             bytes: crate::format::SEGMENT_HEADER_LEN as u64,
             target_bytes,
             buf: Vec::new(),
+            next_lsn: first_lsn,
+            first_lsn,
         })
     }
 
@@ -186,7 +197,11 @@ impl SegmentWriter {
     }
 
     /// Ends the current segment (fsynced) and starts the next one at `first_lsn`.
-    fn roll(&mut self, first_lsn: u64) -> Result<(), (IoOp, PathBuf, std::io::Error)> {
+    fn roll(
+        &mut self,
+        first_lsn: u64,
+        counters: &WalCounters,
+    ) -> Result<(), (IoOp, PathBuf, std::io::Error)> {
         self.file.sync_data().map_err(|e| (IoOp::Sync, self.path.clone(), e))?;
         let next = SegmentWriter::create(
             self.io.clone(),
@@ -202,6 +217,9 @@ impl SegmentWriter {
             other => (IoOp::Open, self.path.clone(), std::io::Error::other(other.to_string())),
         })?;
         *self = next;
+        counters.segments_created.fetch_add(1, Ordering::Relaxed);
+        counters.active_segment_no.store(self.segment_no, Ordering::Relaxed);
+        counters.wal_bytes_on_disk.fetch_add(self.bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -214,8 +232,7 @@ impl SegmentWriter {
     ) -> Result<(), (IoOp, PathBuf, std::io::Error)> {
         if let Some(first) = group.first() {
             if self.bytes >= self.target_bytes {
-                self.roll(first.lsn)?;
-                counters.segments_created.fetch_add(1, Ordering::Relaxed);
+                self.roll(first.lsn, counters)?;
             }
             self.buf.clear();
             for r in group {
@@ -223,7 +240,9 @@ impl SegmentWriter {
             }
             self.file.write_all(&self.buf).map_err(|e| (IoOp::Write, self.path.clone(), e))?;
             self.bytes += self.buf.len() as u64;
+            self.next_lsn = group.last().map_or(self.next_lsn, |r| r.lsn + 1);
             counters.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+            counters.wal_bytes_on_disk.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             if self.buf.capacity() > (4 << 20) {
                 self.buf = Vec::new();
             }
@@ -245,6 +264,7 @@ pub(crate) struct Wal {
     cond: Condvar,
     writer: Mutex<SegmentWriter>,
     apply: ApplyFn,
+    epoch: u64,
     pub counters: WalCounters,
 }
 
@@ -266,7 +286,12 @@ impl Wal {
         apply: ApplyFn,
     ) -> Wal {
         let last = next_lsn - 1;
+        let counters = WalCounters::default();
+        counters.active_segment_no.store(writer.segment_no(), Ordering::Relaxed);
+        counters.wal_bytes_on_disk.store(writer.bytes, Ordering::Relaxed);
+        let epoch = writer.epoch();
         Wal {
+            epoch,
             queue: Mutex::new(Queue {
                 next_lsn,
                 last_timestamp_unix_ns,
@@ -282,7 +307,7 @@ impl Wal {
             cond: Condvar::new(),
             writer: Mutex::new(writer),
             apply,
-            counters: WalCounters::default(),
+            counters,
         }
     }
 
@@ -377,6 +402,52 @@ impl Wal {
         Ok(())
     }
 
+    /// Seals the log for compaction or backup: if the active segment holds records, it is
+    /// fsynced and a new segment is started, so every segment below the returned number is
+    /// complete and immutable. Returns `(active segment number, last LSN in sealed segments)`.
+    ///
+    /// Takes leadership for the duration, so no group is in flight. A failure poisons the
+    /// store like any failed write or fsync.
+    pub fn seal(&self) -> Result<(u64, u64)> {
+        let mut q = self.queue.lock();
+        Wal::check_writable(&q)?;
+        while q.leader {
+            self.cond.wait(&mut q);
+        }
+        Wal::check_writable(&q)?;
+        q.leader = true;
+        drop(q);
+        let result = {
+            let mut w = self.writer.lock();
+            let rolled = if w.next_lsn > w.first_lsn {
+                let next = w.next_lsn;
+                w.roll(next, &self.counters)
+            } else {
+                Ok(())
+            };
+            rolled.map(|()| (w.segment_no, w.first_lsn - 1))
+        };
+        let mut q = self.queue.lock();
+        q.leader = false;
+        let out = match result {
+            Ok((segment_no, sealed_lsn)) => {
+                // Everything written is in a fsynced segment now.
+                q.durable_lsn = q.durable_lsn.max(q.written_lsn);
+                Ok((segment_no, sealed_lsn))
+            }
+            Err((op, path, e)) => {
+                let cause =
+                    PoisonCause { op, path, kind: e.kind(), raw_os_error: e.raw_os_error() };
+                q.poisoned = Some(cause.clone());
+                q.pending.clear();
+                q.overlay.clear();
+                Err(Error::Poisoned { cause })
+            }
+        };
+        self.cond.notify_all();
+        out
+    }
+
     /// Whether anything written is not yet durable (for the background flusher).
     pub fn has_unsynced(&self) -> bool {
         let q = self.queue.lock();
@@ -390,21 +461,34 @@ impl Wal {
 
     pub fn positions(&self) -> WalPositions {
         let q = self.queue.lock();
-        let w = self.writer.lock();
         WalPositions {
             last_lsn: q.next_lsn - 1,
             written_lsn: q.written_lsn,
             durable_lsn: q.durable_lsn,
             poisoned: q.poisoned.clone(),
-            segment_no: w.segment_no(),
-            epoch: w.epoch(),
+            segment_no: self.counters.active_segment_no.load(Ordering::Relaxed),
+            epoch: self.epoch,
         }
     }
 
     /// One round of leadership: write (and fsync) everything queued, outside the mutex.
     fn lead<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         q.leader = true;
-        let group = mem::take(&mut q.pending);
+        // Take the queue up to MAX_GROUP_BYTES (always at least one record).
+        let mut bytes = 0;
+        let take = q
+            .pending
+            .iter()
+            .position(|r| {
+                bytes += r.body.len();
+                bytes > MAX_GROUP_BYTES
+            })
+            .map_or(q.pending.len(), |i| i.max(1));
+        let group: Vec<PendingRecord> = if take == q.pending.len() {
+            mem::take(&mut q.pending)
+        } else {
+            q.pending.drain(..take).collect()
+        };
         let last_lsn = group.last().map_or(q.written_lsn, |r| r.lsn);
         let sync = q.sync_target > q.durable_lsn;
         drop(q);

@@ -1,0 +1,224 @@
+//! Compaction: fold the newest snapshot and the sealed log segments into a new snapshot, then
+//! delete what it covers.
+//!
+//! Compaction never touches the live in-memory state: it seals the log (the active segment is
+//! fsynced and a new one started, under the log's leadership for an instant) and then replays
+//! the immutable files, with the same code recovery uses, into a private state. Writers keep
+//! committing to the new segment the whole time.
+//!
+//! Crash points, in order, and why each is safe:
+//! 1. temp file partly written → removed at the next open; the log still has everything;
+//! 2. temp written and fsynced, not renamed → same;
+//! 3. renamed, directory not fsynced → the snapshot may or may not be there after a crash;
+//!    no segment has been deleted yet, so either way the log covers it;
+//! 4. directory fsynced, some segments deleted (oldest first) → the snapshot is durable and
+//!    covers every deleted segment; the remaining ones stay contiguous;
+//! 5. older snapshots deleted → the newest one is already durable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::{read_snapshot, write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use crate::clock::Clock;
+use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::format::parse_snapshot_file_name;
+use crate::io::{FileBytes, Io};
+use crate::store::replay::State;
+use crate::wal::recovery::list_segments;
+use crate::wal::writer::Wal;
+use crate::wal::{scan_log, LogVerdict, SegmentInput};
+
+/// What one compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// LSN of the new snapshot.
+    pub snapshot_lsn: u64,
+    /// Size of the new snapshot file.
+    pub snapshot_bytes: u64,
+    /// WAL segments deleted.
+    pub segments_deleted: u64,
+    /// Bytes freed (deleted segments and older snapshots).
+    pub bytes_reclaimed: u64,
+    /// How long the compaction took, in microseconds.
+    pub duration_us: u64,
+}
+
+/// When background compaction runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CompactionPolicy {
+    pub auto: bool,
+    pub min_wal_bytes: u64,
+    pub wal_to_snapshot_ratio: f64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompactionCounters {
+    pub snapshots_written: AtomicU64,
+    pub last_duration_us: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+pub(crate) struct Compactor {
+    pub io: Arc<dyn Io>,
+    pub dir: PathBuf,
+    pub wal_dir: PathBuf,
+    pub store_id: [u8; 16],
+    pub epoch: u64,
+    pub wal: Arc<Wal>,
+    pub clock: Arc<dyn Clock>,
+    /// The newest snapshot. Its mutex also serializes compactions and backups.
+    pub current: Mutex<Option<SnapshotInfo>>,
+    pub policy: CompactionPolicy,
+    pub counters: CompactionCounters,
+}
+
+fn corruption(path: &std::path::Path, offset: u64, kind: CorruptionKind) -> Error {
+    Error::Corruption { file: path.to_path_buf(), offset, last_good_lsn: None, kind }
+}
+
+impl Compactor {
+    /// Whether the log has grown enough to compact in the background.
+    pub fn should_compact(&self) -> bool {
+        if !self.policy.auto {
+            return false;
+        }
+        let wal = self.wal.counters.wal_bytes_on_disk.load(Ordering::Relaxed);
+        let snapshot = self.current.lock().as_ref().map_or(0, |s| s.bytes);
+        wal >= self.policy.min_wal_bytes
+            && wal as f64 >= self.policy.wal_to_snapshot_ratio * snapshot as f64
+    }
+
+    /// Runs one compaction; `Ok(None)` if the log holds nothing the newest snapshot lacks.
+    pub fn compact(&self) -> Result<Option<CompactionReport>> {
+        let started = Instant::now();
+        let mut current = self.current.lock();
+        let result = self.compact_locked(&mut current, started);
+        if result.is_err() {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn compact_locked(
+        &self,
+        current: &mut Option<SnapshotInfo>,
+        started: Instant,
+    ) -> Result<Option<CompactionReport>> {
+        let io = &*self.io;
+        let (active, sealed_lsn) = self.wal.seal()?;
+        let base_lsn = current.as_ref().map_or(0, |c| c.lsn);
+        if sealed_lsn <= base_lsn {
+            return Ok(None);
+        }
+        let mut state = State::default();
+        if let Some(c) = current.as_ref() {
+            let bytes = io.read(&c.path).map_err(|e| Error::io(IoOp::Read, &c.path, e))?;
+            read_snapshot(&bytes, Some(self.store_id), &mut |e| state.apply_frame(&e.frame))
+                .map_err(|e| corruption(&c.path, e.offset, e.kind))?;
+        }
+        let segs: Vec<(u64, PathBuf)> =
+            list_segments(io, &self.wal_dir)?.into_iter().filter(|(no, _)| *no < active).collect();
+        let files: Vec<FileBytes> = segs
+            .iter()
+            .map(|(_, p)| io.read(p).map_err(|e| Error::io(IoOp::Read, p, e)))
+            .collect::<Result<_>>()?;
+        let segment_bytes: u64 = files.iter().map(|f| f.len() as u64).sum();
+        {
+            let inputs: Vec<SegmentInput<'_>> = segs
+                .iter()
+                .zip(&files)
+                .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
+                .collect();
+            let scan = scan_log(&inputs, Some(self.store_id), &mut |r| {
+                if r.frame.lsn <= base_lsn {
+                    Ok(())
+                } else {
+                    state.apply_frame(&r.frame)
+                }
+            });
+            // Sealed segments are complete: anything but clean is damage.
+            match scan.verdict {
+                LogVerdict::Clean => {}
+                LogVerdict::TornTail(t) => {
+                    return Err(corruption(
+                        &t.path,
+                        t.offset,
+                        CorruptionKind::BadRecord(t.error.unwrap_or(
+                            crate::format::FrameError::Truncated { needed: 0, available: 0 },
+                        )),
+                    ));
+                }
+                LogVerdict::Corrupt(c) => return Err(corruption(&c.path, c.offset, c.kind)),
+            }
+            let first = scan.first_lsn.unwrap_or(base_lsn + 1);
+            let next = scan.next_lsn.unwrap_or(base_lsn + 1);
+            if first > base_lsn + 1 || next != sealed_lsn + 1 {
+                let path = segs.first().map_or(self.wal_dir.clone(), |(_, p)| p.clone());
+                return Err(corruption(
+                    &path,
+                    0,
+                    CorruptionKind::LsnGap { expected: base_lsn + 1, found: first },
+                ));
+            }
+        }
+        drop(files);
+
+        let info = write_snapshot(
+            io,
+            &self.dir,
+            self.store_id,
+            self.epoch,
+            sealed_lsn,
+            &state,
+            self.clock.now_unix_ns(),
+        )?;
+        drop(state);
+
+        // The snapshot is durable: delete what it covers, oldest first.
+        let mut reclaimed = 0;
+        for (_, path) in &segs {
+            io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
+        }
+        if !segs.is_empty() {
+            io.sync_dir(&self.wal_dir).map_err(|e| Error::io(IoOp::SyncDir, &self.wal_dir, e))?;
+            self.wal.counters.wal_bytes_on_disk.fetch_sub(
+                segment_bytes.min(self.wal.counters.wal_bytes_on_disk.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            reclaimed += segment_bytes;
+        }
+        let names = io.list_dir(&self.dir).map_err(|e| Error::io(IoOp::ListDir, &self.dir, e))?;
+        let mut removed_snapshot = false;
+        for name in names {
+            let old = parse_snapshot_file_name(&name).is_some_and(|lsn| lsn < sealed_lsn);
+            let tmp = name.ends_with(SNAPSHOT_TMP_SUFFIX) && name.starts_with("snapshot-");
+            if old || tmp {
+                let path = self.dir.join(&name);
+                if old {
+                    reclaimed += std::fs::metadata(&path).map_or(0, |m| m.len());
+                }
+                io.remove_file(&path).map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+                removed_snapshot = true;
+            }
+        }
+        if removed_snapshot {
+            io.sync_dir(&self.dir).map_err(|e| Error::io(IoOp::SyncDir, &self.dir, e))?;
+        }
+        let duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        self.counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
+        self.counters.last_duration_us.store(duration_us, Ordering::Relaxed);
+        let report = CompactionReport {
+            snapshot_lsn: sealed_lsn,
+            snapshot_bytes: info.bytes,
+            segments_deleted: segs.len() as u64,
+            bytes_reclaimed: reclaimed,
+            duration_us,
+        };
+        *current = Some(info);
+        Ok(Some(report))
+    }
+}

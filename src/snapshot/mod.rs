@@ -1,0 +1,195 @@
+//! Snapshots: the whole live state as of one LSN, in one verified file.
+//!
+//! Written to `snapshot-<lsn>.snap.tmp`, fsynced, renamed to `snapshot-<lsn>.snap`, directory
+//! fsynced; only then may the log segments it covers be deleted. Read back with
+//! [`read_snapshot`], which verifies header, footer and every entry and never panics on any
+//! bytes. The layout is in `docs/FORMAT.md`.
+
+pub(crate) mod compact;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::format::{
+    decode_frame, encode_batch_op, encode_frame, snapshot_file_name, BatchOp, BatchOpKind, Frame,
+    RecordKind, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
+};
+use crate::io::Io;
+use crate::store::replay::State;
+
+/// Bytes buffered before one `write` while a snapshot is written.
+const SNAPSHOT_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Suffix of a snapshot being written; leftovers from a crash are removed at open.
+pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
+
+/// One verified entry of a snapshot: a record frame (documents are one-put batches).
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotEntry<'a> {
+    /// Byte offset of the entry in the file.
+    pub offset: u64,
+    /// The entry: for a document, the LSN and time of the write that produced this version.
+    pub frame: Frame<'a>,
+}
+
+/// Why a snapshot was rejected, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError {
+    /// Byte offset of the problem.
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: CorruptionKind,
+}
+
+/// Verifies a whole snapshot file and hands every entry to `on_entry` in file order.
+///
+/// Checks the header, then the footer (so a file cut short is refused before any entry is
+/// used), that header, footer and file length agree, every entry's checksum (seeded with this
+/// snapshot's salt) and kind, and `expected_store_id` if given.
+pub fn read_snapshot<'a>(
+    bytes: &'a [u8],
+    expected_store_id: Option<[u8; 16]>,
+    on_entry: &mut dyn FnMut(&SnapshotEntry<'a>) -> Result<(), CorruptionKind>,
+) -> std::result::Result<SnapshotHeader, SnapshotError> {
+    let err = |offset: usize, kind| SnapshotError { offset: offset as u64, kind };
+    let header = SnapshotHeader::decode(bytes).map_err(|k| err(0, k))?;
+    if expected_store_id.is_some_and(|id| id != header.store_id) {
+        return Err(err(0, CorruptionKind::ForeignStore));
+    }
+    if bytes.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_FOOTER_LEN {
+        return Err(err(bytes.len(), CorruptionKind::ShortHeader));
+    }
+    let footer_at = bytes.len() - SNAPSHOT_FOOTER_LEN;
+    let footer = SnapshotFooter::decode(&bytes[footer_at..]).map_err(|k| err(footer_at, k))?;
+    let entry_bytes = (footer_at - SNAPSHOT_HEADER_LEN) as u64;
+    if footer.entry_count != header.entry_count || footer.entry_bytes != entry_bytes {
+        return Err(err(
+            footer_at,
+            CorruptionKind::BadBody(format!(
+                "footer says {} entries in {} bytes, header says {} entries, file holds {} bytes",
+                footer.entry_count, footer.entry_bytes, header.entry_count, entry_bytes
+            )),
+        ));
+    }
+    let salt = header.salt();
+    let entries = &bytes[..footer_at];
+    let mut offset = SNAPSHOT_HEADER_LEN;
+    let mut count = 0u64;
+    while offset < footer_at {
+        let frame = decode_frame(&entries[offset..], salt)
+            .map_err(|e| err(offset, CorruptionKind::BadRecord(e)))?;
+        if RecordKind::from_u8(frame.kind).is_none() {
+            return Err(err(offset, CorruptionKind::UnknownRecordKind(frame.kind)));
+        }
+        on_entry(&SnapshotEntry { offset: offset as u64, frame }).map_err(|k| err(offset, k))?;
+        offset += frame.len;
+        count += 1;
+    }
+    if count != header.entry_count {
+        return Err(err(
+            footer_at,
+            CorruptionKind::BadBody(format!(
+                "{count} entries found, header says {}",
+                header.entry_count
+            )),
+        ));
+    }
+    Ok(header)
+}
+
+/// A snapshot on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotInfo {
+    pub lsn: u64,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// Writes `state` as the snapshot at `lsn`: temp file, fsync, rename, fsync directory.
+pub(crate) fn write_snapshot(
+    io: &dyn Io,
+    dir: &Path,
+    store_id: [u8; 16],
+    epoch: u64,
+    lsn: u64,
+    state: &State,
+    now_unix_ns: u64,
+) -> Result<SnapshotInfo> {
+    let name = snapshot_file_name(lsn);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}{SNAPSHOT_TMP_SUFFIX}"));
+    let extra: Vec<(RecordKind, crate::store::replay::SnapshotRecord)> = state
+        .ratelimits
+        .snapshot_records(now_unix_ns)
+        .into_iter()
+        .map(|r| (RecordKind::RateLimit, r))
+        .chain(
+            state
+                .breakers
+                .snapshot_records(now_unix_ns)
+                .into_iter()
+                .map(|r| (RecordKind::Breaker, r)),
+        )
+        .collect();
+    let doc_count: usize = state.docs.values().map(|c| c.len()).sum();
+    let header =
+        SnapshotHeader { store_id, epoch, lsn, entry_count: (doc_count + extra.len()) as u64 };
+    let salt = header.salt();
+
+    if io
+        .list_dir(dir)
+        .map_err(|e| Error::io(IoOp::ListDir, dir, e))?
+        .contains(&format!("{name}{SNAPSHOT_TMP_SUFFIX}"))
+    {
+        io.remove_file(&tmp).map_err(|e| Error::io(IoOp::Remove, &tmp, e))?;
+    }
+    let mut file = io.create_new(&tmp).map_err(|e| Error::io(IoOp::Open, &tmp, e))?;
+    let mut buf = Vec::with_capacity(SNAPSHOT_WRITE_CHUNK_BYTES + 4096);
+    buf.extend_from_slice(&header.encode());
+    let mut body = Vec::new();
+    let mut written = 0u64;
+    let mut flush = |buf: &mut Vec<u8>, force: bool| -> Result<()> {
+        if force || buf.len() >= SNAPSHOT_WRITE_CHUNK_BYTES {
+            file.write_all(buf).map_err(|e| Error::io(IoOp::Write, &tmp, e))?;
+            written += buf.len() as u64;
+            buf.clear();
+        }
+        Ok(())
+    };
+    let mut entry_bytes = 0u64;
+    for (collection, docs) in &state.docs {
+        for (key, doc) in docs {
+            body.clear();
+            body.extend_from_slice(&1u32.to_le_bytes());
+            encode_batch_op(
+                &mut body,
+                &BatchOp {
+                    kind: BatchOpKind::Put,
+                    collection,
+                    key,
+                    version: doc.version,
+                    value: &doc.json,
+                },
+            );
+            let before = buf.len();
+            encode_frame(&mut buf, salt, doc.lsn, doc.written_unix_ns, RecordKind::Batch, &body);
+            entry_bytes += (buf.len() - before) as u64;
+            flush(&mut buf, false)?;
+        }
+    }
+    for (kind, r) in &extra {
+        let before = buf.len();
+        encode_frame(&mut buf, salt, r.lsn, r.timestamp_unix_ns, *kind, &r.body);
+        entry_bytes += (buf.len() - before) as u64;
+        flush(&mut buf, false)?;
+    }
+    buf.extend_from_slice(
+        &SnapshotFooter { entry_count: header.entry_count, entry_bytes }.encode(),
+    );
+    flush(&mut buf, true)?;
+    file.sync_data().map_err(|e| Error::io(IoOp::Sync, &tmp, e))?;
+    drop(file);
+    io.rename(&tmp, &path).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
+    io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    Ok(SnapshotInfo { lsn, path, bytes: written })
+}

@@ -1,0 +1,201 @@
+//! Circuit breakers against a real store, time driven by a `ManualClock`: the state machine
+//! (open after the threshold, reject while open, half-open after the wait, close on a good
+//! probe, reopen on a bad one), generations discarding stale outcomes, durable transitions,
+//! manual overrides surviving a reopen, and the health list. The SIGKILL tests are in
+//! `breaker_ratelimit_kill9.rs`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use walden::{
+    Acquire, BreakerConfig, CircuitBreaker, CircuitState, Error, LimitKind, ManualClock, Options,
+    Permit, Store,
+};
+
+const S: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * S;
+
+fn open(dir: &Path, clock: &ManualClock) -> Store {
+    let options = Options { clock: Arc::new(clock.clone()), ..Options::default() };
+    Store::open_with(dir, options).unwrap()
+}
+
+/// A new store at `T0` and its default breaker `db`. The directory lives as long as the result.
+fn fresh() -> (tempfile::TempDir, ManualClock, Store, CircuitBreaker) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &clock);
+    let b = store.breaker("db", BreakerConfig::default()).unwrap();
+    (dir, clock, store, b)
+}
+
+fn permit(b: &CircuitBreaker) -> Permit {
+    match b.try_acquire().unwrap() {
+        Acquire::Permitted(p) => p,
+        Acquire::Rejected { retry_after } => panic!("rejected, retry after {retry_after:?}"),
+    }
+}
+
+fn rejected(b: &CircuitBreaker) -> Option<Duration> {
+    match b.try_acquire().unwrap() {
+        Acquire::Permitted(p) => panic!("permitted in generation {}", p.generation()),
+        Acquire::Rejected { retry_after } => retry_after,
+    }
+}
+
+fn trip(b: &CircuitBreaker) {
+    for _ in 0..3 {
+        assert!(permit(b).failure().unwrap());
+    }
+}
+
+#[test]
+fn full_cycle_open_reject_half_open_close() {
+    let (_dir, clock, _store, b) = fresh();
+    assert!(permit(&b).failure().unwrap());
+    assert!(permit(&b).failure().unwrap());
+    assert_eq!(b.state(), CircuitState::Closed, "two failures are under the threshold");
+    assert!(permit(&b).failure().unwrap());
+    assert_eq!(b.state(), CircuitState::Open);
+    assert_eq!(b.health().open_until_unix_ns, Some(T0 + 60 * S));
+
+    clock.advance_ns(45 * S);
+    assert_eq!(rejected(&b), Some(Duration::from_secs(15)));
+    clock.advance_ns(15 * S);
+    let probe = permit(&b);
+    assert_eq!(b.state(), CircuitState::HalfOpen);
+    assert_eq!(rejected(&b), None, "one probe at a time");
+    assert!(probe.success().unwrap());
+    assert_eq!(b.state(), CircuitState::Closed);
+    assert!(permit(&b).success().unwrap());
+    assert_eq!(b.health().generation, 3, "open, half-open, closed");
+}
+
+#[test]
+fn failed_probe_reopens_for_a_full_wait() {
+    let (_dir, clock, _store, b) = fresh();
+    trip(&b);
+    clock.advance_ns(60 * S);
+    assert!(permit(&b).failure().unwrap());
+    assert_eq!(b.state(), CircuitState::Open);
+    assert_eq!(rejected(&b), Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn outcomes_from_an_older_generation_are_discarded() {
+    let (_dir, clock, _store, b) = fresh();
+    let slow_call = permit(&b); // starts while Closed
+    trip(&b);
+    clock.advance_ns(60 * S);
+    let probe = permit(&b);
+    // The old call finishing now must neither reopen nor close the half-open breaker.
+    assert!(!slow_call.failure().unwrap(), "stale outcome reported as counted");
+    assert_eq!(b.state(), CircuitState::HalfOpen);
+    assert!(probe.success().unwrap());
+    assert_eq!(b.state(), CircuitState::Closed);
+    // A permit from before a reset counts nothing afterwards either.
+    let before_reset = permit(&b);
+    b.reset().unwrap();
+    assert!(!before_reset.failure().unwrap());
+    assert_eq!(b.health().consecutive_failures, 0);
+}
+
+#[test]
+fn a_dropped_probe_frees_its_slot() {
+    let (_dir, clock, _store, b) = fresh();
+    trip(&b);
+    clock.advance_ns(60 * S);
+    drop(permit(&b));
+    assert!(permit(&b).success().unwrap());
+    assert_eq!(b.state(), CircuitState::Closed);
+}
+
+#[test]
+fn transitions_are_fsynced_before_the_call_returns_and_counters_write_nothing() {
+    let (_dir, _clock, store, b) = fresh();
+    let lsn = store.stats().last_lsn;
+    for _ in 0..2 {
+        permit(&b).failure().unwrap();
+        permit(&b).success().unwrap();
+    }
+    assert_eq!(store.stats().last_lsn, lsn, "Closed counters live in memory");
+    trip(&b);
+    let s = store.stats();
+    assert_eq!((s.last_lsn, s.durable_lsn), (lsn + 1, lsn + 1));
+}
+
+#[test]
+fn open_state_and_manual_overrides_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    {
+        let store = open(dir.path(), &clock);
+        trip(&store.breaker("open", BreakerConfig::default()).unwrap());
+        store.breaker("forced", BreakerConfig::default()).unwrap().force_open().unwrap();
+        store.breaker("off", BreakerConfig::default()).unwrap().disable().unwrap();
+    }
+    clock.advance_ns(3600 * S);
+    let store = open(dir.path(), &clock);
+    let forced = store.breaker("forced", BreakerConfig::default()).unwrap();
+    assert_eq!(forced.state(), CircuitState::ForcedOpen);
+    assert_eq!(rejected(&forced), None, "forced open ignores the clock");
+    let off = store.breaker("off", BreakerConfig::default()).unwrap();
+    assert_eq!(off.state(), CircuitState::Disabled);
+    for _ in 0..10 {
+        assert!(!permit(&off).failure().unwrap(), "disabled counts nothing");
+    }
+    assert_eq!(off.state(), CircuitState::Disabled);
+    forced.reset().unwrap();
+    assert!(permit(&forced).success().unwrap());
+    drop((store, forced, off)); // handles share the store: all must go to release its lock
+    let store = open(dir.path(), &clock);
+    let states: Vec<_> = store.breakers().into_iter().map(|h| (h.name, h.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("forced".to_owned(), CircuitState::Closed),
+            ("off".to_owned(), CircuitState::Disabled),
+            ("open".to_owned(), CircuitState::Open),
+        ]
+    );
+}
+
+#[test]
+fn health_lists_every_breaker_with_its_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &clock);
+    let a = store.breaker("a", BreakerConfig::default()).unwrap();
+    let b = store.breaker("b", BreakerConfig::default()).unwrap();
+    permit(&a).failure().unwrap();
+    clock.advance_ns(S);
+    trip(&b);
+    let h = store.breakers();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0].name.as_str(), h[0].state, h[0].consecutive_failures),
+        ("a", CircuitState::Closed, 1)
+    );
+    assert_eq!(
+        (h[0].generation, h[0].last_transition_unix_ns, h[0].open_until_unix_ns),
+        (0, 0, None)
+    );
+    assert_eq!((h[1].state, h[1].generation), (CircuitState::Open, 1));
+    assert_eq!(h[1].last_transition_unix_ns, T0 + S);
+    assert_eq!(h[1].open_until_unix_ns, Some(T0 + 61 * S));
+}
+
+#[test]
+fn invalid_names_and_configs_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &ManualClock::new(T0));
+    assert!(matches!(
+        store.breaker("", BreakerConfig::default()),
+        Err(Error::InvalidName { what: LimitKind::BreakerName, .. })
+    ));
+    let zero = BreakerConfig { half_open_probes: 0, ..BreakerConfig::default() };
+    assert!(matches!(store.breaker("b", zero), Err(Error::InvalidBreakerConfig { .. })));
+    let never = BreakerConfig { open_duration: Duration::ZERO, ..BreakerConfig::default() };
+    assert!(matches!(store.breaker("b", never), Err(Error::InvalidBreakerConfig { .. })));
+}

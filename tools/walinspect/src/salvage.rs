@@ -1,0 +1,272 @@
+//! `salvage`: a new store from every valid record of a damaged one.
+//!
+//! Starts from the newest snapshot that verifies (read with the library's `read_snapshot`), then
+//! reads every segment with the library's lenient walk (`walk_segment_lenient`), which skips
+//! damaged bytes and resumes at the next record that verifies. Batch records after the snapshot
+//! are applied in log order to an in-memory map; the final state of every document is then written to a new store
+//! through the `Store` API. Kept: the latest value of every document found. Not kept: version
+//! numbers and timestamps (documents start again at version 1), the history of older versions,
+//! rate-limit and breaker records (not replayed; counted), `.torn-*` files. The source is only
+//! read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{json, value::RawValue};
+use walden::format::{decode_batch, BatchOpKind, RecordKind, SegmentHeader};
+use walden::limits::{MAX_KEY_BYTES_LIMIT, MAX_RECORD_BODY_BYTES};
+use walden::wal::{walk_segment_lenient, LenientItem};
+use walden::{Batch, Options, Store};
+
+use crate::out::{Fail, Out};
+use crate::render::kind_name;
+use crate::snapshots;
+use crate::source::load;
+use crate::SalvageArgs;
+
+/// Most operations per batch written to the new store.
+const CHUNK_OPS: usize = 1000;
+/// Most value bytes per batch written to the new store.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Damaged ranges skipped so far.
+#[derive(Default)]
+struct Skips {
+    ranges: u64,
+    bytes: u64,
+}
+
+impl Skips {
+    /// Counts and reports `len` bytes of `file` at `offset` that are not salvaged.
+    fn skip(
+        &mut self,
+        out: &mut Out,
+        file: &Path,
+        offset: u64,
+        len: u64,
+        reason: String,
+    ) -> std::io::Result<()> {
+        self.ranges += 1;
+        self.bytes += len;
+        let v = json!({ "type": "skip", "file": file.display().to_string(), "offset": offset,
+            "len": len, "reason": reason });
+        out.emit(&v, || format!("skipped {len} bytes at {}:{offset}: {reason}", file.display()))
+    }
+}
+
+fn out_err(what: &str, e: impl std::fmt::Display) -> Fail {
+    Fail::Output(format!("{what}: {e}"))
+}
+
+/// `salvage --out DIR`.
+pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
+    let src = load(&a.path)?;
+    if let Ok(mut entries) = std::fs::read_dir(&a.out) {
+        if entries.next().is_some() {
+            return Err(Fail::Usage(format!("--out {} exists and is not empty", a.out.display())));
+        }
+    }
+    let canon_src = std::fs::canonicalize(&a.path).ok();
+    let canon_out = std::fs::canonicalize(&a.out).ok();
+    if canon_out.is_some() && canon_src == canon_out {
+        return Err(Fail::Usage("--out must not be the source".into()));
+    }
+    let expected_id = src.identity.map(|i| i.store_id);
+    let mut docs = Docs::new();
+    let (mut records, mut applied) = (0u64, 0u64);
+    let mut skips = Skips::default();
+    let mut not_replayed: BTreeMap<String, u64> = BTreeMap::new();
+    // Base state: the newest snapshot that verifies (as an open would load it).
+    let checks = snapshots::check_all(&src);
+    for c in &checks {
+        if let Err((offset, kind)) = &c.result {
+            let len = c.snap.bytes.len() as u64 - offset;
+            let why = format!("snapshot not used: {kind}");
+            skips.skip(out, &c.snap.path, *offset, len, why)?;
+        }
+    }
+    let base = snapshots::newest_valid(&checks);
+    let snapshot_lsn = base.and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn);
+    if let Some(c) = base {
+        for e in &c.entries {
+            // check_all verified every entry body already; a failure here cannot happen.
+            let _ = apply_batch(&mut docs, e.frame.body);
+        }
+        let v = json!({ "type": "snapshot_used", "file": c.snap.path.display().to_string(),
+            "lsn": snapshot_lsn, "entries": c.entries.len() });
+        out.emit(&v, || {
+            format!("base: snapshot {} ({} entries)", c.snap.path.display(), c.entries.len())
+        })?;
+    }
+    let mut covered = 0u64;
+    let mut last_lsn: Option<u64> = snapshot_lsn;
+    let mut prev_no: Option<u64> = None;
+    for seg in &src.segments {
+        if let Some(p) = prev_no.filter(|p| seg.segment_no != p + 1) {
+            let v = json!({ "type": "gap", "after_segment": p, "next_segment": seg.segment_no });
+            out.emit(&v, || format!("segments {}..{} are missing", p + 1, seg.segment_no - 1))?;
+        }
+        prev_no = Some(seg.segment_no);
+        let whole = seg.bytes.len() as u64;
+        let header = match SegmentHeader::decode(&seg.bytes) {
+            Ok(h) if expected_id.is_some_and(|id| id != h.store_id) => {
+                skips.skip(out, &seg.path, 0, whole, "segment belongs to another store".into())?;
+                continue;
+            }
+            Ok(h) => h,
+            Err(e) => {
+                skips.skip(out, &seg.path, 0, whole, format!("segment header: {e}"))?;
+                continue;
+            }
+        };
+        let mut items = Vec::new();
+        walk_segment_lenient(&seg.bytes, &header, &mut |i| items.push(i));
+        for item in items {
+            let (offset, frame) = match item {
+                LenientItem::Damaged { offset, len, error } => {
+                    skips.skip(out, &seg.path, offset, len, error.to_string())?;
+                    continue;
+                }
+                LenientItem::Record { offset, frame } => (offset, frame),
+            };
+            records += 1;
+            let len = frame.len as u64;
+            if snapshot_lsn.is_some_and(|l| frame.lsn <= l) {
+                covered += 1;
+                continue;
+            }
+            let expected = last_lsn.unwrap_or(0) + 1;
+            if frame.lsn > expected {
+                let v = json!({ "type": "lsn_gap", "expected": expected, "found": frame.lsn,
+                    "file": seg.path.display().to_string(), "offset": offset });
+                out.emit(&v, || {
+                    format!(
+                        "records {expected}..{} are missing (lost or never found)",
+                        frame.lsn - 1
+                    )
+                })?;
+            }
+            if let Some(last) = last_lsn.filter(|&l| frame.lsn <= l) {
+                let why = format!("LSN {} does not follow {last}", frame.lsn);
+                skips.skip(out, &seg.path, offset, len, why)?;
+                continue;
+            }
+            if RecordKind::from_u8(frame.kind) != Some(RecordKind::Batch) {
+                *not_replayed.entry(kind_name(frame.kind)).or_default() += 1;
+                last_lsn = Some(frame.lsn);
+                continue;
+            }
+            match apply_batch(&mut docs, frame.body) {
+                Ok(()) => {
+                    applied += 1;
+                    last_lsn = Some(frame.lsn);
+                }
+                Err(e) => skips.skip(out, &seg.path, offset, len, format!("batch body: {e}"))?,
+            }
+        }
+    }
+    let (written, deleted) = write_store(out, &a.out, &docs)?;
+    let v = json!({
+        "type": "salvage", "out": a.out.display().to_string(), "records_read": records,
+        "batches_applied": applied, "documents_written": written, "documents_deleted": deleted,
+        "skipped_ranges": skips.ranges, "skipped_bytes": skips.bytes,
+        "not_replayed": not_replayed, "last_lsn": last_lsn, "snapshot_lsn": snapshot_lsn,
+        "covered_by_snapshot": covered,
+    });
+    out.emit(&v, || {
+        format!(
+            "salvaged into {}: {records} valid records read, {applied} batches applied, \
+             {written} documents written ({deleted} deleted keys dropped); {} damaged ranges \
+             ({} bytes) skipped{}",
+            a.out.display(),
+            skips.ranges,
+            skips.bytes,
+            if not_replayed.is_empty() {
+                String::new()
+            } else {
+                format!("; not replayed: {not_replayed:?}")
+            }
+        )
+    })?;
+    Ok(0)
+}
+
+/// Applies the operations of one batch body to the document map.
+fn apply_batch(docs: &mut Docs, body: &[u8]) -> Result<(), String> {
+    for op in decode_batch(body)? {
+        let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
+        docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
+    }
+    Ok(())
+}
+
+/// Documents by (collection, key); `None`: deleted.
+type Docs = BTreeMap<(String, String), Option<Vec<u8>>>;
+
+/// Writes the final documents into a new store; returns (written, deleted keys dropped).
+fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fail> {
+    let options = Options {
+        max_key_bytes: MAX_KEY_BYTES_LIMIT,
+        max_document_bytes: MAX_RECORD_BODY_BYTES - (1 << 20),
+        ..Options::default()
+    };
+    let store =
+        Store::open_with(dir, options).map_err(|e| out_err("cannot create the output store", e))?;
+    let (mut written, mut deleted) = (0u64, 0u64);
+    let mut batch = Batch::new();
+    let mut batch_bytes = 0usize;
+    let mut pending: Vec<(&str, &str)> = Vec::new();
+    let live = docs.iter().filter_map(|((c, k), v)| match v {
+        Some(v) => Some((c, k, v)),
+        None => {
+            deleted += 1;
+            None
+        }
+    });
+    let flush =
+        |batch: &mut Batch, pending: &mut Vec<(&str, &str)>, out: &mut Out| -> Result<u64, Fail> {
+            let b = std::mem::take(batch);
+            let n = pending.len() as u64;
+            if let Err(e) = store.commit(b) {
+                for (c, k) in pending.drain(..) {
+                    skip_doc(out, c, k, &e.to_string())?;
+                }
+                return Ok(0);
+            }
+            pending.clear();
+            Ok(n)
+        };
+    for (c, k, v) in live {
+        let raw = match std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| RawValue::from_string(s.to_owned()).ok())
+        {
+            Some(r) => r,
+            None => {
+                skip_doc(out, c, k, "value is not valid JSON")?;
+                continue;
+            }
+        };
+        if !pending.is_empty()
+            && (pending.len() >= CHUNK_OPS || batch_bytes + v.len() > CHUNK_BYTES)
+        {
+            written += flush(&mut batch, &mut pending, out)?;
+            batch_bytes = 0;
+        }
+        batch.put(c, k, &raw);
+        batch_bytes += v.len();
+        pending.push((c, k));
+    }
+    if !pending.is_empty() {
+        written += flush(&mut batch, &mut pending, out)?;
+    }
+    store.close().map_err(|e| out_err("cannot sync the output store", e))?;
+    Ok((written, deleted))
+}
+
+fn skip_doc(out: &mut Out, collection: &str, key: &str, reason: &str) -> Result<(), Fail> {
+    let v =
+        json!({ "type": "skip_document", "collection": collection, "key": key, "reason": reason });
+    out.emit(&v, || format!("could not write {collection}/{key}: {reason}"))?;
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! `stats`: where the log's bytes go.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde_json::json;
+use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
+use walden::{BreakerRecord, CircuitState, RateLimitRecord};
+
+use crate::commands::note_verdict;
+use crate::out::{Fail, Out};
+use crate::render::{batch_ops, circuit_state_name, kind_name};
+use crate::source::load;
+
+/// How many of the largest live documents to list.
+const LARGEST: usize = 10;
+/// Upper bounds of the record size buckets (bytes, header included); the last is open.
+const SIZE_BUCKETS: [u64; 8] = [64, 256, 1024, 4096, 16_384, 65_536, 1 << 20, u64::MAX];
+/// Upper bounds of the batch size buckets (operations per batch record).
+const BATCH_BUCKETS: [u64; 6] = [1, 2, 10, 100, 1000, u64::MAX];
+
+#[derive(Default)]
+struct Coll {
+    puts: u64,
+    deletes: u64,
+    op_bytes: u64,
+}
+
+struct Live {
+    op_bytes: u64,
+    value_bytes: u64,
+    version: u64,
+    lsn: u64,
+}
+
+fn bucket_json(bounds: &[u64], counts: &[u64], label: &str) -> serde_json::Value {
+    bounds
+        .iter()
+        .zip(counts)
+        .map(|(b, n)| json!({ label: if *b == u64::MAX { None } else { Some(*b) }, "count": n }))
+        .collect()
+}
+
+fn bucket_text(bounds: &[u64], counts: &[u64], unit: &str) -> String {
+    bounds
+        .iter()
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(b, n)| {
+            if *b == u64::MAX {
+                format!("  larger: {n}")
+            } else {
+                format!("  <= {b} {unit}: {n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `stats`: per-collection counts, live vs dead bytes, reclaimable space, largest documents,
+/// record size distribution, batch sizes, rate-limiter key counts and breaker states (as of the
+/// last breaker record in the log).
+pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
+    let src = load(path)?;
+    let (recs, scan) = src.records();
+    let mut colls: BTreeMap<&str, Coll> = BTreeMap::new();
+    let mut live: HashMap<(&str, &str), Live> = HashMap::new();
+    let mut sizes = [0u64; SIZE_BUCKETS.len()];
+    let mut batches = [0u64; BATCH_BUCKETS.len()];
+    let (mut batch_records, mut batch_ops_total, mut batch_max) = (0u64, 0u64, 0u64);
+    let mut other: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut limiter_keys: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
+    let mut breakers: BTreeMap<&str, (CircuitState, u64, u64)> = BTreeMap::new();
+    let mut record_bytes = 0u64;
+    let mut scratch = Vec::new();
+    for r in &recs {
+        let len = r.frame.len as u64;
+        record_bytes += len;
+        sizes[SIZE_BUCKETS.iter().position(|b| len <= *b).unwrap_or(SIZE_BUCKETS.len() - 1)] += 1;
+        if r.kind() != Some(RecordKind::Batch) {
+            let e = other.entry(kind_name(r.frame.kind)).or_default();
+            e.0 += 1;
+            e.1 += len;
+            match r.kind() {
+                Some(RecordKind::RateLimit) => {
+                    if let Ok(rl) = RateLimitRecord::decode(r.frame.body) {
+                        limiter_keys.entry(rl.limiter).or_default().insert(rl.key);
+                    }
+                }
+                Some(RecordKind::Breaker) => {
+                    if let Ok(b) = BreakerRecord::decode(r.frame.body) {
+                        breakers.insert(b.name, (b.state, b.generation, r.frame.lsn));
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let ops = batch_ops(r);
+        let n = ops.len() as u64;
+        batch_records += 1;
+        batch_ops_total += n;
+        batch_max = batch_max.max(n);
+        batches[BATCH_BUCKETS.iter().position(|b| n <= *b).unwrap_or(BATCH_BUCKETS.len() - 1)] += 1;
+        for op in ops {
+            scratch.clear();
+            encode_batch_op(&mut scratch, &op);
+            let c = colls.entry(op.collection).or_default();
+            c.op_bytes += scratch.len() as u64;
+            match op.kind {
+                BatchOpKind::Put => {
+                    c.puts += 1;
+                    live.insert(
+                        (op.collection, op.key),
+                        Live {
+                            op_bytes: scratch.len() as u64,
+                            value_bytes: op.value.len() as u64,
+                            version: op.version,
+                            lsn: r.frame.lsn,
+                        },
+                    );
+                }
+                BatchOpKind::Delete => {
+                    c.deletes += 1;
+                    live.remove(&(op.collection, op.key));
+                }
+            }
+        }
+    }
+    // (live documents, live bytes) per collection.
+    let mut live_by_coll: HashMap<&str, (u64, u64)> = HashMap::new();
+    for ((c, _), l) in &live {
+        let e = live_by_coll.entry(c).or_default();
+        e.0 += 1;
+        e.1 += l.op_bytes;
+    }
+    let mut total_live = 0u64;
+    let mut total_dead = 0u64;
+    for (name, c) in &colls {
+        let (live_docs, live_bytes) = live_by_coll.get(name).copied().unwrap_or_default();
+        let dead = c.op_bytes - live_bytes;
+        total_live += live_bytes;
+        total_dead += dead;
+        let v = json!({
+            "type": "collection", "collection": name, "puts": c.puts, "deletes": c.deletes,
+            "live_documents": live_docs, "live_bytes": live_bytes, "dead_bytes": dead,
+        });
+        out.emit(&v, || format!(
+            "collection {name}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes",
+            c.puts, c.deletes, live_docs
+        ))?;
+    }
+    let mut largest: Vec<(&(&str, &str), &Live)> = live.iter().collect();
+    largest.sort_by(|a, b| b.1.value_bytes.cmp(&a.1.value_bytes).then(a.0.cmp(b.0)));
+    for ((c, k), l) in largest.into_iter().take(LARGEST) {
+        let v = json!({ "type": "largest_document", "collection": c, "key": k, "bytes": l.value_bytes, "version": l.version, "lsn": l.lsn });
+        out.emit(&v, || {
+            format!(
+                "large document {c}/{k}: {} bytes (v{}, lsn {})",
+                l.value_bytes, l.version, l.lsn
+            )
+        })?;
+    }
+    let v = json!({ "type": "record_sizes", "buckets": bucket_json(&SIZE_BUCKETS, &sizes, "max_bytes") });
+    out.emit(&v, || {
+        format!("record sizes (header included):\n{}", bucket_text(&SIZE_BUCKETS, &sizes, "bytes"))
+    })?;
+    let mean = if batch_records == 0 { 0.0 } else { batch_ops_total as f64 / batch_records as f64 };
+    let v = json!({ "type": "batch_sizes", "records": batch_records, "ops": batch_ops_total, "max_ops": batch_max,
+        "mean_ops": mean, "buckets": bucket_json(&BATCH_BUCKETS, &batches, "max_ops") });
+    out.emit(&v, || format!(
+        "batches: {batch_records} records, {batch_ops_total} ops, max {batch_max}, mean {mean:.2}\n{}",
+        bucket_text(&BATCH_BUCKETS, &batches, "ops")
+    ))?;
+    for (kind, (n, bytes)) in &other {
+        let v = json!({ "type": "other_records", "kind": kind, "records": n, "bytes": bytes });
+        out.emit(&v, || format!("{kind} records: {n} ({bytes} bytes)"))?;
+    }
+    for (limiter, keys) in &limiter_keys {
+        let v = json!({ "type": "ratelimit", "limiter": limiter, "keys": keys.len() });
+        out.emit(&v, || format!("rate limiter {limiter}: {} keys in the log", keys.len()))?;
+    }
+    for (name, (state, generation, lsn)) in &breakers {
+        let state = circuit_state_name(*state);
+        let v = json!({ "type": "breaker", "breaker": name, "state": state,
+            "generation": generation, "lsn": lsn });
+        out.emit(&v, || format!("breaker {name}: {state} (generation {generation}, lsn {lsn})"))?;
+    }
+    let reclaimable = record_bytes.saturating_sub(total_live);
+    let v = json!({
+        "type": "stats", "records": recs.len(), "record_bytes": record_bytes,
+        "live_bytes": total_live, "dead_bytes": total_dead, "reclaimable_bytes": reclaimable,
+    });
+    out.emit(&v, || format!(
+        "{} records, {record_bytes} record bytes; live {total_live}, dead {total_dead}, reclaimable about {reclaimable}",
+        recs.len()
+    ))?;
+    note_verdict(out, &src, &scan)?;
+    Ok(0)
+}

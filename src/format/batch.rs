@@ -68,14 +68,37 @@ pub fn encode_batch_op(out: &mut Vec<u8>, op: &BatchOp<'_>) {
 
 /// Decodes a batch body. Never panics and never allocates more than the body's size warrants.
 pub fn decode_batch(body: &[u8]) -> Result<Vec<BatchOp<'_>>, String> {
-    let mut r = BodyReader::new(body);
-    let count = r.u32("op count")? as usize;
+    let ops = batch_ops(body)?;
+    // Each op needs at least 12 bytes; bound the allocation by the body, not the count field.
+    let mut out = Vec::with_capacity(ops.remaining.min(body.len() / 12));
+    for op in ops {
+        out.push(op?);
+    }
+    Ok(out)
+}
+
+/// Iterates a batch body's operations without collecting them (the replay path). Each item is
+/// an operation or the reason the body does not decode; after an error the iterator ends. The
+/// check that no bytes trail the last operation is the last item's.
+pub fn batch_ops(body: &[u8]) -> Result<BatchOps<'_>, String> {
+    let mut reader = BodyReader::new(body);
+    let count = reader.u32("op count")? as usize;
     if count > MAX_BATCH_OPS {
         return Err(format!("op count {count} exceeds the limit of {MAX_BATCH_OPS}"));
     }
-    // Each op needs at least 12 bytes; bound the allocation by the body, not the count field.
-    let mut ops = Vec::with_capacity(count.min(body.len() / 12));
-    for _ in 0..count {
+    Ok(BatchOps { reader, remaining: count, failed: false })
+}
+
+/// Iterator returned by [`batch_ops`].
+pub struct BatchOps<'a> {
+    reader: BodyReader<'a>,
+    remaining: usize,
+    failed: bool,
+}
+
+impl<'a> BatchOps<'a> {
+    fn next_op(&mut self) -> Result<BatchOp<'a>, String> {
+        let r = &mut self.reader;
         let kind = match r.u8("op")? {
             BATCH_OP_PUT => BatchOpKind::Put,
             BATCH_OP_DELETE => BatchOpKind::Delete,
@@ -94,10 +117,35 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<BatchOp<'_>>, String> {
             }
             BatchOpKind::Delete => &[][..],
         };
-        ops.push(BatchOp { kind, collection, key, version, value });
+        if self.remaining == 1 {
+            r.at_end()?;
+        }
+        Ok(BatchOp { kind, collection, key, version, value })
     }
-    r.finish()?;
-    Ok(ops)
+}
+
+impl<'a> Iterator for BatchOps<'a> {
+    type Item = Result<BatchOp<'a>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.remaining == 0 {
+            // A body of zero ops must still be exactly its count field.
+            return match self.reader.at_end() {
+                Ok(()) => None,
+                Err(e) => {
+                    self.failed = true;
+                    Some(Err(e))
+                }
+            };
+        }
+        let op = self.next_op();
+        self.remaining -= 1;
+        self.failed = op.is_err();
+        Some(op)
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +197,15 @@ mod tests {
         let mut long = b.clone();
         long.push(0);
         assert!(decode_batch(&long).is_err());
+    }
+
+    #[test]
+    fn an_empty_batch_must_be_exactly_its_count() {
+        assert_eq!(decode_batch(&0u32.to_le_bytes()).unwrap(), vec![]);
+        assert!(decode_batch(&[0, 0, 0, 0, 9]).is_err());
+        let mut it = batch_ops(&[0, 0, 0, 0, 9]).unwrap();
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none(), "the iterator ends after an error");
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl<'a> BodyReader<'a> {
 
     /// Fails if bytes remain after the last field.
     pub(crate) fn finish(self) -> Decoded<()> {
+        self.at_end()
+    }
+
+    /// Fails if bytes remain after the last field (without consuming the reader).
+    pub(crate) fn at_end(&self) -> Decoded<()> {
         if self.at == self.buf.len() {
             Ok(())
         } else {

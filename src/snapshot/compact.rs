@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{read_snapshot, write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use super::{write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, IoOp, Result};
 use crate::format::parse_snapshot_file_name;
@@ -114,12 +114,15 @@ impl Compactor {
         if sealed_lsn <= base_lsn {
             return Ok(None);
         }
-        let mut state = State::default();
-        if let Some(c) = current.as_ref() {
-            let bytes = io.read(&c.path).map_err(|e| Error::io(IoOp::Read, &c.path, e))?;
-            read_snapshot(&bytes, Some(self.store_id), &mut |e| state.apply_frame(&e.frame))
-                .map_err(|e| corruption(&c.path, e.offset, e.kind))?;
-        }
+        let mut state = match current.as_ref() {
+            Some(c) => {
+                let bytes = io.read(&c.path).map_err(|e| Error::io(IoOp::Read, &c.path, e))?;
+                State::from_snapshot(&bytes, self.store_id)
+                    .map_err(|e| corruption(&c.path, e.offset, e.kind))?
+                    .0
+            }
+            None => State::default(),
+        };
         let segs: Vec<(u64, PathBuf)> =
             list_segments(io, &self.wal_dir)?.into_iter().filter(|(no, _)| *no < active).collect();
         let files: Vec<FileBytes> = segs

@@ -17,7 +17,7 @@ use crate::error::{CorruptionKind, Error, IoOp, Result};
 use crate::format::{parse_snapshot_file_name, StoreIdentity};
 use crate::io::Io;
 use crate::snapshot::compact::{CompactionPolicy, Compactor};
-use crate::snapshot::{read_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use crate::snapshot::{SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
 use crate::wal::recovery::{list_segments, recover};
 use crate::wal::writer::{SegmentWriter, Wal};
 use crate::wal::WAL_DIR;
@@ -138,18 +138,13 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     let mut rejected: Vec<Error> = Vec::new();
     for (lsn, path) in snapshots {
         let bytes = io.read(&path).map_err(|e| Error::io(IoOp::Read, &path, e))?;
-        let mut candidate = State::default();
-        let header = read_snapshot(&bytes, Some(identity.store_id), &mut |e| {
-            candidate.apply_frame(&e.frame)
-        });
-        match header {
-            Ok(h) if h.lsn == lsn => {
+        match State::from_snapshot(&bytes, identity.store_id) {
+            Ok((candidate, h)) if h.lsn == lsn => {
                 state = candidate;
-                state.applied_lsn = lsn;
                 loaded = Some((SnapshotInfo { lsn, path, bytes: bytes.len() as u64 }, h.epoch));
                 break;
             }
-            Ok(h) => rejected.push(Error::Corruption {
+            Ok((_, h)) => rejected.push(Error::Corruption {
                 file: path,
                 offset: 0,
                 last_good_lsn: None,

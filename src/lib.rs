@@ -48,3 +48,8 @@ pub use store::{
     prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
     RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };
+
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

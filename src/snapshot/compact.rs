@@ -70,8 +70,11 @@ pub(crate) struct Compactor {
     pub epoch: u64,
     pub wal: Arc<Wal>,
     pub clock: Arc<dyn Clock>,
-    /// The newest snapshot. Its mutex also serializes compactions and backups.
+    /// The newest snapshot (held only for an instant, so `stats()` never waits on a compaction).
     pub current: Mutex<Option<SnapshotInfo>>,
+    /// Held for a whole compaction or backup: one at a time, and no file they read is deleted
+    /// under them.
+    pub serial: Mutex<()>,
     pub policy: CompactionPolicy,
     pub counters: CompactionCounters,
 }
@@ -95,8 +98,10 @@ impl Compactor {
     /// Runs one compaction; `Ok(None)` if the log holds nothing the newest snapshot lacks.
     pub fn compact(&self) -> Result<Option<CompactionReport>> {
         let started = Instant::now();
-        let mut current = self.current.lock();
+        let _serial = self.serial.lock();
+        let mut current = self.current.lock().clone();
         let result = self.compact_locked(&mut current, started);
+        *self.current.lock() = current;
         if result.is_err() {
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -159,13 +164,16 @@ impl Compactor {
             }
             let first = scan.first_lsn.unwrap_or(base_lsn + 1);
             let next = scan.next_lsn.unwrap_or(base_lsn + 1);
-            if first > base_lsn + 1 || next != sealed_lsn + 1 {
+            let gap = if first > base_lsn + 1 {
+                Some(CorruptionKind::LsnGap { expected: base_lsn + 1, found: first })
+            } else if next != sealed_lsn + 1 {
+                Some(CorruptionKind::LsnGap { expected: sealed_lsn + 1, found: next })
+            } else {
+                None
+            };
+            if let Some(kind) = gap {
                 let path = segs.first().map_or(self.wal_dir.clone(), |(_, p)| p.clone());
-                return Err(corruption(
-                    &path,
-                    0,
-                    CorruptionKind::LsnGap { expected: base_lsn + 1, found: first },
-                ));
+                return Err(corruption(&path, 0, kind));
             }
         }
         drop(files);
@@ -180,6 +188,11 @@ impl Compactor {
             self.clock.now_unix_ns(),
         )?;
         drop(state);
+        // From here on the new snapshot is the base, even if a deletion below fails: the next
+        // compaction must not fold an older snapshot with segments this one let go of.
+        let snapshot_bytes = info.bytes;
+        *current = Some(info);
+        self.counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
 
         // The snapshot is durable: delete what it covers, oldest first.
         let mut reclaimed = 0;
@@ -212,16 +225,14 @@ impl Compactor {
             io.sync_dir(&self.dir).map_err(|e| Error::io(IoOp::SyncDir, &self.dir, e))?;
         }
         let duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-        self.counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
         self.counters.last_duration_us.store(duration_us, Ordering::Relaxed);
         let report = CompactionReport {
             snapshot_lsn: sealed_lsn,
-            snapshot_bytes: info.bytes,
+            snapshot_bytes,
             segments_deleted: segs.len() as u64,
             bytes_reclaimed: reclaimed,
             duration_us,
         };
-        *current = Some(info);
         Ok(Some(report))
     }
 }

@@ -63,7 +63,8 @@ impl Store {
             _ => {}
         }
         let compactor = &self.inner.compactor;
-        let current = compactor.current.lock();
+        let serial = compactor.serial.lock();
+        let current = compactor.current.lock().clone();
         let (active, sealed_lsn) = self.inner.wal.seal()?;
         let dest_wal = dest.join(WAL_DIR);
         io.create_dir_all(&dest_wal).map_err(|e| Error::io(IoOp::CreateDir, &dest_wal, e))?;
@@ -83,7 +84,7 @@ impl Store {
                 files += 1;
             }
         }
-        drop(current);
+        drop(serial);
         io.sync_dir(&dest_wal).map_err(|e| Error::io(IoOp::SyncDir, &dest_wal, e))?;
         io.sync_dir(dest).map_err(|e| Error::io(IoOp::SyncDir, dest, e))?;
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -218,6 +218,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
         wal: wal.clone(),
         clock: options.clock.clone(),
         current: Mutex::new(loaded.map(|(s, _)| s)),
+        serial: Mutex::new(()),
         policy: CompactionPolicy {
             auto: options.auto_compact,
             min_wal_bytes: options.compaction_min_wal_bytes,

@@ -127,3 +127,35 @@ fn writers_queued_behind_an_fsync_commit_as_one_group() {
     assert_eq!(st.max_group_size, QUEUED as u64);
     assert_eq!(s.count("g"), QUEUED + 1);
 }
+
+#[test]
+fn a_commit_delay_keeps_counts_exact_and_groups_writes() {
+    const THREADS: usize = 16;
+    const EACH: u64 = 20;
+    let t = tmp();
+    let dir = store_dir(&t);
+    let opts = walden::Options {
+        max_commit_delay: Some(std::time::Duration::from_micros(200)),
+        ..walden::Options::default()
+    };
+    let s = walden::Store::open_with(&dir, opts).unwrap();
+    s.insert("counters", "n", &0u64).unwrap();
+    std::thread::scope(|sc| {
+        for _ in 0..THREADS {
+            let s = &s;
+            sc.spawn(move || {
+                for _ in 0..EACH {
+                    s.update::<u64, _>("counters", "n", |n| Some(n.unwrap() + 1)).unwrap();
+                }
+            });
+        }
+    });
+    let total = THREADS as u64 * EACH;
+    let doc = s.get::<u64>("counters", "n").unwrap().unwrap();
+    assert_eq!((doc.value, doc.version), (total, total + 1));
+    let st = s.stats();
+    assert!(st.fsyncs < st.commits, "{} fsyncs for {} commits", st.fsyncs, st.commits);
+    drop(s);
+    let s = open(&dir);
+    assert_eq!(s.get::<u64>("counters", "n").unwrap().unwrap().value, total);
+}

@@ -104,6 +104,10 @@ pub struct Options {
     pub compaction_wal_to_snapshot_ratio: f64,
     /// How often the background compactor checks the two thresholds, in milliseconds.
     pub compaction_check_interval_ms: u64,
+    /// Group commit: how long a leader waits, when other writers are active, before taking
+    /// the queue, so more commits share one fsync. `None` (the default): no wait; groups form
+    /// from whatever queued during the previous fsync. A single writer never waits.
+    pub max_commit_delay: Option<Duration>,
 }
 
 impl Default for Options {
@@ -121,6 +125,7 @@ impl Default for Options {
             compaction_min_wal_bytes: DEFAULT_COMPACTION_MIN_WAL_BYTES,
             compaction_wal_to_snapshot_ratio: DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
             compaction_check_interval_ms: DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
+            max_commit_delay: None,
         }
     }
 }

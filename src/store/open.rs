@@ -202,12 +202,15 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     let State { docs, ratelimits, breakers, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let apply_docs = docs.clone();
-    let wal = Arc::new(Wal::new(
-        writer,
-        recovered.next_lsn,
-        recovered.last_timestamp_unix_ns,
-        Box::new(move |group| apply_group(&apply_docs, group)),
-    ));
+    let wal = Arc::new(
+        Wal::new(
+            writer,
+            recovered.next_lsn,
+            recovered.last_timestamp_unix_ns,
+            Box::new(move |group| apply_group(&apply_docs, group)),
+        )
+        .with_max_commit_delay(options.max_commit_delay),
+    );
     wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
     let compactor = Arc::new(Compactor {
         io: io.clone(),

@@ -265,6 +265,10 @@ pub(crate) struct Wal {
     writer: Mutex<SegmentWriter>,
     apply: ApplyFn,
     epoch: u64,
+    /// See `Options::max_commit_delay`.
+    max_commit_delay: Option<std::time::Duration>,
+    /// Records in the last group written (the delay applies only under concurrency).
+    last_group_records: AtomicU64,
     pub counters: WalCounters,
 }
 
@@ -308,7 +312,15 @@ impl Wal {
             writer: Mutex::new(writer),
             apply,
             counters,
+            max_commit_delay: None,
+            last_group_records: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the group-commit delay (see `Options::max_commit_delay`).
+    pub fn with_max_commit_delay(mut self, delay: Option<std::time::Duration>) -> Wal {
+        self.max_commit_delay = delay.filter(|d| !d.is_zero());
+        self
     }
 
     /// Locks the queue: the caller may check preconditions against the overlay, then call
@@ -467,6 +479,16 @@ impl Wal {
     /// One round of leadership: write (and fsync) everything queued, outside the mutex.
     fn lead<'a>(&'a self, mut q: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
         q.leader = true;
+        // With concurrent writers, wait a moment so the writers just woken by the previous
+        // group can queue their next records and share this group's fsync.
+        if let Some(delay) = self.max_commit_delay {
+            if self.last_group_records.load(Ordering::Relaxed) > 1 && q.sync_target > q.durable_lsn
+            {
+                drop(q);
+                std::thread::sleep(delay);
+                q = self.queue.lock();
+            }
+        }
         // Take the queue up to MAX_GROUP_BYTES (always at least one record).
         let mut bytes = 0;
         let take = q
@@ -493,6 +515,7 @@ impl Wal {
             self.counters.groups.fetch_add(1, Ordering::Relaxed);
             self.counters.records.fetch_add(n, Ordering::Relaxed);
             self.counters.max_group_records.fetch_max(n, Ordering::Relaxed);
+            self.last_group_records.store(n, Ordering::Relaxed);
         }
 
         let mut q = self.queue.lock();

@@ -14,13 +14,6 @@ const COLLECTION: &str = "docs";
 #[cfg(feature = "walden")]
 const LOAD_BATCH_DOCS: usize = 1_000;
 
-/// How long `open` waits for the previous opener's lock. `Store::close` can
-/// return while walden's flusher thread still holds the last reference (it
-/// upgrades a weak pointer each tick), so the lock is released a moment
-/// later; without a timeout the harness's immediate reopen fails now and then.
-#[cfg(feature = "walden")]
-const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Whether this build includes the walden adapter.
 pub const AVAILABLE: bool = cfg!(feature = "walden");
 
@@ -30,7 +23,6 @@ pub fn open(dir: &Path, immediate: bool) -> Result<Box<dyn Kv>> {
     use walden::{Durability, Options, Store};
     let opts = Options {
         durability: if immediate { Durability::Immediate } else { Durability::Buffered },
-        lock_timeout: Some(LOCK_TIMEOUT),
         ..Options::default()
     };
     Ok(Box::new(Walden(Store::open_with(dir, opts)?)))

@@ -62,6 +62,19 @@ fn log_only() -> Options {
     Options { auto_compact: false, ..Options::default() }
 }
 
+/// Times `iters` opens of the store in `dir` (not the checks, not the drops).
+fn time_opens(dir: &Path, iters: u64, mut check: impl FnMut(&Store)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        let store = Store::open_with(dir, log_only()).expect("reopen");
+        total += t.elapsed();
+        check(&store);
+        drop(store);
+    }
+    total
+}
+
 fn segments(dir: &Path) -> Vec<(u64, PathBuf, Vec<u8>)> {
     let wal = dir.join(WAL_DIR);
     let mut segs: Vec<(u64, PathBuf, Vec<u8>)> = std::fs::read_dir(&wal)
@@ -102,18 +115,12 @@ fn replay(c: &mut Criterion) {
         let (mut replay_us, mut opens) = (0u64, 0u64);
         g.bench_with_input(BenchmarkId::new("open", n), &n, |b, &n| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let store = Store::open_with(dir.path(), log_only()).expect("reopen");
-                    total += t.elapsed();
+                time_opens(dir.path(), iters, |store| {
                     let st = store.stats();
                     assert_eq!(st.recovery.records_replayed, n);
                     replay_us += st.recovery.replay_us;
                     opens += 1;
-                    drop(store);
-                }
-                total
+                })
             })
         });
         let mean_us = replay_us as f64 / opens.max(1) as f64;
@@ -148,15 +155,7 @@ fn replay(c: &mut Criterion) {
         store.close().expect("close");
         g.bench_with_input(BenchmarkId::new("open_snapshot", n), &n, |b, &n| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let store = Store::open_with(dir.path(), log_only()).expect("reopen");
-                    total += t.elapsed();
-                    assert_eq!(store.stats().documents, n);
-                    drop(store);
-                }
-                total
+                time_opens(dir.path(), iters, |store| assert_eq!(store.stats().documents, n))
             })
         });
     }

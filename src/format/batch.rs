@@ -44,6 +44,16 @@ pub struct BatchOp<'a> {
     pub value: &'a [u8],
 }
 
+/// Bytes of a batch body's leading `u32` operation count.
+pub const BATCH_COUNT_BYTES: usize = size_of::<u32>();
+
+/// Bytes one operation takes in a batch body: op byte, collection (u8 length), key (u16
+/// length), version, and for a put the value with its u32 length.
+pub fn batch_op_encoded_len(collection: &str, key: &str, value: Option<&[u8]>) -> usize {
+    let fixed = size_of::<u8>() + size_of::<u8>() + size_of::<u16>() + size_of::<u64>();
+    fixed + collection.len() + key.len() + value.map_or(0, |v| size_of::<u32>() + v.len())
+}
+
 /// Appends one operation's bytes to a batch body (the caller writes the `u32` count first).
 ///
 /// The caller has checked the collection, key and value against their limits.
@@ -158,6 +168,31 @@ mod tests {
             encode_batch_op(&mut out, op);
         }
         out
+    }
+
+    #[test]
+    fn encoded_len_matches_the_encoder() {
+        for op in [
+            BatchOp {
+                kind: BatchOpKind::Put,
+                collection: "users",
+                key: "ada",
+                version: 3,
+                value: b"{}",
+            },
+            BatchOp {
+                kind: BatchOpKind::Delete,
+                collection: "c",
+                key: "k",
+                version: 9,
+                value: b"",
+            },
+        ] {
+            let mut out = Vec::new();
+            encode_batch_op(&mut out, &op);
+            let value = (op.kind == BatchOpKind::Put).then_some(op.value);
+            assert_eq!(out.len(), batch_op_encoded_len(op.collection, op.key, value));
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod segment;
 mod snapshot;
 
 pub use batch::{
-    batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps, BATCH_OP_DELETE,
-    BATCH_OP_PUT,
+    batch_op_encoded_len, batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps,
+    BATCH_COUNT_BYTES, BATCH_OP_DELETE, BATCH_OP_PUT,
 };
 pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
 pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN};

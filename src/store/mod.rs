@@ -28,7 +28,9 @@ use serde::Serialize;
 use crate::breaker::BreakerState;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, LimitKind, Result};
-use crate::format::{encode_batch_op, BatchOp, BatchOpKind, RecordKind};
+use crate::format::{
+    batch_op_encoded_len, encode_batch_op, BatchOp, BatchOpKind, RecordKind, BATCH_COUNT_BYTES,
+};
 use crate::io::{Io, RealIo};
 use crate::limits::{
     DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
@@ -302,8 +304,7 @@ impl Store {
     ) -> Result<Option<Versioned<T>>> {
         check_collection(collection)?;
         self.check_key(key)?;
-        let doc = self.inner.docs.read().get(collection).and_then(|c| c.get(key)).cloned();
-        doc.map(|d| decode_doc(collection, key, &d)).transpose()
+        self.applied(collection, key).map(|d| decode_doc(collection, key, &d)).transpose()
     }
 
     /// Stores `value` under `key` and returns its new version (1 for a new document).
@@ -418,11 +419,16 @@ impl Store {
         }
     }
 
+    /// The state of a key in the log (what readers see).
+    fn applied(&self, collection: &str, key: &str) -> Option<Doc> {
+        self.inner.docs.read().get(collection).and_then(|c| c.get(key)).cloned()
+    }
+
     /// The newest sequenced state of a key: the overlay, else the applied documents.
     fn latest(&self, q: &Queue, key: &DocKey) -> Option<Doc> {
         match q.overlay.get(key) {
             Some(state) => state.clone(),
-            None => self.inner.docs.read().get(&key.0).and_then(|c| c.get(&key.1)).cloned(),
+            None => self.applied(&key.0, &key.1),
         }
     }
 
@@ -439,19 +445,19 @@ impl Store {
             });
         }
         let ops = self.validate(batch.ops)?;
-        let body_estimate: usize = ops
-            .iter()
-            .map(|op| match op {
-                Prepared::Put { collection, key, json, .. } => {
-                    1 + 1 + collection.len() + 2 + key.len() + 8 + 4 + json.len()
-                }
-                Prepared::Delete { collection, key, .. } => {
-                    1 + 1 + collection.len() + 2 + key.len() + 8
-                }
-                Prepared::Check { .. } => 0,
-            })
-            .sum::<usize>()
-            + 4;
+        let body_estimate: usize = BATCH_COUNT_BYTES
+            + ops
+                .iter()
+                .map(|op| match op {
+                    Prepared::Put { collection, key, json, .. } => {
+                        batch_op_encoded_len(collection, key, Some(json))
+                    }
+                    Prepared::Delete { collection, key, .. } => {
+                        batch_op_encoded_len(collection, key, None)
+                    }
+                    Prepared::Check { .. } => 0,
+                })
+                .sum::<usize>();
         if body_estimate > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: LimitKind::Record,

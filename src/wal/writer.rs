@@ -163,12 +163,26 @@ impl SegmentWriter {
         first_lsn: u64,
         target_bytes: u64,
     ) -> Result<SegmentWriter> {
+        Self::create_raw(io, wal_dir, store_id, epoch, segment_no, first_lsn, target_bytes)
+            .map_err(|(op, path, source)| Error::Io { op, path, source })
+    }
+
+    /// [`SegmentWriter::create`], with the failing step as the write path reports it.
+    fn create_raw(
+        io: Arc<dyn Io>,
+        wal_dir: &Path,
+        store_id: [u8; 16],
+        epoch: u64,
+        segment_no: u64,
+        first_lsn: u64,
+        target_bytes: u64,
+    ) -> Result<SegmentWriter, (IoOp, PathBuf, std::io::Error)> {
         let header = SegmentHeader { store_id, epoch, segment_no, first_lsn };
         let path = wal_dir.join(segment_file_name(segment_no));
-        let mut file = io.create_new(&path).map_err(|e| Error::io(IoOp::Open, &path, e))?;
-        file.write_all(&header.encode()).map_err(|e| Error::io(IoOp::Write, &path, e))?;
-        file.sync_data().map_err(|e| Error::io(IoOp::Sync, &path, e))?;
-        io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+        let mut file = io.create_new(&path).map_err(|e| (IoOp::Open, path.clone(), e))?;
+        file.write_all(&header.encode()).map_err(|e| (IoOp::Write, path.clone(), e))?;
+        file.sync_data().map_err(|e| (IoOp::Sync, path.clone(), e))?;
+        io.sync_dir(wal_dir).map_err(|e| (IoOp::SyncDir, wal_dir.to_path_buf(), e))?;
         Ok(SegmentWriter {
             io,
             wal_dir: wal_dir.to_path_buf(),
@@ -203,7 +217,7 @@ impl SegmentWriter {
         counters: &WalCounters,
     ) -> Result<(), (IoOp, PathBuf, std::io::Error)> {
         self.file.sync_data().map_err(|e| (IoOp::Sync, self.path.clone(), e))?;
-        let next = SegmentWriter::create(
+        let next = SegmentWriter::create_raw(
             self.io.clone(),
             &self.wal_dir,
             self.store_id,
@@ -211,11 +225,7 @@ impl SegmentWriter {
             self.segment_no + 1,
             first_lsn,
             self.target_bytes,
-        )
-        .map_err(|e| match e {
-            Error::Io { op, path, source } => (op, path, source),
-            other => (IoOp::Open, self.path.clone(), std::io::Error::other(other.to_string())),
-        })?;
+        )?;
         *self = next;
         counters.segments_created.fetch_add(1, Ordering::Relaxed);
         counters.active_segment_no.store(self.segment_no, Ordering::Relaxed);

@@ -10,6 +10,7 @@ mod follow;
 mod out;
 mod render;
 mod salvage;
+mod salvage_base;
 mod snapshots;
 mod source;
 mod stats;

@@ -6,7 +6,10 @@
 //! and the NDJSON field names.
 
 mod commands;
+mod diff;
+mod escape;
 mod follow;
+mod history;
 mod out;
 mod render;
 mod salvage;
@@ -189,7 +192,7 @@ fn run(cli: Cli) -> Result<i32, Fail> {
         Some(Command::Verify(a)) => commands::verify(&mut out, &a.path)?,
         Some(Command::Dump(a)) => commands::dump(&mut out, &a.path, &a.filters)?,
         Some(Command::History(a)) => {
-            commands::history(&mut out, &a.path, &a.collection, &a.key, a.diff)?
+            history::history(&mut out, &a.path, &a.collection, &a.key, a.diff)?
         }
         Some(Command::Stats(a)) => stats::stats(&mut out, &a.path)?,
         Some(Command::Follow(a)) => follow::follow(&mut out, &a)?,

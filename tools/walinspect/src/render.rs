@@ -5,6 +5,7 @@ use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameEr
 use walden::wal::{LogScan, LogVerdict, RecordRef};
 use walden::{BreakerRecord, CircuitState, RateLimitRecord};
 
+use crate::escape::esc;
 use crate::snapshots;
 use crate::source::Source;
 use crate::time::format_ns;
@@ -141,8 +142,8 @@ pub fn record_text(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> String {
                 s.push_str(&format!(
                     "\n  {} {}/{} v{}",
                     op_name(op.kind),
-                    op.collection,
-                    op.key,
+                    esc(op.collection),
+                    esc(op.key),
                     op.version
                 ));
                 if op.kind == BatchOpKind::Put {
@@ -156,7 +157,7 @@ pub fn record_text(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> String {
             for (k, x) in m {
                 s.push_str(&format!(
                     "\n  {k}: {}",
-                    x.as_str().map_or_else(|| x.to_string(), str::to_owned)
+                    x.as_str().map_or_else(|| x.to_string(), |t| esc(t).into_owned())
                 ));
             }
         }

@@ -22,6 +22,7 @@ use walden::limits::{MAX_KEY_BYTES_LIMIT, MAX_RECORD_BODY_BYTES};
 use walden::wal::{walk_segment_lenient, LenientItem};
 use walden::{Batch, Options, Store};
 
+use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::kind_name;
 use crate::salvage_base::read_snapshots;
@@ -303,6 +304,6 @@ fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64, u64)
 fn skip_doc(out: &mut Out, collection: &str, key: &str, reason: &str) -> Result<(), Fail> {
     let v =
         json!({ "type": "skip_document", "collection": collection, "key": key, "reason": reason });
-    out.emit(&v, || format!("could not write {collection}/{key}: {reason}"))?;
+    out.emit(&v, || format!("could not write {}/{}: {reason}", esc(collection), esc(key)))?;
     Ok(())
 }

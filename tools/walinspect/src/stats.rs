@@ -8,6 +8,7 @@ use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
 use walden::{BreakerRecord, CircuitState, RateLimitRecord};
 
 use crate::commands::note_verdict;
+use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::{batch_ops, circuit_state_name, kind_name};
 use crate::source::load;
@@ -146,8 +147,8 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
             "live_documents": live_docs, "live_bytes": live_bytes, "dead_bytes": dead,
         });
         out.emit(&v, || format!(
-            "collection {name}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes",
-            c.puts, c.deletes, live_docs
+            "collection {}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes",
+            esc(name), c.puts, c.deletes, live_docs
         ))?;
     }
     let mut largest: Vec<(&(&str, &str), &Live)> = live.iter().collect();
@@ -156,8 +157,12 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
         let v = json!({ "type": "largest_document", "collection": c, "key": k, "bytes": l.value_bytes, "version": l.version, "lsn": l.lsn });
         out.emit(&v, || {
             format!(
-                "large document {c}/{k}: {} bytes (v{}, lsn {})",
-                l.value_bytes, l.version, l.lsn
+                "large document {}/{}: {} bytes (v{}, lsn {})",
+                esc(c),
+                esc(k),
+                l.value_bytes,
+                l.version,
+                l.lsn
             )
         })?;
     }
@@ -178,13 +183,15 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     }
     for (limiter, keys) in &limiter_keys {
         let v = json!({ "type": "ratelimit", "limiter": limiter, "keys": keys.len() });
-        out.emit(&v, || format!("rate limiter {limiter}: {} keys in the log", keys.len()))?;
+        out.emit(&v, || format!("rate limiter {}: {} keys in the log", esc(limiter), keys.len()))?;
     }
     for (name, (state, generation, lsn)) in &breakers {
         let state = circuit_state_name(*state);
         let v = json!({ "type": "breaker", "breaker": name, "state": state,
             "generation": generation, "lsn": lsn });
-        out.emit(&v, || format!("breaker {name}: {state} (generation {generation}, lsn {lsn})"))?;
+        out.emit(&v, || {
+            format!("breaker {}: {state} (generation {generation}, lsn {lsn})", esc(name))
+        })?;
     }
     let reclaimable = record_bytes.saturating_sub(total_live);
     let v = json!({

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use walden::format::{BatchOp, BatchOpKind, RecordKind};
 use walden::wal::RecordRef;
 
+use crate::current::{current_state, live_json, live_text};
 use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::{
@@ -225,7 +226,7 @@ pub fn verify(out: &mut Out, path: &Path) -> Result<i32, Fail> {
 }
 
 /// `dump`: records passing the filters.
-pub fn dump(out: &mut Out, path: &Path, f: &Filters) -> Result<i32, Fail> {
+pub fn dump(out: &mut Out, path: &Path, f: &Filters, oneline: bool) -> Result<i32, Fail> {
     let src = load(path)?;
     let (mut recs, scan) = src.records();
     // A snapshot file given on its own: its entries (segment 0 stands for "snapshot").
@@ -248,8 +249,24 @@ pub fn dump(out: &mut Out, path: &Path, f: &Filters) -> Result<i32, Fail> {
             break;
         }
         if let Some(ops) = select(r, f) {
-            print_record(out, r, &ops)?;
+            if oneline && !out.json {
+                out.line(crate::oneline::record_oneline(r, &ops))?;
+            } else {
+                print_record(out, r, &ops)?;
+            }
             printed += 1;
+        }
+    }
+    // On a compacted store the log holds only what came after the snapshot: say where the
+    // rest is, so a short listing is not mistaken for the whole store.
+    if src.kind == SourceKind::StoreDir {
+        let state = current_state(&recs, &checks);
+        if state.snapshot.is_some() {
+            if out.json {
+                out.obj(&live_json(&state))?;
+            } else {
+                eprintln!("walinspect: this lists the log only; {}", live_text(&state));
+            }
         }
     }
     note_verdict(out, &src, &scan)?;

@@ -144,7 +144,13 @@ pub fn get(out: &mut Out, path: &Path, collection: &str, key: &str) -> Result<i3
             0
         }
         None => {
-            let why = "no live version in the newest valid snapshot or the log after it";
+            let (verdict, _) = crate::render::verdict_json(&src, &scan);
+            let why = if verdict >= crate::render::EXIT_CORRUPT {
+                "no live version in what verifies; the store is damaged (see the verdict), \
+                 `walinspect salvage` reads past the damage"
+            } else {
+                "no live version in the newest valid snapshot or the log after it"
+            };
             not_found(out, collection, key, why)?;
             EXIT_NOT_FOUND
         }

@@ -41,7 +41,7 @@ Examples:
   walinspect dump ./mystore --oneline       one line per record
   walinspect stats ./mystore
   walinspect follow ./mystore               print records as a live store appends them (Ctrl-C stops)
-  walinspect salvage ./damaged --out ./recovered
+  walinspect salvage ./damaged --out ./recovered   exit 1 if anything was skipped
 
 walinspect never writes to the source, never takes the store's LOCK, and reads files whole
 (no mmap), so it is safe on a live store: a record being written at the tail shows as a torn tail.
@@ -102,7 +102,8 @@ enum Command {
     ///
     /// Kept: the latest value of every document found in a valid record. Not kept: version
     /// numbers and timestamps (documents restart at version 1), older versions, rate-limit and
-    /// breaker records, `.torn-*` files. The source is only read.
+    /// breaker records, `.torn-*` files. The source is only read. A damaged snapshot is read
+    /// entry by entry. Exit 0 when nothing was skipped, 1 when anything was.
     Salvage(SalvageArgs),
 }
 

@@ -79,7 +79,14 @@ pub fn history(
     }
     note_verdict(out, &src, &scan)?;
     if found == 0 {
-        not_found(out, collection, key, "no version in the newest valid snapshot or the log")?;
+        let (verdict, _) = crate::render::verdict_json(&src, &scan);
+        let why = if verdict >= crate::render::EXIT_CORRUPT {
+            "no version in what verifies; the store is damaged (see the verdict), `walinspect \
+             salvage` reads past the damage"
+        } else {
+            "no version in the newest valid snapshot or the log"
+        };
+        not_found(out, collection, key, why)?;
         return Ok(EXIT_NOT_FOUND);
     }
     Ok(0)

@@ -15,7 +15,10 @@
 //!   the write that produced it).
 
 use serde_json::json;
-use walden::format::{decode_batch, snapshot_salt, BatchOpKind, RecordKind, SnapshotHeader};
+use walden::format::{
+    decode_batch, snapshot_salt, BatchOpKind, RecordKind, SnapshotFooter, SnapshotHeader,
+    SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
+};
 use walden::snapshot::walk_snapshot_lenient;
 use walden::wal::LenientItem;
 
@@ -186,6 +189,15 @@ fn lenient_entries<'a>(
     items: Vec<LenientItem<'a>>,
     skips: &mut Skips,
 ) -> std::io::Result<(Vec<Entry<'a>>, Vec<Interval>)> {
+    let bytes = &c.snap.bytes;
+    if let Err(e) = SnapshotHeader::decode(bytes) {
+        let len = bytes.len().min(SNAPSHOT_HEADER_LEN) as u64;
+        skips.skip(out, &c.snap.path, 0, len, format!("snapshot header: {e}"))?;
+    }
+    // Without a footer that verifies, nothing says the file was not cut after its last good
+    // entry: the keys after it are in doubt too.
+    let footer_ok = bytes.len() >= SNAPSHOT_HEADER_LEN + SNAPSHOT_FOOTER_LEN
+        && SnapshotFooter::decode(&bytes[bytes.len() - SNAPSHOT_FOOTER_LEN..]).is_ok();
     let mut entries = Vec::new();
     let mut damaged: Vec<Interval> = Vec::new();
     let mut last_key: Option<DocKey> = None;
@@ -220,7 +232,7 @@ fn lenient_entries<'a>(
         }
         entries.push((offset, frame));
     }
-    if open {
+    if open || !footer_ok {
         damaged.push((last_key, None));
     }
     Ok((entries, damaged))

@@ -135,3 +135,24 @@ fn an_older_snapshot_fills_only_the_damaged_range_of_a_newer_one() {
     assert_eq!(store.count("docs"), 8);
     store.close().unwrap();
 }
+
+#[test]
+fn a_snapshot_with_a_damaged_header_is_read_with_the_salt_from_store_and_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = compacted(dir.path());
+    flip_bit(&snap, 20, 5);
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("s");
+    let r = salvage(dir.path(), &out_dir);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let skips = r.of_type("skip");
+    assert_eq!(skips.len(), 1, "{}", r.stdout);
+    assert_eq!((skips[0]["offset"].as_u64(), skips[0]["len"].as_u64()), (Some(0), Some(64)));
+    let store = open_store(&out_dir);
+    assert_eq!(
+        store.count("docs"),
+        10,
+        "every entry verifies with the salt STORE and the name give"
+    );
+    store.close().unwrap();
+}

@@ -12,6 +12,10 @@ pub const MAX_KEY_BYTES_LIMIT: usize = u16::MAX as usize;
 /// Largest collection name, in bytes. Names are `[A-Za-z0-9_.-]`, non-empty.
 pub const MAX_COLLECTION_NAME_BYTES: usize = 64;
 
+/// Longest rate-limiter or circuit-breaker name, in bytes. Names are stored with a `u16`
+/// length.
+pub const MAX_OBJECT_NAME_BYTES: usize = 64;
+
 /// Default largest document (its JSON encoding), in bytes (`Options::max_document_bytes`).
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
@@ -52,3 +56,4 @@ const _: () = assert!(MAX_RECORD_BODY_BYTES <= u32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_KEY_BYTES <= MAX_KEY_BYTES_LIMIT);
 const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
 const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);
+const _: () = assert!(MAX_OBJECT_NAME_BYTES <= u16::MAX as usize);

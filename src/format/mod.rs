@@ -6,7 +6,9 @@
 
 mod batch;
 pub(crate) mod body;
+pub mod breaker;
 mod identity;
+pub mod ratelimit;
 mod record;
 mod segment;
 mod snapshot;

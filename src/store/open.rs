@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::replay::State;
-use super::{apply_group, Inner, Options, Store};
+use super::commit::{DocHook, DocLog};
+use super::compact::{CompactionPolicy, Compactor};
+use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, IoOp, Result};
 use crate::format::{parse_snapshot_file_name, StoreIdentity};
 use crate::io::Io;
-use crate::snapshot::compact::{CompactionPolicy, Compactor};
 use crate::snapshot::{SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use crate::state::State;
 use crate::wal::recovery::{list_segments, recover};
-use crate::wal::writer::{SegmentWriter, Wal};
+use crate::wal::segment_writer::SegmentWriter;
 use crate::wal::WAL_DIR;
 
 /// Name of the lock file.
@@ -185,9 +186,17 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
             return Err(e);
         }
     }
-    let mut stats = recovered.stats;
-    stats.snapshot_lsn = loaded.as_ref().map(|(s, _)| s.lsn);
-    stats.snapshots_rejected = rejected_paths;
+    let report = recovered.report;
+    let stats = RecoveryStats {
+        records_replayed: report.records_replayed,
+        segments_read: report.segments_read,
+        bytes_read: report.bytes_read,
+        replay_us: report.replay_us,
+        torn_tail: report.torn_tail,
+        torn_saved_to: report.torn_saved_to,
+        snapshot_lsn: loaded.as_ref().map(|(s, _)| s.lsn),
+        snapshots_rejected: rejected_paths,
+    };
     let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
 
     let writer = SegmentWriter::create(
@@ -201,15 +210,10 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     )?;
     let State { docs, ratelimits, breakers, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
-    let apply_docs = docs.clone();
+    let hook = DocHook { docs: docs.clone() };
     let wal = Arc::new(
-        Wal::new(
-            writer,
-            recovered.next_lsn,
-            recovered.last_timestamp_unix_ns,
-            Box::new(move |group| apply_group(&apply_docs, group)),
-        )
-        .with_max_commit_delay(options.max_commit_delay),
+        DocLog::new(writer, recovered.next_lsn, recovered.last_timestamp_unix_ns, hook)
+            .with_max_commit_delay(options.max_commit_delay),
     );
     wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
     let compactor = Arc::new(Compactor {

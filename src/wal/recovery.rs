@@ -6,9 +6,26 @@ use std::time::Instant;
 use crate::error::{CorruptionKind, Error, IoOp, Result};
 use crate::format::{parse_segment_file_name, segment_file_name};
 use crate::io::{FileBytes, Io};
-use crate::store::RecoveryStats;
 
-use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput};
+use super::counters::elapsed_us;
+use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput, TornTail};
+
+/// What replaying the log found and did (the store reports it in its recovery stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReplayReport {
+    /// Records replayed (those above the snapshot).
+    pub records_replayed: u64,
+    /// Segment files read.
+    pub segments_read: u64,
+    /// Bytes of log read.
+    pub bytes_read: u64,
+    /// Time the replay took, in microseconds.
+    pub replay_us: u64,
+    /// The torn tail cut off the log, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Where the cut bytes were kept for forensics.
+    pub torn_saved_to: Option<PathBuf>,
+}
 
 /// Where the writer continues after recovery.
 pub(crate) struct Recovered {
@@ -20,7 +37,7 @@ pub(crate) struct Recovered {
     pub next_segment_no: u64,
     /// Bytes of the segment files left on disk.
     pub wal_bytes_on_disk: u64,
-    pub stats: RecoveryStats,
+    pub report: ReplayReport,
 }
 
 /// Segment files in `wal_dir`, sorted by number.
@@ -78,11 +95,11 @@ pub(crate) fn recover(
         replayed += 1;
         apply(r)
     });
-    let mut stats = RecoveryStats {
+    let mut stats = ReplayReport {
         records_replayed: replayed,
         segments_read: segs.len() as u64,
         bytes_read: files.iter().map(|f| f.len() as u64).sum(),
-        ..RecoveryStats::default()
+        ..ReplayReport::default()
     };
     let mut last_segment_records = scan.segments.last().map(|s| s.records);
     let mut wal_bytes_on_disk: u64 = files.iter().map(|f| f.len() as u64).sum();
@@ -130,7 +147,7 @@ pub(crate) fn recover(
         let cut = stats.torn_tail.as_ref().map_or(0, |t| t.len);
         wal_bytes_on_disk = wal_bytes_on_disk.saturating_sub(files_len_last.saturating_sub(cut));
     }
-    stats.replay_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    stats.replay_us = elapsed_us(started);
     Ok(Recovered {
         first: scan.first_lsn.zip(segs.first().map(|(_, p)| p.clone())),
         next_lsn: scan.next_lsn.unwrap_or(skip_upto + 1).max(skip_upto + 1),
@@ -138,6 +155,6 @@ pub(crate) fn recover(
         max_epoch: scan.max_epoch,
         next_segment_no,
         wal_bytes_on_disk,
-        stats,
+        report: stats,
     })
 }

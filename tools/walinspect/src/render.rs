@@ -1,9 +1,11 @@
 //! Turning records and verdicts into NDJSON objects and human text.
 
 use serde_json::{json, Map, Value};
+use walden::format::breaker::BreakerRecord;
+use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
-use walden::{BreakerRecord, CircuitState, RateLimitRecord};
+use walden::CircuitState;
 
 use crate::snapshots;
 use crate::source::Source;

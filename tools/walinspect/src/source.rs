@@ -7,12 +7,13 @@ use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use walden::format::breaker::BreakerRecord;
+use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{
     decode_batch, parse_segment_file_name, parse_snapshot_file_name, CorruptionKind, Frame,
     RecordKind, SegmentHeader, StoreIdentity, SEGMENT_MAGIC, SNAPSHOT_MAGIC,
 };
 use walden::wal::{list_segment_files, scan_log, LogScan, RecordRef, SegmentInput, WAL_DIR};
-use walden::{BreakerRecord, RateLimitRecord};
 
 /// Name of the identity file inside a store directory.
 pub const IDENTITY_FILE: &str = "STORE";

@@ -22,14 +22,15 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use super::commit::DocLog;
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, IoOp, Result};
 use crate::format::parse_snapshot_file_name;
 use crate::io::{FileBytes, Io};
-use crate::store::replay::State;
+use crate::snapshot::{write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use crate::state::State;
+use crate::wal::counters::elapsed_us;
 use crate::wal::recovery::list_segments;
-use crate::wal::writer::Wal;
 use crate::wal::{scan_log, LogVerdict, SegmentInput};
 
 /// What one compaction did.
@@ -68,7 +69,7 @@ pub(crate) struct Compactor {
     pub wal_dir: PathBuf,
     pub store_id: [u8; 16],
     pub epoch: u64,
-    pub wal: Arc<Wal>,
+    pub wal: Arc<DocLog>,
     pub clock: Arc<dyn Clock>,
     /// The newest snapshot (held only for an instant, so `stats()` never waits on a compaction).
     pub current: Mutex<Option<SnapshotInfo>>,
@@ -178,15 +179,9 @@ impl Compactor {
         }
         drop(files);
 
-        let info = write_snapshot(
-            io,
-            &self.dir,
-            self.store_id,
-            self.epoch,
-            sealed_lsn,
-            &state,
-            self.clock.now_unix_ns(),
-        )?;
+        let source = state.snapshot_source(self.clock.now_unix_ns());
+        let info = write_snapshot(io, &self.dir, self.store_id, self.epoch, sealed_lsn, &source)?;
+        drop(source);
         drop(state);
         // From here on the new snapshot is the base, even if a deletion below fails: the next
         // compaction must not fold an older snapshot with segments this one let go of.
@@ -224,7 +219,7 @@ impl Compactor {
         if removed_snapshot {
             io.sync_dir(&self.dir).map_err(|e| Error::io(IoOp::SyncDir, &self.dir, e))?;
         }
-        let duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let duration_us = elapsed_us(started);
         self.counters.last_duration_us.store(duration_us, Ordering::Relaxed);
         let report = CompactionReport {
             snapshot_lsn: sealed_lsn,

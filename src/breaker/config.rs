@@ -5,13 +5,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 pub use crate::format::breaker::CircuitState;
-use crate::ratelimit::gcra::MAX_QUOTA_WINDOW_NS;
+use crate::limits::MAX_BREAKER_OPEN_NS;
 use crate::wal::Durability;
 
-/// Largest failure-rate window, in calls.
-pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
-/// Most probes a half-open breaker may admit at once.
-pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
+pub use crate::limits::{MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES};
 
 /// Failure-rate trip condition over a window of the last calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +81,9 @@ impl BreakerConfig {
             }
         }
         if self.open_duration.is_zero()
-            || self.open_duration.as_nanos() > u128::from(MAX_QUOTA_WINDOW_NS)
+            || self.open_duration.as_nanos() > u128::from(MAX_BREAKER_OPEN_NS)
         {
-            return bad("open_duration must be positive and at most MAX_QUOTA_WINDOW_NS");
+            return bad("open_duration must be positive and at most MAX_BREAKER_OPEN_NS");
         }
         if !(1..=MAX_HALF_OPEN_PROBES).contains(&self.half_open_probes) {
             return bad("half_open_probes must be 1 to MAX_HALF_OPEN_PROBES");

@@ -7,6 +7,7 @@
 mod batch;
 pub(crate) mod body;
 pub mod breaker;
+pub mod files;
 mod identity;
 pub mod ratelimit;
 mod record;
@@ -17,16 +18,17 @@ pub use batch::{
     batch_op_encoded_len, batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps,
     BATCH_COUNT_BYTES, BATCH_OP_DELETE, BATCH_OP_PUT,
 };
+pub use files::{
+    parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name,
+};
 pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
 pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN};
 pub use segment::{
-    parse_segment_file_name, segment_file_name, segment_salt, SegmentHeader,
-    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    segment_salt, SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use snapshot::{
-    parse_snapshot_file_name, snapshot_file_name, snapshot_salt, SnapshotFooter, SnapshotHeader,
-    SNAPSHOT_FOOTER_LEN, SNAPSHOT_FOOTER_MAGIC, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN,
-    SNAPSHOT_MAGIC,
+    snapshot_salt, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_FOOTER_MAGIC,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC,
 };
 
 use std::fmt;
@@ -52,6 +54,15 @@ pub enum CorruptionKind {
     },
     /// A header is shorter than its fixed length.
     ShortHeader,
+    /// A snapshot is too short to hold its footer after its header (cut short).
+    ShortFooter,
+    /// A snapshot footer's checksum does not match its contents.
+    FooterChecksum {
+        /// Checksum stored in the footer.
+        stored: u32,
+        /// Checksum computed over the footer.
+        computed: u32,
+    },
     /// A record failed its checks and valid records follow it: real corruption, not a torn write.
     BadRecord(FrameError),
     /// A record's body does not decode although its checksum matched (a writer bug or a future
@@ -105,6 +116,11 @@ impl fmt::Display for CorruptionKind {
                 "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
             CorruptionKind::ShortHeader => write!(f, "header is truncated"),
+            CorruptionKind::ShortFooter => write!(f, "footer is missing or truncated"),
+            CorruptionKind::FooterChecksum { stored, computed } => write!(
+                f,
+                "footer checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
             CorruptionKind::BadRecord(e) => {
                 write!(f, "bad record followed by valid records: {e}")
             }

@@ -7,18 +7,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::error::{CorruptionKind, Result};
 use crate::format::{
-    decode_frame, encode_frame, snapshot_file_name, Frame, RecordKind, SnapshotFooter,
-    SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
+    decode_frame, encode_frame, files::snapshot_tmp_file_name, snapshot_file_name, Frame,
+    RecordKind, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
 };
-use crate::io::Io;
-
-/// Bytes buffered before one `write` while a snapshot is written.
-const SNAPSHOT_WRITE_CHUNK_BYTES: usize = 1 << 20;
+use crate::io::{Fs, Io};
+use crate::limits::SNAPSHOT_WRITE_CHUNK_BYTES;
 
 /// Suffix of a snapshot being written; leftovers from a crash are removed at open.
-pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
+pub use crate::format::files::TMP_SUFFIX as SNAPSHOT_TMP_SUFFIX;
 
 /// One verified entry of a snapshot: a record frame (documents are one-put batches).
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +25,15 @@ pub struct SnapshotEntry<'a> {
     pub offset: u64,
     /// The entry: for a document, the LSN and time of the write that produced this version.
     pub frame: Frame<'a>,
+}
+
+/// A record body that, replayed, recreates one piece of rate-limit or breaker state; what
+/// those kinds contribute to a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotRecord {
+    pub lsn: u64,
+    pub timestamp_unix_ns: u64,
+    pub body: Vec<u8>,
 }
 
 /// Why a snapshot was rejected, and where.
@@ -54,7 +61,7 @@ pub fn read_snapshot<'a>(
         return Err(err(0, CorruptionKind::ForeignStore));
     }
     if bytes.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_FOOTER_LEN {
-        return Err(err(bytes.len(), CorruptionKind::ShortHeader));
+        return Err(err(bytes.len(), CorruptionKind::ShortFooter));
     }
     let footer_at = bytes.len() - SNAPSHOT_FOOTER_LEN;
     let footer = SnapshotFooter::decode(&bytes[footer_at..]).map_err(|k| err(footer_at, k))?;
@@ -126,24 +133,21 @@ pub(crate) fn write_snapshot(
 ) -> Result<SnapshotInfo> {
     let name = snapshot_file_name(lsn);
     let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}{SNAPSHOT_TMP_SUFFIX}"));
+    let tmp_name = snapshot_tmp_file_name(lsn);
+    let tmp = dir.join(&tmp_name);
     let header = SnapshotHeader { store_id, epoch, lsn, entry_count: source.entry_count() };
     let salt = header.salt();
 
-    if io
-        .list_dir(dir)
-        .map_err(|e| Error::io(IoOp::ListDir, dir, e))?
-        .contains(&format!("{name}{SNAPSHOT_TMP_SUFFIX}"))
-    {
-        io.remove_file(&tmp).map_err(|e| Error::io(IoOp::Remove, &tmp, e))?;
+    if Fs(io).list_dir(dir)?.contains(&tmp_name) {
+        Fs(io).remove_file(&tmp)?;
     }
-    let mut file = io.create_new(&tmp).map_err(|e| Error::io(IoOp::Open, &tmp, e))?;
+    let mut file = Fs(io).create_new(&tmp)?;
     let mut buf = Vec::with_capacity(SNAPSHOT_WRITE_CHUNK_BYTES + 4096);
     buf.extend_from_slice(&header.encode());
     let mut written = 0u64;
     let mut flush = |buf: &mut Vec<u8>, force: bool| -> Result<()> {
         if force || buf.len() >= SNAPSHOT_WRITE_CHUNK_BYTES {
-            file.write_all(buf).map_err(|e| Error::io(IoOp::Write, &tmp, e))?;
+            file.write_all(buf)?;
             written += buf.len() as u64;
             buf.clear();
         }
@@ -160,9 +164,9 @@ pub(crate) fn write_snapshot(
         &SnapshotFooter { entry_count: header.entry_count, entry_bytes }.encode(),
     );
     flush(&mut buf, true)?;
-    file.sync_data().map_err(|e| Error::io(IoOp::Sync, &tmp, e))?;
+    file.sync_data()?;
     drop(file);
-    io.rename(&tmp, &path).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
-    io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    Fs(io).rename(&tmp, &path)?;
+    Fs(io).sync_dir(dir)?;
     Ok(SnapshotInfo { lsn, path, bytes: written })
 }

@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use super::SnapshotRecord;
 use crate::breaker::config::CircuitState;
 use crate::breaker::machine::Entry;
 use crate::format::breaker::BreakerRecord;
+use crate::snapshot::SnapshotRecord;
 
 /// Breaker state rebuilt from the log, by name.
 #[derive(Debug, Default)]

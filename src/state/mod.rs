@@ -16,7 +16,7 @@ use crate::error::{CorruptionKind, Result};
 use crate::format::{
     batch_ops, encode_batch_op, BatchOp, BatchOpKind, Frame, RecordKind, SnapshotHeader,
 };
-use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotSource};
+use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotRecord, SnapshotSource};
 use breaker::BreakerState;
 use docs::{apply_doc, Doc, Docs};
 use ratelimit::RateLimitState;
@@ -66,15 +66,6 @@ impl State {
         self.last_timestamp_unix_ns = self.last_timestamp_unix_ns.max(f.timestamp_unix_ns);
         Ok(())
     }
-}
-
-/// A record body that, replayed, recreates one piece of rate-limit or breaker state; what
-/// those kinds contribute to a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapshotRecord {
-    pub lsn: u64,
-    pub timestamp_unix_ns: u64,
-    pub body: Vec<u8>,
 }
 
 impl State {

@@ -3,11 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::SnapshotRecord;
 use crate::format::ratelimit::RateLimitRecord;
-
-/// Resident keys below which no automatic sweep runs.
-const MIN_SWEEP_KEYS: usize = 1024;
+use crate::limits::MIN_SWEEP_KEYS;
+use crate::snapshot::SnapshotRecord;
 
 /// Rate-limiter state rebuilt from the log: the TAT of every non-idle key, per limiter.
 #[derive(Debug)]

@@ -1,68 +1,21 @@
 //! The commit path: a batch checked, sequenced against the overlay, encoded as one record and
-//! handed to the log; and the hook through which the log applies written groups.
+//! handed to the log.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-
 use super::batch::{Cond, Op};
+use super::hook::{DocEffect, DocLog, Effects};
 use super::names::check_collection;
-use super::overlay::{DocKey, Overlay};
+use super::overlay::DocKey;
 use super::{Batch, Durability, Store};
 use crate::error::{Error, LimitKind, Result};
 use crate::format::{
     batch_op_encoded_len, encode_batch_op, BatchOp, BatchOpKind, RecordKind, BATCH_COUNT_BYTES,
 };
 use crate::limits::{MAX_BATCH_OPS, MAX_RECORD_BODY_BYTES};
-use crate::state::docs::{apply_doc, Doc, Docs};
-use crate::wal::commit::{CommitHook, LogWriter, PendingRecord, Queue, Ticket};
-
-/// One document change a record makes, applied once the record is written.
-#[derive(Debug)]
-pub(crate) struct DocEffect {
-    pub collection: String,
-    pub key: String,
-    /// `None`: deleted.
-    pub doc: Option<Doc>,
-}
-
-/// The in-memory effects of a queued record.
-#[derive(Debug)]
-pub(crate) enum Effects {
-    /// Nothing for the document map (rate-limit and breaker records).
-    None,
-    /// Document changes.
-    Docs(Vec<DocEffect>),
-}
-
-/// The hook the log calls: applies written groups to the documents readers see, and keeps
-/// the overlay of document states sequenced but not yet applied.
-pub(crate) struct DocHook {
-    pub docs: Arc<RwLock<Docs>>,
-}
-
-impl CommitHook for DocHook {
-    type Payload = Effects;
-    type Sequenced = Overlay;
-
-    fn apply(&self, group: &[PendingRecord<Effects>]) {
-        apply_group(&self.docs, group)
-    }
-
-    fn retire(overlay: &mut Overlay, lsn: u64) {
-        overlay.retire(lsn)
-    }
-
-    fn clear(overlay: &mut Overlay) {
-        overlay.clear()
-    }
-}
-
-/// The store's log writer.
-pub(crate) type DocLog = LogWriter<DocHook>;
-/// The store's commit queue.
-pub(crate) type DocQueue = Queue<DocHook>;
+use crate::state::docs::Doc;
+use crate::wal::commit::Ticket;
 
 impl Store {
     /// Commits a batch as one record: all operations take effect or none does. Returns, per
@@ -70,27 +23,9 @@ impl Store {
     /// there), an `expect_version`'s current version.
     pub fn commit(&self, batch: Batch) -> Result<Vec<Option<u64>>> {
         let durability = batch.durability.unwrap_or(self.inner.options.durability);
-        if batch.ops.len() > MAX_BATCH_OPS {
-            return Err(Error::TooLarge {
-                what: LimitKind::BatchOps,
-                size: batch.ops.len(),
-                limit: MAX_BATCH_OPS,
-            });
-        }
+        check_batch_len(batch.ops.len())?;
         let ops = self.validate(batch.ops)?;
-        let body_estimate: usize = BATCH_COUNT_BYTES
-            + ops
-                .iter()
-                .map(|op| match op {
-                    Prepared::Put { collection, key, json, .. } => {
-                        batch_op_encoded_len(collection, key, Some(json))
-                    }
-                    Prepared::Delete { collection, key, .. } => {
-                        batch_op_encoded_len(collection, key, None)
-                    }
-                    Prepared::Check { .. } => 0,
-                })
-                .sum::<usize>();
+        let body_estimate = body_size(&ops);
         if body_estimate > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: LimitKind::Record,
@@ -109,28 +44,14 @@ impl Store {
         let mut body = Vec::with_capacity(body_estimate);
         body.extend_from_slice(&0u32.to_le_bytes());
         for op in &ops {
-            let (collection, key, cond) = op.target();
+            let (collection, key, _) = op.target();
             let dkey: DocKey = (collection.to_owned(), key.to_owned());
             let current = match working.get(&dkey) {
                 Some(s) => s.clone(),
                 None => self.latest(&q, &dkey),
             };
             let cur_version = current.as_ref().map(|d| d.version);
-            if let (Cond::Absent, Some(version), Prepared::Put { .. }) = (cond, cur_version, op) {
-                return Err(Error::AlreadyExists {
-                    collection: collection.to_owned(),
-                    key: key.to_owned(),
-                    version,
-                });
-            }
-            if cond != Cond::Any && cond.expected() != cur_version {
-                return Err(Error::Conflict {
-                    collection: collection.to_owned(),
-                    key: key.to_owned(),
-                    expected: cond.expected(),
-                    current: cur_version,
-                });
-            }
+            check_precondition(op, cur_version)?;
             let (kind, version, after, value) = match op {
                 Prepared::Put { json, .. } => {
                     let version = cur_version.map_or(1, |v| v + 1);
@@ -254,19 +175,48 @@ impl Prepared {
     }
 }
 
-/// Applies a written group's effects to the documents readers see.
-fn apply_group(docs: &RwLock<Docs>, group: &[PendingRecord<Effects>]) {
-    let mut docs = docs.write();
-    for r in group {
-        if let Effects::Docs(effects) = &r.payload {
-            for e in effects {
-                let doc = e.doc.clone().map(|mut d| {
-                    d.written_unix_ns = r.timestamp_unix_ns;
-                    d.lsn = r.lsn;
-                    d
-                });
-                apply_doc(&mut docs, &e.collection, &e.key, doc);
-            }
-        }
+/// Bytes of the batch body that `ops` encode to (checks take none).
+fn body_size(ops: &[Prepared]) -> usize {
+    BATCH_COUNT_BYTES
+        + ops
+            .iter()
+            .map(|op| match op {
+                Prepared::Put { collection, key, json, .. } => {
+                    batch_op_encoded_len(collection, key, Some(json))
+                }
+                Prepared::Delete { collection, key, .. } => {
+                    batch_op_encoded_len(collection, key, None)
+                }
+                Prepared::Check { .. } => 0,
+            })
+            .sum::<usize>()
+}
+
+/// Checks an operation's precondition against the document's current version.
+fn check_precondition(op: &Prepared, cur_version: Option<u64>) -> Result<()> {
+    let (collection, key, cond) = op.target();
+    if let (Cond::Absent, Some(version), Prepared::Put { .. }) = (cond, cur_version, op) {
+        return Err(Error::AlreadyExists {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            version,
+        });
     }
+    if cond != Cond::Any && cond.expected() != cur_version {
+        return Err(Error::Conflict {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            expected: cond.expected(),
+            current: cur_version,
+        });
+    }
+    Ok(())
+}
+
+/// A batch holds at most [`MAX_BATCH_OPS`] operations.
+fn check_batch_len(ops: usize) -> Result<()> {
+    if ops > MAX_BATCH_OPS {
+        return Err(Error::TooLarge { what: LimitKind::BatchOps, size: ops, limit: MAX_BATCH_OPS });
+    }
+    Ok(())
 }

@@ -6,8 +6,9 @@
 
 mod backup;
 mod batch;
-pub(crate) mod commit;
+mod commit;
 pub(crate) mod compact;
+pub(crate) mod hook;
 mod json;
 pub(crate) mod names;
 mod open;
@@ -27,7 +28,6 @@ pub use reads::{Scan, Versioned};
 pub use stats::{RecoveryStats, Stats};
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -35,12 +35,13 @@ use std::thread::JoinHandle;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, LimitKind, Result};
+use crate::io::StoreLock;
 use crate::limits::MAX_KEY_BYTES_LIMIT;
 use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
 use crate::state::ratelimit::RateLimitState;
-use commit::DocLog;
 use compact::Compactor;
+use hook::DocLog;
 use names::check_collection;
 
 pub(crate) struct Inner {
@@ -56,7 +57,7 @@ pub(crate) struct Inner {
     /// The flusher and compactor threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
-    lock: File,
+    lock: StoreLock,
 }
 
 /// An open walden store. Cheap to clone; all clones share one store. `Send + Sync`.
@@ -83,19 +84,6 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store in directory `path` with default [`Options`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path, Options::default())
-    }
-
-    /// Opens (or creates) the store in directory `path`, replaying its log.
-    ///
-    /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
-    /// (file and byte offset) if the log is damaged anywhere but a torn tail.
-    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
-        open::open(path.as_ref(), options)
-    }
-
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir
@@ -146,7 +134,7 @@ impl Store {
         self.inner.wal.close();
         self.inner.stop_background();
         // Nothing can be written any more; let the next opener in.
-        let _ = self.inner.lock.unlock();
+        self.inner.lock.unlock();
         r
     }
 
@@ -155,11 +143,6 @@ impl Store {
     /// Returns `None` if the newest snapshot already covers the whole log.
     pub fn compact(&self) -> Result<Option<CompactionReport>> {
         self.inner.compactor.compact()
-    }
-
-    /// Counters and positions: see [`Stats`].
-    pub fn stats(&self) -> Stats {
-        stats::collect(&self.inner)
     }
 }
 

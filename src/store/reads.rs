@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use super::commit::DocQueue;
+use super::hook::DocQueue;
 use super::names::check_collection;
 use super::overlay::DocKey;
 use super::Store;

@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use super::Inner;
+use super::{Inner, Store};
 use crate::error::PoisonCause;
+use crate::wal::recovery::list_segments;
 use crate::wal::TornTail;
 
 /// What the last open found and did.
@@ -90,7 +91,14 @@ pub struct Stats {
     pub recovery: RecoveryStats,
 }
 
-pub(super) fn collect(inner: &Inner) -> Stats {
+impl Store {
+    /// Counters and positions: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        collect(&self.inner)
+    }
+}
+
+fn collect(inner: &Inner) -> Stats {
     let documents_per_collection: BTreeMap<String, u64> =
         inner.docs.read().iter().map(|(c, m)| (c.clone(), m.len() as u64)).collect();
     let pos = inner.wal.positions();
@@ -98,13 +106,8 @@ pub(super) fn collect(inner: &Inner) -> Stats {
     let groups = c.groups.load(Ordering::Relaxed);
     let commits = c.records.load(Ordering::Relaxed);
     let wal_bytes = c.wal_bytes_on_disk.load(Ordering::Relaxed);
-    let wal_segments = std::fs::read_dir(inner.dir.join(crate::wal::WAL_DIR)).map_or(0, |rd| {
-        rd.flatten()
-            .filter(|e| {
-                crate::format::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some()
-            })
-            .count() as u64
-    });
+    let wal_dir = inner.dir.join(crate::wal::WAL_DIR);
+    let wal_segments = list_segments(&*inner.options.io, &wal_dir).map_or(0, |s| s.len() as u64);
     let live_bytes: u64 = inner
         .docs
         .read()

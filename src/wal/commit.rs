@@ -89,8 +89,8 @@ pub(crate) struct Queue<H: CommitHook> {
 
 impl<H: CommitHook> Queue<H> {
     /// Poisons the queue: every queued record fails and sequenced state is dropped.
-    fn poison(&mut self, (op, path, e): StepError) -> PoisonCause {
-        let cause = PoisonCause { op, path, kind: e.kind(), raw_os_error: e.raw_os_error() };
+    fn poison(&mut self, step: StepError) -> PoisonCause {
+        let cause = PoisonCause::from_step(&step);
         self.poisoned = Some(cause.clone());
         self.pending.clear();
         H::clear(&mut self.sequenced);
@@ -345,7 +345,8 @@ impl<H: CommitHook> LogWriter<H> {
         let sync = q.sync_target > q.durable_lsn;
         drop(q);
 
-        let result = self.writer.lock().write_group(&group, sync, &self.counters);
+        let frames = group.iter().map(|r| (r.lsn, r.timestamp_unix_ns, r.kind, &r.body[..]));
+        let result = self.writer.lock().write_group(frames, sync, &self.counters);
         if result.is_ok() && !group.is_empty() {
             self.hook.apply(&group);
             let n = group.len() as u64;

@@ -17,5 +17,4 @@ pub use reader::{
     LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput, SegmentSummary, TornTail,
 };
 
-/// Name of the log directory inside a store.
-pub const WAL_DIR: &str = "wal";
+pub use crate::format::files::WAL_DIR;

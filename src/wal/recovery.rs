@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::{CorruptionKind, Error, IoOp, Result};
-use crate::format::{parse_segment_file_name, segment_file_name};
-use crate::io::{FileBytes, Io};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::torn_file_name;
+use crate::io::{FileBytes, Fs, Io};
 
 use super::counters::elapsed_us;
-use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput, TornTail};
+use super::reader::{scan_log, segments_named, LogVerdict, RecordRef, SegmentInput, TornTail};
 
 /// What replaying the log found and did (the store reports it in its recovery stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,24 +42,17 @@ pub(crate) struct Recovered {
 
 /// Segment files in `wal_dir`, sorted by number.
 pub(crate) fn list_segments(io: &dyn Io, wal_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
-    let mut segs: Vec<(u64, PathBuf)> = names
-        .iter()
-        .filter_map(|n| parse_segment_file_name(n).map(|no| (no, wal_dir.join(n))))
-        .collect();
-    segs.sort();
-    Ok(segs)
+    Ok(segments_named(&Fs(io).list_dir(wal_dir)?, wal_dir))
 }
 
 /// A name for the cut bytes that does not exist yet.
 fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Result<PathBuf> {
-    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
-    let base = format!("{}.torn-{offset}", segment_file_name(segment_no));
-    let mut name = base.clone();
-    let mut n = 1;
+    let names = Fs(io).list_dir(wal_dir)?;
+    let mut attempt = 0;
+    let mut name = torn_file_name(segment_no, offset, attempt);
     while names.contains(&name) {
-        name = format!("{base}.{n}");
-        n += 1;
+        attempt += 1;
+        name = torn_file_name(segment_no, offset, attempt);
     }
     Ok(wal_dir.join(name))
 }
@@ -76,10 +69,8 @@ pub(crate) fn recover(
 ) -> Result<Recovered> {
     let started = Instant::now();
     let segs = list_segments(io, wal_dir)?;
-    let files: Vec<FileBytes> = segs
-        .iter()
-        .map(|(_, p)| io.read(p).map_err(|e| Error::io(IoOp::Read, p, e)))
-        .collect::<Result<_>>()?;
+    let files: Vec<FileBytes> =
+        segs.iter().map(|(_, p)| Fs(&*io).read(p).map_err(Error::from)).collect::<Result<_>>()?;
     let inputs: Vec<SegmentInput<'_>> = segs
         .iter()
         .zip(&files)
@@ -117,11 +108,11 @@ pub(crate) fn recover(
             // Keep the cut bytes for forensics, durably, before cutting them.
             let bytes = &files.last().expect("a torn tail has a segment")[t.offset as usize..];
             let saved = torn_path(io, wal_dir, t.segment_no, t.offset)?;
-            let mut f = io.create_new(&saved).map_err(|e| Error::io(IoOp::Open, &saved, e))?;
-            f.write_all(bytes).map_err(|e| Error::io(IoOp::Write, &saved, e))?;
-            f.sync_data().map_err(|e| Error::io(IoOp::Sync, &saved, e))?;
+            let mut f = Fs(io).create_new(&saved)?;
+            f.write_all(bytes)?;
+            f.sync_data()?;
             drop(f);
-            io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+            Fs(io).sync_dir(wal_dir)?;
             stats.torn_tail = Some(t.clone());
             wal_bytes_on_disk -= t.len;
             stats.torn_saved_to = Some(saved);
@@ -129,8 +120,7 @@ pub(crate) fn recover(
                 // The header never completed: the segment holds nothing.
                 last_segment_records = Some(0);
             } else {
-                io.truncate(&t.path, t.offset)
-                    .map_err(|e| Error::io(IoOp::Truncate, &t.path, e))?;
+                Fs(io).truncate(&t.path, t.offset)?;
             }
         }
     }
@@ -141,8 +131,8 @@ pub(crate) fn recover(
     // a store without writing does not pile up files.
     let mut next_segment_no = segs.last().map_or(1, |(no, _)| no + 1);
     if let (Some((no, path)), Some(0)) = (segs.last(), last_segment_records) {
-        io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
-        io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+        Fs(io).remove_file(path)?;
+        Fs(io).sync_dir(wal_dir)?;
         next_segment_no = *no;
         let cut = stats.torn_tail.as_ref().map_or(0, |t| t.len);
         wal_bytes_on_disk = wal_bytes_on_disk.saturating_sub(files_len_last.saturating_sub(cut));

@@ -5,19 +5,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::commit::PendingRecord;
 use super::counters::WalCounters;
-use crate::error::{Error, IoOp, Result};
-use crate::format::{encode_frame, segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN};
-use crate::io::{Io, IoFile};
-
-/// Above this capacity the group buffer is released after a write, so one large group does
-/// not pin its memory for the life of the store.
-const MAX_RETAINED_GROUP_BUF_BYTES: usize = 4 << 20;
+use crate::error::{Error, Result};
+use crate::format::{
+    encode_frame, segment_file_name, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN,
+};
+use crate::io::{Fs, Io, IoError, SeamFile};
+use crate::limits::MAX_RETAINED_GROUP_BUF_BYTES;
 
 /// A failed step of the write path: what, where, and the OS error (kept as is, so the poison
 /// cause names the step that failed).
-pub(crate) type StepError = (IoOp, PathBuf, std::io::Error);
+pub(crate) type StepError = IoError;
+
+/// One record to frame: `(lsn, timestamp_unix_ns, kind, body)`.
+pub(crate) type FrameParts<'a> = (u64, u64, RecordKind, &'a [u8]);
 
 /// The segment currently appended to.
 pub(crate) struct SegmentWriter {
@@ -26,8 +27,7 @@ pub(crate) struct SegmentWriter {
     store_id: [u8; 16],
     epoch: u64,
     segment_no: u64,
-    path: PathBuf,
-    file: Box<dyn IoFile>,
+    file: SeamFile,
     salt: u32,
     pub(super) bytes: u64,
     target_bytes: u64,
@@ -50,7 +50,7 @@ impl SegmentWriter {
         target_bytes: u64,
     ) -> Result<SegmentWriter> {
         Self::create_raw(io, wal_dir, store_id, epoch, segment_no, first_lsn, target_bytes)
-            .map_err(|(op, path, source)| Error::Io { op, path, source })
+            .map_err(Error::from)
     }
 
     /// [`SegmentWriter::create`], with the failing step as the write path reports it.
@@ -65,17 +65,16 @@ impl SegmentWriter {
     ) -> Result<SegmentWriter, StepError> {
         let header = SegmentHeader { store_id, epoch, segment_no, first_lsn };
         let path = wal_dir.join(segment_file_name(segment_no));
-        let mut file = io.create_new(&path).map_err(|e| (IoOp::Open, path.clone(), e))?;
-        file.write_all(&header.encode()).map_err(|e| (IoOp::Write, path.clone(), e))?;
-        file.sync_data().map_err(|e| (IoOp::Sync, path.clone(), e))?;
-        io.sync_dir(wal_dir).map_err(|e| (IoOp::SyncDir, wal_dir.to_path_buf(), e))?;
+        let mut file = Fs(&*io).create_new(&path)?;
+        file.write_all(&header.encode())?;
+        file.sync_data()?;
+        Fs(&*io).sync_dir(wal_dir)?;
         Ok(SegmentWriter {
             io,
             wal_dir: wal_dir.to_path_buf(),
             store_id,
             epoch,
             segment_no,
-            path,
             file,
             salt: header.salt(),
             bytes: SEGMENT_HEADER_LEN as u64,
@@ -98,7 +97,7 @@ impl SegmentWriter {
 
     /// Ends the current segment (fsynced) and starts the next one at `first_lsn`.
     pub(super) fn roll(&mut self, first_lsn: u64, counters: &WalCounters) -> Result<(), StepError> {
-        self.file.sync_data().map_err(|e| (IoOp::Sync, self.path.clone(), e))?;
+        self.file.sync_data()?;
         let next = SegmentWriter::create_raw(
             self.io.clone(),
             &self.wal_dir,
@@ -115,24 +114,26 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Frames and writes one group; fsyncs it if `sync`.
-    pub(super) fn write_group<P>(
+    /// Frames and writes one group (records in LSN order); fsyncs it if `sync`.
+    pub(super) fn write_group<'a>(
         &mut self,
-        group: &[PendingRecord<P>],
+        mut group: impl Iterator<Item = FrameParts<'a>>,
         sync: bool,
         counters: &WalCounters,
     ) -> Result<(), StepError> {
-        if let Some(first) = group.first() {
+        if let Some(first) = group.next() {
             if self.bytes >= self.target_bytes {
-                self.roll(first.lsn, counters)?;
+                self.roll(first.0, counters)?;
             }
             self.buf.clear();
-            for r in group {
-                encode_frame(&mut self.buf, self.salt, r.lsn, r.timestamp_unix_ns, r.kind, &r.body);
+            let mut last_lsn = first.0;
+            for (lsn, timestamp_unix_ns, kind, body) in std::iter::once(first).chain(group) {
+                encode_frame(&mut self.buf, self.salt, lsn, timestamp_unix_ns, kind, body);
+                last_lsn = lsn;
             }
-            self.file.write_all(&self.buf).map_err(|e| (IoOp::Write, self.path.clone(), e))?;
+            self.file.write_all(&self.buf)?;
             self.bytes += self.buf.len() as u64;
-            self.next_lsn = group.last().map_or(self.next_lsn, |r| r.lsn + 1);
+            self.next_lsn = last_lsn + 1;
             counters.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             counters.wal_bytes_on_disk.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
             if self.buf.capacity() > MAX_RETAINED_GROUP_BUF_BYTES {
@@ -140,7 +141,7 @@ impl SegmentWriter {
             }
         }
         if sync {
-            self.file.sync_data().map_err(|e| (IoOp::Sync, self.path.clone(), e))?;
+            self.file.sync_data()?;
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -20,7 +20,7 @@
 //! # Ok::<(), walden::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod breaker;
 mod clock;

@@ -19,7 +19,8 @@ use std::io;
 use std::ops::Deref;
 use std::path::Path;
 
-/// The file operation that failed, carried by [`Error::Io`] and [`PoisonCause`].
+/// The file operation that failed, carried by [`Error::Io`](crate::Error::Io) and
+/// [`PoisonCause`](crate::PoisonCause).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum IoOp {

@@ -1,9 +1,9 @@
 //! The write-ahead log: segment files in `<store>/wal/`.
 //!
-//! [`reader`] walks and classifies the log (shared by recovery and `walinspect`); [`commit`]
+//! [`reader`] walks and classifies the log (shared by recovery and `walinspect`); `commit`
 //! queues records and group-commits them through the segment writer; recovery acts on the
 //! reader's verdict (the only code that truncates). The log knows record kinds and bytes, never
-//! what a record means: the layer above plugs in through [`commit::CommitHook`].
+//! what a record means: the layer above plugs in through `commit::CommitHook`.
 
 pub(crate) mod commit;
 pub(crate) mod counters;

@@ -27,12 +27,12 @@ use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::is_snapshot_tmp_file_name;
 use crate::format::parse_snapshot_file_name;
-use crate::io::{FileBytes, Fs, Io};
+use crate::io::{Fs, Io};
 use crate::snapshot::{write_snapshot, SnapshotInfo};
 use crate::state::State;
 use crate::wal::counters::elapsed_us;
-use crate::wal::recovery::list_segments;
-use crate::wal::{scan_log, LogVerdict, SegmentInput};
+use crate::wal::recovery::{list_segments, read_segments, segment_inputs};
+use crate::wal::{scan_log, LogVerdict};
 
 /// What one compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,17 +168,10 @@ impl Compactor {
             }
             None => State::default(),
         };
-        let files: Vec<FileBytes> = segs
-            .iter()
-            .map(|(_, p)| Fs(&*io).read(p).map_err(Error::from))
-            .collect::<Result<_>>()?;
+        let files = read_segments(io, segs)?;
         let segment_bytes: u64 = files.iter().map(|f| f.len() as u64).sum();
         {
-            let inputs: Vec<SegmentInput<'_>> = segs
-                .iter()
-                .zip(&files)
-                .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
-                .collect();
+            let inputs = segment_inputs(segs, &files);
             let scan = scan_log(&inputs, Some(self.store_id), &mut |r| {
                 if r.frame.lsn <= base_lsn {
                     Ok(())

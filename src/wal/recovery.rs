@@ -45,6 +45,22 @@ pub(crate) fn list_segments(io: &dyn Io, wal_dir: &Path) -> Result<Vec<(u64, Pat
     Ok(segments_named(&Fs(io).list_dir(wal_dir)?, wal_dir))
 }
 
+/// The bytes of every segment in `segs` (memory-mapped when large).
+pub(crate) fn read_segments(io: &dyn Io, segs: &[(u64, PathBuf)]) -> Result<Vec<FileBytes>> {
+    segs.iter().map(|(_, p)| Fs(io).read(p).map_err(Error::from)).collect()
+}
+
+/// The reader's view of segments read by [`read_segments`].
+pub(crate) fn segment_inputs<'a>(
+    segs: &'a [(u64, PathBuf)],
+    files: &'a [FileBytes],
+) -> Vec<SegmentInput<'a>> {
+    segs.iter()
+        .zip(files)
+        .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
+        .collect()
+}
+
 /// A name for the cut bytes that does not exist yet.
 fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Result<PathBuf> {
     let names = Fs(io).list_dir(wal_dir)?;
@@ -69,13 +85,8 @@ pub(crate) fn recover(
 ) -> Result<Recovered> {
     let started = Instant::now();
     let segs = list_segments(io, wal_dir)?;
-    let files: Vec<FileBytes> =
-        segs.iter().map(|(_, p)| Fs(&*io).read(p).map_err(Error::from)).collect::<Result<_>>()?;
-    let inputs: Vec<SegmentInput<'_>> = segs
-        .iter()
-        .zip(&files)
-        .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
-        .collect();
+    let files = read_segments(io, &segs)?;
+    let inputs = segment_inputs(&segs, &files);
     let mut last_ts = 0;
     let mut replayed = 0u64;
     let scan = scan_log(&inputs, Some(store_id), &mut |r| {

@@ -15,6 +15,7 @@ mod open;
 mod options;
 pub(crate) mod overlay;
 mod reads;
+mod recovery;
 mod stats;
 mod write;
 
@@ -25,7 +26,8 @@ pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};
 pub use options::{Options, Validator};
 pub use reads::{Scan, Versioned};
-pub use stats::{RecoveryStats, Stats};
+pub use recovery::RecoveryStats;
+pub use stats::Stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -6,8 +6,12 @@
 //! (`use` lines, expressions, types), and in a folder's `mod.rs` every path through one of its
 //! own child modules. Comments, string literals and `#[cfg(test)]` items are left out. A name a
 //! module re-exports (`pub use`) is followed to the module that defines it, so a crate-root
-//! re-export counts as the module it comes from. `pub use` lines are checked against the layers
-//! but are not edges of the file graph: a folder's `mod.rs` is its table of contents.
+//! re-export counts as the module it comes from. A `pub use` line is checked against the layers;
+//! it becomes an edge of the file graph only if the file also uses the name in its own code (a
+//! folder's `mod.rs` that only lists its children is a table of contents, not a dependency).
+//!
+//! Not seen: a name brought in by a glob (`use super::*`, allowed only in test modules) and
+//! macros that expand to paths.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -398,6 +402,22 @@ pub fn check(sources: &[Source], layers: &Layers) -> Report {
             }
         }
     }
+    // A name a file re-exports and also uses in its own code ties the file to the name's home.
+    for (i, s) in sources.iter().enumerate() {
+        let me = module_of(&s.path);
+        let code = blank_use_statements(&codes[i]);
+        for f in paths[i].iter().filter(|f| f.reexport) {
+            let Some(abs) = absolute(&me, &s.path, &f.segments) else { continue };
+            let Some(name) = abs.last() else { continue };
+            let Some(target) = resolve(&abs, &modules, &reexports) else { continue };
+            if target == i {
+                continue;
+            }
+            if let Some(line) = ident_line(&code, name) {
+                edges.entry(i).or_default().entry(target).or_insert(line);
+            }
+        }
+    }
     report.extend(cycles(sources, &edges));
     for (i, s) in sources.iter().enumerate() {
         report.extend(other_rules(&s.path, &s.text, &codes[i]));
@@ -573,4 +593,42 @@ fn starts_fn(line: &str) -> bool {
         }
     }
     t.starts_with("fn ")
+}
+
+/// `code` with every `use …;` statement blanked (line breaks kept).
+fn blank_use_statements(code: &str) -> String {
+    let mut out = code.to_owned();
+    let bytes = code.as_bytes();
+    let mut at = 0;
+    while let Some(k) = code[at..].find("use ") {
+        let start = at + k;
+        at = start + 4;
+        if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
+            continue;
+        }
+        let Some(end) = code[start..].find(';').map(|e| start + e) else { break };
+        let blank: String =
+            code[start..=end].chars().map(|c| if c == '\n' { c } else { ' ' }).collect();
+        out.replace_range(start..=end, &blank);
+        at = end;
+    }
+    out
+}
+
+/// The line of the first use of identifier `name` in `code`, if any.
+fn ident_line(code: &str, name: &str) -> Option<usize> {
+    let bytes = code.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut at = 0;
+    while let Some(k) = code[at..].find(name) {
+        let start = at + k;
+        let end = start + name.len();
+        at = end;
+        let before = start > 0 && is_ident(bytes[start - 1]);
+        let after = end < bytes.len() && is_ident(bytes[end]);
+        if !before && !after {
+            return Some(code[..start].matches('\n').count() + 1);
+        }
+    }
+    None
 }

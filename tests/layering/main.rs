@@ -142,6 +142,22 @@ fn an_import_cycle_between_files_is_reported() {
 }
 
 #[test]
+fn a_reexported_name_used_by_its_own_table_of_contents_is_an_edge() {
+    let report = fixture(&[
+        ("lib.rs", LIB),
+        ("io/mod.rs", ""),
+        (
+            "wal/mod.rs",
+            "mod frame;\npub use frame::Frame;\npub struct Log { last: Frame }\npub fn lsn() {}\n",
+        ),
+        ("wal/frame.rs", "use super::lsn;\npub struct Frame;\n"),
+        ("store/mod.rs", ""),
+    ]);
+    assert_eq!(report.len(), 1, "{report:?}");
+    assert!(report[0].contains("import cycle between files"), "{report:?}");
+}
+
+#[test]
 fn std_fs_outside_the_io_seam_is_reported() {
     let report = fixture(&[
         ("lib.rs", LIB),

@@ -90,3 +90,14 @@ const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
 const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);
 const _: () = assert!(MAX_OBJECT_NAME_BYTES <= u16::MAX as usize);
 const _: () = assert!(MAX_QUOTA_WINDOW_NS < u64::MAX / 2);
+
+/// Most bytes a follower reads from a segment with one `pread` (a larger record is read whole).
+pub const FOLLOWER_READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// How often a following [`Follower`](crate::Follower) polls the writer's durable position, in
+/// microseconds, by default.
+pub const DEFAULT_FOLLOW_POLL_INTERVAL_US: u64 = 1_000;
+
+/// How many times one refresh re-lists the directory when compaction removes files under it
+/// before it gives up until the next refresh.
+pub const MAX_FOLLOWER_RELOAD_ATTEMPTS: u32 = 8;

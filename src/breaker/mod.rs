@@ -47,7 +47,8 @@ pub struct BreakerHealth {
     pub last_transition_unix_ns: u64,
 }
 
-fn health(name: &str, e: &Entry) -> BreakerHealth {
+/// A breaker's health from its state-machine entry (for handles and followers).
+pub(crate) fn health(name: &str, e: &Entry) -> BreakerHealth {
     BreakerHealth {
         name: name.to_owned(),
         state: e.state,

@@ -25,6 +25,7 @@ pub use batch::Batch;
 pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};
 pub use options::{Options, Validator};
+pub(crate) use reads::decode_doc;
 pub use reads::{Scan, Versioned};
 pub use recovery::RecoveryStats;
 pub use stats::Stats;

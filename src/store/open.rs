@@ -18,6 +18,7 @@ use crate::format::{parse_snapshot_file_name, StoreIdentity};
 use crate::io::{Fs, Io, StoreLock};
 use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
+use crate::wal::durable_mark::MarkPublisher;
 use crate::wal::recovery::{list_segments, recover, ReplayReport};
 use crate::wal::segment_writer::SegmentWriter;
 
@@ -93,7 +94,7 @@ impl Store {
     /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
     /// (file and byte offset) if the log is damaged anywhere but a torn tail.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
-        open(path.as_ref(), options)
+        open(path.as_ref(), options.with_group_mode())
     }
 }
 
@@ -127,6 +128,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         recovery_stats(&recovered.report, loaded.as_ref().map(|(s, _)| s.lsn), rejected_paths);
     let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
 
+    let mark = MarkPublisher::create(&*io, dir, identity.store_id, (epoch, recovered.next_lsn));
     let writer = SegmentWriter::create(
         io.clone(),
         &wal_dir,
@@ -135,7 +137,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         recovered.next_segment_no,
         recovered.next_lsn,
         options.segment_target_bytes,
-    )?;
+    )?
+    .with_mark(mark);
     let State { docs, ratelimits, breakers, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let hook = DocHook { docs: docs.clone() };

@@ -6,7 +6,7 @@ use std::time::Duration;
 #[cfg(doc)]
 use super::Batch;
 use crate::clock::{Clock, SystemClock};
-use crate::io::{Io, RealIo};
+use crate::io::{GroupReadableIo, Io, RealIo};
 use crate::limits::{
     DEFAULT_BUFFERED_FLUSH_INTERVAL_MS, DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
     DEFAULT_COMPACTION_MIN_WAL_BYTES, DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
@@ -51,6 +51,9 @@ pub struct Options {
     /// the queue, so more commits share one fsync. `None` (the default): no wait; groups form
     /// from whatever queued during the previous fsync. A single writer never waits.
     pub max_commit_delay: Option<Duration>,
+    /// Create directories 0750 and files 0640 (instead of 0700 and 0600), so other users of
+    /// the store's group can follow it read-only ([`Follower`](crate::Follower)). Off by default.
+    pub group_readable: bool,
 }
 
 impl Default for Options {
@@ -69,6 +72,18 @@ impl Default for Options {
             compaction_wal_to_snapshot_ratio: DEFAULT_COMPACTION_WAL_TO_SNAPSHOT_RATIO,
             compaction_check_interval_ms: DEFAULT_COMPACTION_CHECK_INTERVAL_MS,
             max_commit_delay: None,
+            group_readable: false,
         }
+    }
+}
+
+impl Options {
+    /// The options an open works with: with [`Options::group_readable`], the seam wrapped so
+    /// that what it creates is group-readable.
+    pub(crate) fn with_group_mode(mut self) -> Options {
+        if self.group_readable {
+            self.io = Arc::new(GroupReadableIo(self.io.clone()));
+        }
+        self
     }
 }

@@ -133,6 +133,17 @@ pub struct Scan<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
+impl<T> Scan<T> {
+    /// A scan over documents collected under one read lock (for followers).
+    pub(crate) fn from_items(collection: &str, items: Vec<(String, Doc)>) -> Scan<T> {
+        Scan {
+            collection: collection.to_owned(),
+            items: items.into_iter(),
+            _t: std::marker::PhantomData,
+        }
+    }
+}
+
 impl<T: DeserializeOwned> Iterator for Scan<T> {
     type Item = Result<(String, Versioned<T>)>;
     fn next(&mut self) -> Option<Self::Item> {

@@ -7,6 +7,7 @@
 
 pub(crate) mod commit;
 pub(crate) mod counters;
+pub(crate) mod durable_mark;
 pub mod reader;
 pub(crate) mod recovery;
 pub(crate) mod segment_writer;

@@ -1,7 +1,7 @@
 //! The store: documents, versions, batches, scans and the write path.
 
 mod backup;
-mod batch;
+pub(crate) mod batch;
 mod json;
 mod open;
 pub(crate) mod overlay;
@@ -241,6 +241,22 @@ pub(crate) fn check_name(what: LimitKind, name: &str, max_bytes: usize) -> Resul
     Ok(())
 }
 
+/// Checks a key: non-empty, at most `max_key_bytes` (capped at [`MAX_KEY_BYTES_LIMIT`]).
+pub(crate) fn check_key(key: &str, max_key_bytes: usize) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidName {
+            what: LimitKind::Key,
+            name: String::new(),
+            reason: "must not be empty",
+        });
+    }
+    let limit = max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
+    if key.len() > limit {
+        return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
+    }
+    Ok(())
+}
+
 fn check_collection(name: &str) -> Result<()> {
     check_name(LimitKind::CollectionName, name, MAX_COLLECTION_NAME_BYTES)
 }
@@ -265,18 +281,7 @@ impl Store {
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidName {
-                what: LimitKind::Key,
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
-        let limit = self.inner.options.max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
-        if key.len() > limit {
-            return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
-        }
-        Ok(())
+        check_key(key, self.inner.options.max_key_bytes)
     }
 
     /// Installs a validator for `collection`: every document written to it is passed to

@@ -43,13 +43,15 @@
 mod documents;
 mod embedded;
 mod handles;
+mod import;
 pub mod rules;
 
 pub use documents::{
     copy_collection, Documents, DocumentsExt, KeyRange, RawDoc, COPY_BATCH_DOCUMENTS,
 };
 pub use handles::{Admission, Breaker, CallPermit, Limiter, PermitBackend};
-pub use rules::{Operation, OperationKind, Precondition, Rules, Validators};
+pub use import::{import_chunk_len, parse_import_object};
+pub use rules::{gcra_decide, Operation, OperationKind, Precondition, Rules, Validators};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,7 +29,7 @@ use crate::limits::{
 use crate::ratelimit::codec::check_object_name;
 use crate::store::batch::{Cond, Op};
 use crate::store::{check_key, check_name};
-use crate::{Batch, Durability, Options, Quota, Validator};
+use crate::{Batch, Decision, Durability, Options, Quota, Validator};
 
 /// A version precondition of one [`Operation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,20 @@ pub fn check_breaker_name(name: &str) -> Result<()> {
 /// could never be allowed).
 pub fn check_quota(quota: &Quota, n: u32) -> Result<()> {
     quota.validate_cost(n)
+}
+
+/// The GCRA decision for a check of cost `n` (0: a peek) on a key whose stored theoretical
+/// arrival time is `tat_unix_ns` (0: none), at `now_unix_ns`: the decision and, if cells were
+/// consumed, the new TAT. The same arithmetic as the embedded limiter, so a remote backend that
+/// keeps the TAT and decides atomically on its side reports the same [`Decision`] fields.
+/// Requires a valid quota and `n ≤ burst` ([`check_quota`]).
+pub fn gcra_decide(
+    quota: &Quota,
+    tat_unix_ns: u64,
+    now_unix_ns: u64,
+    n: u32,
+) -> (Decision, Option<u64>) {
+    crate::ratelimit::gcra::decide(quota, tat_unix_ns, now_unix_ns, n)
 }
 
 /// The size limits of one backend: the two that [`Options`] can change.

@@ -6,7 +6,7 @@
 
 pub(crate) mod codec;
 mod forget;
-mod gcra;
+pub(crate) mod gcra;
 mod record;
 
 pub use codec::MAX_OBJECT_NAME_BYTES;

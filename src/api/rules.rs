@@ -29,7 +29,7 @@ use crate::limits::{
 use crate::ratelimit::codec::check_object_name;
 use crate::store::batch::{Cond, Op};
 use crate::store::{check_key, check_name};
-use crate::{Batch, Decision, Durability, Options, Quota, Validator};
+use crate::{Batch, BreakerConfig, Decision, Durability, Options, Quota, Validator};
 
 /// A version precondition of one [`Operation`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,12 @@ pub fn check_limiter_name(name: &str) -> Result<()> {
 /// [`MAX_OBJECT_NAME_BYTES`](crate::MAX_OBJECT_NAME_BYTES)).
 pub fn check_breaker_name(name: &str) -> Result<()> {
     check_object_name(LimitKind::BreakerName, name)
+}
+
+/// Checks a circuit breaker's configuration, as [`Store::breaker`](crate::Store::breaker)
+/// does.
+pub fn check_breaker_config(config: &BreakerConfig) -> Result<()> {
+    config.validate()
 }
 
 /// Checks a quota, and the cost `n` of one check against it (at most the burst: a larger cost

@@ -102,7 +102,7 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         let bad = |reason| Err(Error::InvalidBreakerConfig { reason });
         if self.consecutive_failures == Some(0) {
             return bad("consecutive_failures must be at least 1");

@@ -272,3 +272,14 @@ fn versions_never_repeat_for_a_key_after_deletes() {
     // Floors are per collection.
     assert_eq!(b.put("fresh", "k", &1).unwrap(), 1);
 }
+
+#[allow(dead_code)]
+#[path = "../examples/any_backend.rs"]
+mod example;
+
+#[test]
+fn the_example_runs_unchanged_on_both_backends() {
+    let (embedded, redis) = both(|b| example::tour(b).map_err(|e| e.to_string()));
+    assert_eq!(embedded, Ok(()));
+    assert_eq!(redis, Ok(()));
+}

@@ -29,8 +29,18 @@
 //! ([`LimiterFailure`]).
 //!
 //! # Redis Cluster
-//! Keys carry hash tags (see the key table in the crate's README section): one collection's
-//! documents share a slot, so a batch within one collection is atomic anywhere; with
+//! Keys carry hash tags (the part in braces), so every script's keys share one slot:
+//!
+//! | what | key | type |
+//! |---|---|---|
+//! | a document | `{NS:d:COLLECTION}:k:KEY` | hash: `v` version, `t` write time (ns), `j` JSON |
+//! | a collection's key index | `{NS:d:COLLECTION}:i` | sorted set, scores 0, members the keys |
+//! | a collection's version floor | `{NS:d:COLLECTION}:f` | string: highest version deleted |
+//! | a rate limiter key's TAT | `NS:r:LIMITER:{KEY}` | string (ns), expires when idle |
+//! | a circuit breaker | `NS:b:{BREAKER}` | hash |
+//!
+//! One collection's documents share a slot, so a batch within one collection is atomic
+//! anywhere; with
 //! [`RedisConfig::cluster_slots`] set, a batch over several collections is refused with
 //! [`walden::Error::CrossSlot`] before anything is sent. This crate connects to one node; a
 //! cluster client is not part of it yet.
@@ -58,6 +68,7 @@ mod limiter;
 mod scripts;
 
 pub use breaker::RedisBreaker;
+pub use documents::SCAN_PAGE_DOCUMENTS;
 pub use limiter::{LimiterFailure, RedisLimiter};
 
 use std::sync::Arc;

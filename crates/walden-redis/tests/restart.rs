@@ -107,3 +107,20 @@ fn acknowledged_writes_and_decisions_survive_kill_9_and_calls_fail_fast_while_do
         "acknowledged cells {allowed}, failed calls while down {failures}, slowest {slowest:?}"
     );
 }
+
+#[test]
+fn a_stalled_redis_gives_a_timeout_within_the_bound_and_service_resumes() {
+    let server = RedisServer::start();
+    let mut config = server.config();
+    config.timeout = Duration::from_millis(300);
+    let backend = RedisBackend::connect(config).unwrap();
+    backend.put("c", "k", &1).unwrap();
+    server.signal("STOP");
+    let began = Instant::now();
+    let err = backend.get::<u64>("c", "k").unwrap_err();
+    let took = began.elapsed();
+    server.signal("CONT");
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(backend.get::<u64>("c", "k").unwrap().unwrap().value, 1);
+}

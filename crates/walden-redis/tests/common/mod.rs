@@ -100,6 +100,13 @@ impl RedisServer {
         }
     }
 
+    /// Sends a signal (`STOP`, `CONT`) to the server process.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+        assert!(status.unwrap().success());
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

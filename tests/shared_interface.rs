@@ -127,3 +127,21 @@ fn limiters_and_breakers_through_the_trait() {
     assert_eq!(br.health().unwrap().state, CircuitState::Closed);
     assert_eq!(b.guarantees().write, WriteGuarantee::Fsynced);
 }
+
+#[test]
+fn update_through_the_trait_is_exact_under_contention() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = backend(dir.path());
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            let b = &b;
+            s.spawn(move || {
+                for _ in 0..50 {
+                    b.update::<u64, _>("n", "hot", |n| Some(n.unwrap_or(0) + 1)).unwrap();
+                }
+            });
+        }
+    });
+    let doc = b.get::<u64>("n", "hot").unwrap().unwrap();
+    assert_eq!((doc.value, doc.version), (800, 800));
+}

@@ -150,6 +150,20 @@ pub trait Documents: Send + Sync {
         mode: ImportMode,
     ) -> Result<ImportReport>;
 
+    /// One step of an optimistic read-modify-write on `collection`/`key`: commits `batch`
+    /// (operations on that document only) or, if a concurrent change broke its precondition
+    /// (`Conflict`, `AlreadyExists`), returns the document as it is now, so the caller can
+    /// retry without another read. A backend may answer both from one round trip.
+    fn commit_or_read(&self, batch: Batch, collection: &str, key: &str) -> Result<CasStep> {
+        match self.commit(batch) {
+            Ok(versions) => Ok(CasStep::Committed(versions)),
+            Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) => {
+                Ok(CasStep::Changed(self.get_raw(collection, key)?))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores JSON text under `key`; returns the new version.
     fn put_raw(&self, collection: &str, key: &str, json: &RawValue) -> Result<u64> {
         let mut b = Batch::new();
@@ -170,6 +184,15 @@ pub trait Documents: Send + Sync {
         b.delete_if_version(collection, key, expected_version);
         self.commit(b).map(|_| ())
     }
+}
+
+/// The outcome of [`Documents::commit_or_read`].
+#[derive(Debug)]
+pub enum CasStep {
+    /// The batch committed: its per-operation results, as [`Documents::commit`] returns them.
+    Committed(Vec<Option<u64>>),
+    /// A concurrent change broke a precondition; nothing was written. The document now.
+    Changed(Option<RawDoc>),
 }
 
 fn first_version(versions: Vec<Option<u64>>) -> Result<u64> {
@@ -245,8 +268,9 @@ pub trait DocumentsExt: Documents {
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> Option<T>,
     {
+        let mut current = self.get_raw(collection, key)?;
         loop {
-            let (version, value) = match self.get_raw(collection, key)? {
+            let (version, value) = match current {
                 Some(d) => {
                     let v = d.version;
                     (Some(v), Some(decode::<T>(collection, key, d)?.value))
@@ -262,10 +286,9 @@ pub trait DocumentsExt: Documents {
                 (None, Some(v)) => b.delete_if_version(collection, key, v),
                 (None, None) => b.expect_version(collection, key, None),
             };
-            match self.commit(b) {
-                Ok(versions) => return Ok(if is_put { versions[0] } else { None }),
-                Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) => continue,
-                Err(e) => return Err(e),
+            match self.commit_or_read(b, collection, key)? {
+                CasStep::Committed(versions) => return Ok(if is_put { versions[0] } else { None }),
+                CasStep::Changed(now) => current = now,
             }
         }
     }

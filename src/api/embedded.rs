@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use super::documents::{Documents, KeyRange, RawDoc};
+use super::documents::{CasStep, Documents, KeyRange, RawDoc};
 use super::handles::{Admission, Breaker, CallPermit, Limiter, PermitBackend};
 use super::rules::check_collection;
 use super::{Backend, Guarantees, WriteGuarantee};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::{
     Acquire, Batch, BreakerConfig, BreakerHealth, CircuitBreaker, CircuitState, Decision,
     Durability, ImportMode, ImportReport, Permit, Quota, RateLimiter, Store, Validator,
@@ -41,6 +41,18 @@ impl Documents for Store {
         scan.take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&range.prefix)))
             .take(limit.unwrap_or(usize::MAX))
             .collect()
+    }
+
+    fn commit_or_read(&self, batch: Batch, collection: &str, key: &str) -> Result<CasStep> {
+        match Store::commit(self, batch) {
+            Ok(versions) => Ok(CasStep::Committed(versions)),
+            // The conflict was with the newest sequenced state, which readers see only once
+            // its group is written: retry against that state, not the older one.
+            Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) => {
+                Ok(CasStep::Changed(self.latest_versioned::<Box<RawValue>>(collection, key)?))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn count(&self, collection: &str) -> Result<u64> {

@@ -424,6 +424,21 @@ impl Store {
         }
     }
 
+    /// The newest sequenced state of a document, queued writes included (what `update`
+    /// compares against): for read-modify-write loops that retry after a conflict.
+    pub(crate) fn latest_versioned<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        let dkey: DocKey = (collection.to_owned(), key.to_owned());
+        let current = {
+            let q = self.inner.wal.lock();
+            self.latest(&q, &dkey)
+        };
+        current.map(|d| decode_doc(collection, key, &d)).transpose()
+    }
+
     /// The state of a key in the log (what readers see).
     fn applied(&self, collection: &str, key: &str) -> Option<Doc> {
         self.inner.docs.read().get(collection).and_then(|c| c.get(key)).cloned()

@@ -10,8 +10,8 @@
 //! each with 1, 16 and 64 client threads. Prints a Markdown table of operations per second.
 //!
 //! ```text
-//! cargo bench -p walden-redis --bench redis_vs_embedded            # 3 s per cell
-//! WALDEN_BENCH_SECS=1 cargo bench -p walden-redis --bench redis_vs_embedded
+//! cargo bench -p walden-redis --bench redis_vs_embedded            # 6 rounds × 0.5 s per cell
+//! WALDEN_BENCH_SECS=0.2 cargo bench -p walden-redis --bench redis_vs_embedded
 //! ```
 
 use std::process::{Child, Command, Stdio};
@@ -25,7 +25,7 @@ use walden_redis::{RedisBackend, RedisConfig};
 const CLIENTS: [usize; 3] = [1, 16, 64];
 
 fn seconds() -> f64 {
-    std::env::var("WALDEN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
+    std::env::var("WALDEN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(0.5)
 }
 
 /// Runs `op` on `clients` threads for the configured time; returns completed ops per second.
@@ -139,6 +139,19 @@ fn updates(backend: &dyn Backend, clients: usize) -> f64 {
     })
 }
 
+/// Alternates short runs of the workloads so that a change in the machine's load (other
+/// processes) affects each of them alike; returns ops/s of each, summed over the rounds.
+fn interleaved(clients: usize, workloads: &[&dyn Fn(usize) -> f64]) -> Vec<f64> {
+    const ROUNDS: usize = 6;
+    let mut sums = vec![0.0; workloads.len()];
+    for _ in 0..ROUNDS {
+        for (sum, w) in sums.iter_mut().zip(workloads) {
+            *sum += w(clients);
+        }
+    }
+    sums.into_iter().map(|s| s / ROUNDS as f64).collect()
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is understood.
     let server = start_redis();
@@ -149,21 +162,31 @@ fn main() {
     let quota = Quota::per_second(1_000_000_000).with_burst(1_000_000_000);
     let redis_limiter = Backend::rate_limiter(&redis, "bench", quota).unwrap();
     let store_limiter = Backend::rate_limiter(&store, "bench", quota).unwrap();
+    let url = server.url.as_str();
     println!("| workload | clients | walden on Redis (ops/s) | plain Redis (ops/s) | ratio | embedded walden (ops/s) |");
     println!("|---|---:|---:|---:|---:|---:|");
     for clients in CLIENTS {
-        let w = limiter_checks(&*redis_limiter, clients);
-        let p = fixed_window(&server.url, clients);
-        let e = limiter_checks(&*store_limiter, clients);
+        let r = interleaved(
+            clients,
+            &[&|c| limiter_checks(&*redis_limiter, c), &|c| fixed_window(url, c), &|c| {
+                limiter_checks(&*store_limiter, c)
+            }],
+        );
+        let (w, p, e) = (r[0], r[1], r[2]);
         println!(
             "| limiter check vs INCR+EXPIRE | {clients} | {w:.0} | {p:.0} | {:.2} | {e:.0} |",
             w / p
         );
     }
     for clients in CLIENTS {
-        let w = updates(&redis, clients);
-        let p = watch_multi_exec(&server.url, clients);
-        let e = updates(&store, clients);
-        println!("| CAS update of one hot key vs WATCH/MULTI/EXEC | {clients} | {w:.0} | {p:.0} | {:.2} | {e:.0} |", w / p);
+        let r = interleaved(
+            clients,
+            &[&|c| updates(&redis, c), &|c| watch_multi_exec(url, c), &|c| updates(&store, c)],
+        );
+        let (w, p, e) = (r[0], r[1], r[2]);
+        println!(
+            "| CAS update of one hot key vs WATCH/MULTI/EXEC | {clients} | {w:.0} | {p:.0} | {:.2} | {e:.0} |",
+            w / p
+        );
     }
 }

@@ -6,8 +6,8 @@ use std::ops::Bound;
 use redis::Value;
 use serde_json::value::RawValue;
 use walden::api::{
-    import_chunk_len, parse_import_object, rules::check_collection, Documents, KeyRange, Operation,
-    OperationKind, Precondition, RawDoc, WriteGuarantee,
+    import_chunk_len, parse_import_object, rules::check_collection, CasStep, Documents, KeyRange,
+    Operation, OperationKind, Precondition, RawDoc, WriteGuarantee,
 };
 use walden::{
     Batch, Durability, Error, ImportMode, ImportReport, IoOp, Result, Validator, Versioned,
@@ -88,8 +88,13 @@ impl RedisBackend {
 
     /// Applies checked operations in one script.
     fn commit_prepared(&self, ops: &[Operation]) -> Result<Vec<Option<u64>>> {
+        self.apply(ops)?.map_err(|refusal| refusal.error)
+    }
+
+    /// Applies checked operations in one script: `Ok(Err(_))` when a precondition failed.
+    fn apply(&self, ops: &[Operation]) -> Result<Result<Vec<Option<u64>>, Refusal>> {
         if ops.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Ok(Vec::new()));
         }
         self.check_slots(ops)?;
         let keys = &self.shared.keys;
@@ -151,7 +156,14 @@ impl RedisBackend {
     }
 }
 
-fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Vec<Option<u64>>> {
+/// A batch refused by a precondition: the error, and the refused operation's stored document
+/// (`None`: absent).
+struct Refusal {
+    error: Error,
+    stored: Option<RawDoc>,
+}
+
+fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Result<Vec<Option<u64>>, Refusal>> {
     let bad = || bad_reply("commit", reply);
     let Value::Array(items) = reply else { return Err(bad()) };
     let code = items.first().and_then(int).ok_or_else(bad)?;
@@ -160,19 +172,27 @@ fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Vec<Option<u64>>> {
         if results.len() != ops.len() {
             return Err(bad());
         }
-        return results.iter().map(|r| number(r).ok_or_else(bad)).collect();
+        return results.iter().map(|r| number(r).ok_or_else(bad)).collect::<Result<_>>().map(Ok);
     }
-    let i = items.get(1).and_then(int).ok_or_else(bad)?;
-    let op = usize::try_from(i - 1).ok().and_then(|i| ops.get(i)).ok_or_else(bad)?;
-    let current = items.get(2).and_then(number).ok_or_else(bad)?;
+    let [_, i, current, v, t, j] = items.as_slice() else { return Err(bad()) };
+    let op = int(i)
+        .and_then(|i| usize::try_from(i - 1).ok())
+        .and_then(|i| ops.get(i))
+        .ok_or_else(bad)?;
+    let current = number(current).ok_or_else(bad)?;
+    let stored = match text(v) {
+        Some("") => None,
+        _ => Some(raw_doc(v, t, j).ok_or_else(bad)?),
+    };
     let (collection, key) = (op.collection.clone(), op.key.clone());
-    match (code, current) {
+    let error = match (code, current) {
         (2, current) => {
-            Err(Error::Conflict { collection, key, expected: op.precondition.expected(), current })
+            Error::Conflict { collection, key, expected: op.precondition.expected(), current }
         }
-        (3, Some(version)) => Err(Error::AlreadyExists { collection, key, version }),
-        _ => Err(bad()),
-    }
+        (3, Some(version)) => Error::AlreadyExists { collection, key, version },
+        _ => return Err(bad()),
+    };
+    Ok(Err(Refusal { error, stored }))
 }
 
 fn write_io(e: std::io::Error) -> Error {
@@ -200,6 +220,19 @@ impl Documents for RedisBackend {
         let (ops, durability) = self.shared.config.rules.prepare(batch, &self.shared.validators)?;
         self.check_durability(durability)?;
         self.commit_prepared(&ops)
+    }
+
+    fn commit_or_read(&self, batch: Batch, collection: &str, key: &str) -> Result<CasStep> {
+        let (ops, durability) = self.shared.config.rules.prepare(batch, &self.shared.validators)?;
+        self.check_durability(durability)?;
+        match self.apply(&ops)? {
+            Ok(versions) => Ok(CasStep::Committed(versions)),
+            // The script read the refused document in the same instant: no second round trip.
+            Err(r) if ops.iter().all(|o| o.collection == collection && o.key == key) => {
+                Ok(CasStep::Changed(r.stored))
+            }
+            Err(_) => Ok(CasStep::Changed(self.get_raw(collection, key)?)),
+        }
     }
 
     fn scan_raw(

@@ -32,8 +32,10 @@ local now_s, now_n = tonumber(t[1]), tonumber(t[2]) * 1000
 ///
 /// Every precondition is checked before anything is written (a script is atomic but does not
 /// roll back), in batch order, each operation seeing the effects of the ones before it.
-/// Returns `{1, now, result...}` (a result: version, or empty for none), `{2, i, current}` on a
-/// conflict, `{3, i, current}` when an insert finds a document.
+/// Returns `{1, now, result...}` (a result: version, or empty for none), `{2, i, current, …}`
+/// on a conflict, `{3, i, current, …}` when an insert finds a document; a refusal also carries
+/// the stored document of operation i (version, time, JSON; empty if absent), so an `update`
+/// loop retries without another read.
 const COMMIT: &str = r#"
 local n = tonumber(ARGV[1])
 local t = redis.call('TIME')
@@ -47,6 +49,10 @@ local function floor_of(fk)
   end
   return f
 end
+local function refuse(code, i, cur)
+  local h = redis.call('HMGET', KEYS[3 * i - 2], 'v', 't', 'j')
+  return {code, i, cur or '', h[1] or '', h[2] or '', h[3] or ''}
+end
 for i = 1, n do
   local b = 1 + 4 * (i - 1)
   local kind, cond, member, json = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
@@ -56,9 +62,9 @@ for i = 1, n do
     cur = redis.call('HGET', dk, 'v') or false
     work[dk] = cur
   end
-  if cond == 'A' and cur and kind == 'P' then return {3, i, cur} end
-  if cond == 'A' and cur then return {2, i, cur} end
-  if cond ~= '*' and cond ~= 'A' and cond ~= cur then return {2, i, cur or ''} end
+  if cond == 'A' and cur and kind == 'P' then return refuse(3, i, cur) end
+  if cond == 'A' and cur then return refuse(2, i, cur) end
+  if cond ~= '*' and cond ~= 'A' and cond ~= cur then return refuse(2, i, cur) end
   if kind == 'P' then
     local v
     if cur then v = string.format('%.0f', tonumber(cur) + 1)
@@ -115,23 +121,29 @@ return out
 /// Rate limiter: one GCRA check. KEYS[1] = the key's TAT. ARGV = cost (n·T) seconds and
 /// nanoseconds, window (B·T) seconds and nanoseconds, `1` to consume (`0`: peek). An allowed
 /// consuming check stores the new TAT with an expiry at that time (idle keys vanish). Returns
-/// `{allowed, now, tat}` where `tat` is max(stored TAT, now) before the check.
+/// `{allowed, now, tat}` where `tat` is max(stored TAT, now) before the check. Written out
+/// without the prelude's helper functions: it is the hottest script, and creating closures
+/// on every call costs a third of its time inside Redis.
 const GCRA: &str = r#"
+local t = redis.call('TIME')
+local now_s, now_n = tonumber(t[1]), tonumber(t[2]) * 1000
 local tat_s, tat_n = now_s, now_n
 local stored = redis.call('GET', KEYS[1])
 if stored then
-  local s, n = parse(stored)
-  if before(now_s, now_n, s, n) then tat_s, tat_n = s, n end
+  local s, n = tonumber(string.sub(stored, 1, -10)), tonumber(string.sub(stored, -9))
+  if s > now_s or (s == now_s and n > now_n) then tat_s, tat_n = s, n end
 end
-local new_s, new_n = norm(tat_s + tonumber(ARGV[1]), tat_n + tonumber(ARGV[2]))
-local lim_s, lim_n = norm(now_s + tonumber(ARGV[3]), now_n + tonumber(ARGV[4]))
-local allowed = not before(lim_s, lim_n, new_s, new_n)
+local new_s, new_n = tat_s + tonumber(ARGV[1]), tat_n + tonumber(ARGV[2])
+if new_n >= 1e9 then new_s, new_n = new_s + 1, new_n - 1e9 end
+local lim_s, lim_n = now_s + tonumber(ARGV[3]), now_n + tonumber(ARGV[4])
+if lim_n >= 1e9 then lim_s, lim_n = lim_s + 1, lim_n - 1e9 end
+local allowed = new_s < lim_s or (new_s == lim_s and new_n <= lim_n)
 if allowed and ARGV[5] == '1' then
   local ms = math.ceil((new_s - now_s) * 1000 + (new_n - now_n) / 1e6)
   if ms < 1 then ms = 1 end
-  redis.call('SET', KEYS[1], fmt(new_s, new_n), 'PX', ms)
+  redis.call('SET', KEYS[1], string.format('%d%09d', new_s, new_n), 'PX', ms)
 end
-return {allowed and 1 or 0, fmt(now_s, now_n), fmt(tat_s, tat_n)}
+return {allowed and 1 or 0, string.format('%d%09d', now_s, now_n), string.format('%d%09d', tat_s, tat_n)}
 "#;
 
 /// Circuit breaker: the state machine of the embedded breaker, on one hash shared by every
@@ -234,7 +246,6 @@ return reply
 
 pub(crate) static COMMIT_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(COMMIT));
 pub(crate) static SCAN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SCAN));
-pub(crate) static GCRA_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{TIME_PRELUDE}{GCRA}")));
+pub(crate) static GCRA_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA));
 pub(crate) static BREAKER_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(&format!("{TIME_PRELUDE}{BREAKER}")));

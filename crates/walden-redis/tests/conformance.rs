@@ -283,3 +283,19 @@ fn the_example_runs_unchanged_on_both_backends() {
     assert_eq!(embedded, Ok(()));
     assert_eq!(redis, Ok(()));
 }
+
+#[test]
+fn with_cluster_slots_a_batch_over_two_collections_is_refused_before_anything_is_sent() {
+    let server = RedisServer::start();
+    let mut config = server.config();
+    config.cluster_slots = true;
+    let b = walden_redis::RedisBackend::connect(config).unwrap();
+    let mut batch = Batch::new();
+    batch.put("a", "k", &1).put("b", "k", &2);
+    let err = b.commit(batch).unwrap_err();
+    assert!(matches!(&err, Error::CrossSlot { first, second } if first == "a" && second == "b"));
+    assert_eq!(b.collections().unwrap(), Vec::<String>::new());
+    let mut batch = Batch::new();
+    batch.put("a", "k", &1).put("a", "j", &2);
+    assert_eq!(b.commit(batch).unwrap(), [Some(1), Some(1)]);
+}

@@ -13,9 +13,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::RedisServer;
-use walden::api::{Backend, DocumentsExt};
+use walden::api::{Backend, DocumentsExt, Limiter};
 use walden::{Error, Quota};
-use walden_redis::RedisBackend;
+use walden_redis::{LimiterFailure, RedisBackend};
 
 const WRITERS: usize = 8;
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -123,4 +123,28 @@ fn a_stalled_redis_gives_a_timeout_within_the_bound_and_service_resumes() {
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(backend.get::<u64>("c", "k").unwrap().unwrap().value, 1);
+}
+
+#[test]
+fn limiters_answer_by_their_failure_policy_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    let mut config = server.config();
+    config.timeout = TIMEOUT;
+    let backend = RedisBackend::connect(config).unwrap();
+    let quota = Quota::per_second(5);
+    let strict = backend.rate_limiter("strict", quota).unwrap();
+    let open = backend.rate_limiter_with("open", quota, LimiterFailure::Allow).unwrap();
+    let retry_after = Duration::from_secs(7);
+    let closed =
+        backend.rate_limiter_with("closed", quota, LimiterFailure::Deny { retry_after }).unwrap();
+    let breaker = backend.breaker("b", walden::BreakerConfig::default()).unwrap();
+    assert!(strict.check("k").unwrap().allowed);
+    server.kill9();
+    assert!(is_down_error(&strict.check("k").unwrap_err()));
+    assert!(open.check("k").unwrap().allowed);
+    let d = closed.check("k").unwrap();
+    assert_eq!((d.allowed, d.retry_after), (false, retry_after));
+    assert!(is_down_error(&breaker.try_acquire().unwrap_err()));
+    // Bad input is still refused first, whatever the policy.
+    assert!(matches!(open.check(""), Err(Error::InvalidName { .. })));
 }

@@ -26,9 +26,8 @@ use crate::limits::{
     DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_KEY_BYTES, MAX_BATCH_OPS, MAX_COLLECTION_NAME_BYTES,
     MAX_RECORD_BODY_BYTES,
 };
-use crate::ratelimit::codec::check_object_name;
 use crate::store::batch::{Cond, Op};
-use crate::store::{check_key, check_name};
+use crate::store::names::{check_key, check_name, check_object_name};
 use crate::{Batch, BreakerConfig, Decision, Durability, Options, Quota, Validator};
 
 /// A version precondition of one [`Operation`].

@@ -1,7 +1,8 @@
 //! Forgetting a key's state (`reset`): a logged record that makes the key idle.
 
-use super::{RateLimitRecord, RateLimiter};
+use super::RateLimiter;
 use crate::error::Result;
+use crate::format::ratelimit::RateLimitRecord;
 use crate::format::RecordKind;
 
 impl RateLimiter {

@@ -131,7 +131,11 @@ impl Limiter for RateLimiter {
         RateLimiter::check_with(self, key, n, quota)
     }
 
-    fn reset(&self, key: &str) -> Result<()> {
+    fn peek(&self, key: &str) -> Result<Decision> {
+        RateLimiter::peek(self, key)
+    }
+
+    fn reset(&self, key: &str) -> Result<bool> {
         self.forget_key(key)
     }
 }

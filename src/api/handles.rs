@@ -28,12 +28,16 @@ pub trait Limiter: Send + Sync {
     /// [`peek`](Self::peek).
     fn quota(&self) -> Quota;
 
-    /// Spends `n` cells of `key` under `quota`, all or nothing (`n = 0`: a peek). A cost above
-    /// the burst fails with [`Error::InvalidQuota`](crate::Error::InvalidQuota).
+    /// Spends `n` cells of `key` under `quota`, all or nothing. A cost the quota can never
+    /// allow (above its burst) is refused with the same error on every backend.
     fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision>;
 
-    /// Forgets `key`'s state: its next check sees the full burst.
-    fn reset(&self, key: &str) -> Result<()>;
+    /// Whether one cell of `key` is available and how many are, consuming nothing.
+    fn peek(&self, key: &str) -> Result<Decision>;
+
+    /// Forgives `key`: its next check sees the full burst. Returns whether the key had spent
+    /// cells.
+    fn reset(&self, key: &str) -> Result<bool>;
 
     /// Spends one cell of `key` if available.
     fn check(&self, key: &str) -> Result<Decision> {
@@ -43,11 +47,6 @@ pub trait Limiter: Send + Sync {
     /// Spends `n` cells of `key` at once, all or nothing.
     fn check_n(&self, key: &str, n: u32) -> Result<Decision> {
         self.check_with(key, n, &self.quota())
-    }
-
-    /// Whether one cell is available and how many are, consuming nothing.
-    fn peek(&self, key: &str) -> Result<Decision> {
-        self.check_with(key, 0, &self.quota())
     }
 }
 

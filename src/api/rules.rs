@@ -152,9 +152,14 @@ pub fn check_breaker_config(config: &BreakerConfig) -> Result<()> {
     config.validate()
 }
 
-/// Checks a quota, and the cost `n` of one check against it (at most the burst: a larger cost
-/// could never be allowed).
-pub fn check_quota(quota: &Quota, n: u32) -> Result<()> {
+/// Checks a quota: it can admit anything at all and its window fits the arithmetic.
+pub fn check_quota(quota: &Quota) -> Result<()> {
+    quota.validate()
+}
+
+/// Checks a quota and the cost `n` of one check against it, as the embedded limiter does
+/// before a check (a cost the quota can never allow is refused).
+pub fn check_cost(quota: &Quota, n: u32) -> Result<()> {
     quota.validate_cost(n)
 }
 
@@ -162,7 +167,7 @@ pub fn check_quota(quota: &Quota, n: u32) -> Result<()> {
 /// arrival time is `tat_unix_ns` (0: none), at `now_unix_ns`: the decision and, if cells were
 /// consumed, the new TAT. The same arithmetic as the embedded limiter, so a remote backend that
 /// keeps the TAT and decides atomically on its side reports the same [`Decision`] fields.
-/// Requires a valid quota and `n ≤ burst` ([`check_quota`]).
+/// Requires a valid quota and `n ≤ burst` ([`check_cost`]).
 pub fn gcra_decide(
     quota: &Quota,
     tat_unix_ns: u64,

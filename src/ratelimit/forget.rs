@@ -7,15 +7,16 @@ use crate::format::RecordKind;
 
 impl RateLimiter {
     /// Makes `key` idle (its next check sees the full burst), durably: a record with
-    /// `tat = now` replays as "idle". Writes nothing if the key is idle already.
-    pub(crate) fn forget_key(&self, key: &str) -> Result<()> {
+    /// `tat = now` replays as "idle". Writes nothing if the key is idle already. Returns
+    /// whether the key had spent cells.
+    pub(crate) fn forget_key(&self, key: &str) -> Result<bool> {
         self.store.check_key(key)?;
         let inner = &self.store.inner;
         let clock_ns = inner.options.clock.now_unix_ns();
         let mut st = inner.ratelimits.lock();
         let now = st.observe(clock_ns);
         if st.tat(&self.name, key) <= now {
-            return Ok(());
+            return Ok(false);
         }
         let body = RateLimitRecord { now_unix_ns: now, tat_unix_ns: now, limiter: &self.name, key }
             .encode();
@@ -24,6 +25,7 @@ impl RateLimiter {
         st.note_record(ticket.lsn, now);
         st.set(&self.name, key, now, now);
         drop(st);
-        self.store.wait_for(ticket, self.durability)
+        self.store.wait_for(ticket, self.durability)?;
+        Ok(true)
     }
 }

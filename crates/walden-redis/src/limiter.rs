@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use walden::api::rules::{check_limiter_name, check_quota};
+use walden::api::rules::{check_cost, check_limiter_name, check_quota};
 use walden::api::{gcra_decide, Limiter};
 use walden::{Decision, Error, Quota, Result};
 
@@ -62,7 +62,7 @@ impl RedisLimiter {
         on_failure: LimiterFailure,
     ) -> Result<RedisLimiter> {
         check_limiter_name(name)?;
-        check_quota(&quota, 0)?;
+        check_quota(&quota)?;
         Ok(RedisLimiter { shared, name: Arc::from(name), quota, on_failure })
     }
 
@@ -103,20 +103,9 @@ impl RedisLimiter {
         }
         Ok(decision)
     }
-}
 
-impl Limiter for RedisLimiter {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn quota(&self) -> Quota {
-        self.quota
-    }
-
-    fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
-        self.shared.config.rules.check_key(key)?;
-        check_quota(quota, n)?;
+    /// Decides with the failure policy applied (`n = 0`: a peek).
+    fn decide_or_policy(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
         match self.decide(key, n, quota) {
             Err(e @ (Error::Unavailable { .. } | Error::Timeout { .. })) => {
                 let limit = quota.burst();
@@ -142,14 +131,37 @@ impl Limiter for RedisLimiter {
             other => other,
         }
     }
+}
 
-    fn reset(&self, key: &str) -> Result<()> {
+impl Limiter for RedisLimiter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn quota(&self) -> Quota {
+        self.quota
+    }
+
+    fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
+        self.shared.config.rules.check_key(key)?;
+        check_cost(quota, n)?;
+        self.decide_or_policy(key, n, quota)
+    }
+
+    fn peek(&self, key: &str) -> Result<Decision> {
+        self.shared.config.rules.check_key(key)?;
+        self.decide_or_policy(key, 0, &self.quota)
+    }
+
+    fn reset(&self, key: &str) -> Result<bool> {
         self.shared.config.rules.check_key(key)?;
         let redis_key = self.shared.keys.limiter(&self.name, key);
         let shared = &self.shared;
         shared.pool.run(|con| {
-            redis::cmd("DEL").arg(redis_key).query::<()>(con)?;
-            shared.wait_replicas(con)
+            // An idle key has expired already: deleting nothing means nothing was spent.
+            let deleted: u32 = redis::cmd("DEL").arg(redis_key).query(con)?;
+            shared.wait_replicas(con)?;
+            Ok(deleted > 0)
         })
     }
 }

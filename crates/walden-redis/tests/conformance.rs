@@ -156,7 +156,7 @@ fn limiters_and_breakers_behave_the_same_on_both_backends() {
             ));
         }
         out.push(format!("{:?}", l.peek("other").unwrap().remaining));
-        l.reset("ip").unwrap();
+        out.push(format!("reset {:?} {:?}", l.reset("ip"), l.reset("never-used")));
         out.push(format!("{:?}", l.peek("ip").unwrap().remaining));
         let br = b.breaker("db", BreakerConfig::default()).unwrap();
         for _ in 0..3 {

@@ -269,25 +269,31 @@ impl Documents for RedisBackend {
     fn collections(&self) -> Result<Vec<String>> {
         let keys = &self.shared.keys;
         let pattern = keys.index_pattern();
-        let mut names = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self.shared.pool.run(|con| {
-                redis::cmd("SCAN")
+        // Every node: in a cluster each holds the collections of its slots.
+        let per_node = self.shared.pool.each_node(|con| {
+            let mut found = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
                     .arg(&pattern)
                     .arg("COUNT")
                     .arg(SCAN_KEYS_PER_CALL)
-                    .query(con)
-            })?;
-            names
-                .extend(batch.iter().filter_map(|k| keys.collection_of_index(k)).map(String::from));
-            if next == 0 {
-                break;
+                    .query(con)?;
+                found.extend(batch);
+                if next == 0 {
+                    return Ok(found);
+                }
+                cursor = next;
             }
-            cursor = next;
-        }
+        })?;
+        let mut names: Vec<String> = per_node
+            .iter()
+            .flatten()
+            .filter_map(|k| keys.collection_of_index(k))
+            .map(String::from)
+            .collect();
         names.sort();
         names.dedup();
         Ok(names)

@@ -8,52 +8,74 @@ use walden::{Durability, Error, Result};
 use crate::conn::{Pool, BACKEND};
 use crate::RedisConfig;
 
-fn config_get(pool: &Pool, name: &str) -> Result<String> {
-    let pair: Vec<String> = pool.run(|con| redis::cmd("CONFIG").arg("GET").arg(name).query(con))?;
-    pair.get(1).cloned().ok_or_else(|| Error::DurabilityUnavailable {
-        backend: BACKEND,
-        reason: format!("CONFIG GET {name} returned nothing; cannot tell what a write survives"),
-    })
+/// A node's `appendonly`, `appendfsync` and `maxmemory-policy`.
+fn settings(con: &mut redis::Connection) -> redis::RedisResult<[String; 3]> {
+    let mut get = |name: &str| -> redis::RedisResult<String> {
+        let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(con)?;
+        Ok(pair.get(1).cloned().unwrap_or_default())
+    };
+    Ok([get("appendonly")?, get("appendfsync")?, get("maxmemory-policy")?])
 }
 
-/// Reads `appendonly`, `appendfsync` and `maxmemory-policy`; refuses what `config` does not
-/// allow; returns what an acknowledged write survives.
-pub(crate) fn check(pool: &Pool, config: &RedisConfig) -> Result<Guarantees> {
-    let appendonly = config_get(pool, "appendonly")?;
-    let appendfsync = config_get(pool, "appendfsync")?;
-    let policy = config_get(pool, "maxmemory-policy")?;
-    let write = match (appendonly.as_str(), appendfsync.as_str()) {
+fn guarantee_of(appendonly: &str, appendfsync: &str) -> WriteGuarantee {
+    match (appendonly, appendfsync) {
         ("yes", "always") => WriteGuarantee::Fsynced,
         ("yes", "everysec") => WriteGuarantee::FsyncedWithin { interval: Duration::from_secs(1) },
         ("yes", _) => WriteGuarantee::OsBuffered,
         _ => WriteGuarantee::Memory,
-    };
-    let detail = format!(
-        "appendonly {appendonly}, appendfsync {appendfsync}, maxmemory-policy {policy}, WAIT for {} replicas",
-        config.replicas
-    );
+    }
+}
+
+/// Strength of a guarantee, for taking the weakest of several nodes.
+fn rank(w: WriteGuarantee) -> u8 {
+    match w {
+        WriteGuarantee::Fsynced => 3,
+        WriteGuarantee::FsyncedWithin { .. } => 2,
+        WriteGuarantee::OsBuffered => 1,
+        _ => 0,
+    }
+}
+
+/// Reads `appendonly`, `appendfsync` and `maxmemory-policy` of every node; refuses what
+/// `config` does not allow; returns what an acknowledged write survives (on the weakest node).
+pub(crate) fn check(pool: &Pool, config: &RedisConfig) -> Result<Guarantees> {
+    let nodes = pool.each_node(settings)?;
+    let mut write = WriteGuarantee::Fsynced;
+    let mut details = Vec::with_capacity(nodes.len());
+    let mut evicting = None;
+    for [appendonly, appendfsync, policy] in &nodes {
+        let w = guarantee_of(appendonly, appendfsync);
+        if rank(w) < rank(write) {
+            write = w;
+        }
+        if policy != "noeviction" {
+            evicting = Some(policy.clone());
+        }
+        details.push(format!(
+            "appendonly {appendonly}, appendfsync {appendfsync}, maxmemory-policy {policy}"
+        ));
+    }
+    details.dedup();
+    let detail = format!("{}, WAIT for {} replicas", details.join("; "), config.replicas);
     let enough = match config.durability {
         Durability::Immediate => write == WriteGuarantee::Fsynced,
-        Durability::Buffered => {
-            matches!(write, WriteGuarantee::Fsynced | WriteGuarantee::FsyncedWithin { .. })
-        }
+        Durability::Buffered => rank(write) >= 2,
     };
     if !enough && !config.allow_weaker_durability {
+        let needed = match config.durability {
+            Durability::Immediate => "always",
+            Durability::Buffered => "always or everysec",
+        };
         return Err(Error::DurabilityUnavailable {
             backend: BACKEND,
             reason: format!(
-                "{:?} needs appendonly yes and appendfsync {}; found {detail} \
+                "{:?} needs appendonly yes and appendfsync {needed}; found {detail} \
                  (set allow_weaker_durability to accept it)",
-                config.durability,
-                if config.durability == Durability::Immediate {
-                    "always"
-                } else {
-                    "always or everysec"
-                }
+                config.durability
             ),
         });
     }
-    if policy != "noeviction" && !config.allow_eviction {
+    if let (Some(policy), false) = (evicting, config.allow_eviction) {
         return Err(Error::DurabilityUnavailable {
             backend: BACKEND,
             reason: format!(

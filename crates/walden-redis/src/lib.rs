@@ -106,8 +106,12 @@ pub struct RedisConfig {
     pub replicas: u32,
     /// Refuse batches over several collections (different cluster slots) with
     /// [`Error::CrossSlot`], so an application tested on one node behaves the same on Redis
-    /// Cluster.
+    /// Cluster. Always on with [`cluster_nodes`](Self::cluster_nodes).
     pub cluster_slots: bool,
+    /// Redis Cluster: every primary's URL (`redis://host:port`). Empty: one server at
+    /// [`url`](Self::url). Commands go to the node of their key's slot; the persistence check
+    /// and `collections()` visit every node listed here, so list them all.
+    pub cluster_nodes: Vec<String>,
     /// Largest key and document, as in [`walden::Options`].
     pub rules: Rules,
     /// What a rate limiter answers while Redis is unreachable.
@@ -128,9 +132,20 @@ impl RedisConfig {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             replicas: 0,
             cluster_slots: false,
+            cluster_nodes: Vec::new(),
             rules: Rules::default(),
             limiter_failure: LimiterFailure::Error,
         }
+    }
+
+    /// Defaults for a Redis Cluster whose primaries are `nodes` (see [`RedisConfig::new`]),
+    /// with [`cluster_slots`](Self::cluster_slots) on.
+    pub fn cluster(nodes: impl IntoIterator<Item = impl Into<String>>) -> RedisConfig {
+        let nodes: Vec<String> = nodes.into_iter().map(Into::into).collect();
+        let mut c = RedisConfig::new(nodes.first().cloned().unwrap_or_default());
+        c.cluster_slots = true;
+        c.cluster_nodes = nodes;
+        c
     }
 }
 
@@ -144,7 +159,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// After a write on `con`: waits for the configured replicas.
-    pub(crate) fn wait_replicas(&self, con: &mut redis::Connection) -> redis::RedisResult<()> {
+    pub(crate) fn wait_replicas(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+    ) -> redis::RedisResult<()> {
         if self.config.replicas == 0 {
             return Ok(());
         }
@@ -180,9 +198,20 @@ impl RedisBackend {
     /// [`Error::DurabilityUnavailable`]) a Redis that cannot keep what `config` asks for,
     /// unless the matching opt-out is set. Fails with [`Error::Unavailable`] or
     /// [`Error::Timeout`] if Redis cannot be reached within the timeout.
-    pub fn connect(config: RedisConfig) -> Result<RedisBackend> {
+    pub fn connect(mut config: RedisConfig) -> Result<RedisBackend> {
         check_namespace(&config.namespace)?;
-        let pool = Pool::new(&config.url, config.timeout)?;
+        let cluster = !config.cluster_nodes.is_empty();
+        if cluster && config.replicas > 0 {
+            // WAIT answers for the node it is sent to; routed by no key, it cannot follow
+            // the write's slot.
+            return Err(Error::Backend {
+                backend: conn::BACKEND,
+                message: "replicas (WAIT) is not supported with cluster_nodes".to_owned(),
+            });
+        }
+        config.cluster_slots |= cluster;
+        let urls = if cluster { config.cluster_nodes.clone() } else { vec![config.url.clone()] };
+        let pool = Pool::new(&urls, cluster, config.timeout)?;
         let guarantees = durability::check(&pool, &config)?;
         let shared = Shared {
             pool,

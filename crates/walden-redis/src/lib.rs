@@ -39,11 +39,11 @@
 //! | a rate limiter key's TAT | `NS:r:LIMITER:{KEY}` | string (ns), expires when idle |
 //! | a circuit breaker | `NS:b:{BREAKER}` | hash |
 //!
-//! One collection's documents share a slot, so a batch within one collection is atomic
-//! anywhere; with
-//! [`RedisConfig::cluster_slots`] set, a batch over several collections is refused with
-//! [`walden::Error::CrossSlot`] before anything is sent. This crate connects to one node; a
-//! cluster client is not part of it yet.
+//! One collection's documents share a slot, so a batch within one collection is atomic on any
+//! node; a batch over several collections cannot be, and is refused with
+//! [`walden::Error::CrossSlot`] before anything is sent ([`RedisConfig::cluster`], or
+//! [`RedisConfig::cluster_slots`] on one node). Each script goes to the node of its keys'
+//! slot; the persistence check and `collections()` visit every configured node.
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -8,10 +8,10 @@ use serde::de::DeserializeOwned;
 
 use super::Follower;
 use crate::breaker::{health, BreakerHealth};
-use crate::error::{Error, LimitKind, Result};
+use crate::error::{LimitKind, Result};
 use crate::limits::MAX_KEY_BYTES_LIMIT;
 use crate::ratelimit::gcra::{decide, Decision, Quota};
-use crate::store::names::{check_collection, check_object_name};
+use crate::store::names::{self, check_collection, check_object_name};
 use crate::store::{decode_doc, Scan, Versioned};
 
 /// Counters and positions of a [`Follower`], from [`Follower::stats`].
@@ -35,19 +35,9 @@ pub struct FollowerStats {
     pub reloads: u64,
 }
 
+/// A follower knows no writer's `max_key_bytes`: any key a store can hold may be asked for.
 fn check_key(key: &str) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::InvalidName {
-            what: LimitKind::Key,
-            name: String::new(),
-            reason: "must not be empty",
-        });
-    }
-    if key.len() > MAX_KEY_BYTES_LIMIT {
-        let (size, limit) = (key.len(), MAX_KEY_BYTES_LIMIT);
-        return Err(Error::TooLarge { what: LimitKind::Key, size, limit });
-    }
-    Ok(())
+    names::check_key(key, MAX_KEY_BYTES_LIMIT)
 }
 
 impl Follower {

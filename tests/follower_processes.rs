@@ -141,8 +141,8 @@ fn follower_step(f: &Follower, follow: bool, last: &mut (u64, Vec<u64>)) {
         .scan_range_at::<Value>(COLLECTION, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
         .unwrap();
     let c = counts(scan.map(|r| r.map(|(k, v)| (k, v.value)).unwrap()));
-    for t in 0..THREADS {
-        assert!(c[t] >= last.1[t], "thread {t}: {} keys after {} (at LSN {at})", c[t], last.1[t]);
+    for (t, (now, before)) in c.iter().zip(&last.1).enumerate() {
+        assert!(now >= before, "thread {t}: {now} keys after {before} (at LSN {at})");
     }
     *last = (lsn, c);
 }

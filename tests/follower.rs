@@ -141,7 +141,7 @@ fn a_follower_survives_a_writer_restart_and_a_store_with_no_writer() {
 }
 
 #[test]
-fn torn_bytes_at_the_end_of_the_log_are_not_yet_and_never_an_error() {
+fn torn_bytes_are_not_yet_and_the_next_writer_cutting_them_is_followed() {
     let t = tmp();
     let dir = store_dir(&t);
     let store = Store::open(&dir).unwrap();
@@ -155,6 +155,12 @@ fn torn_bytes_at_the_end_of_the_log_are_not_yet_and_never_an_error() {
     let f = Follower::open(&dir).unwrap();
     assert_eq!(value(&f, "a"), Some(1));
     assert_eq!(f.refresh().unwrap(), 1);
+    // The next writer cuts the torn bytes from under the follower and goes on in a new epoch.
+    let store = Store::open(&dir).unwrap();
+    assert!(store.stats().recovery.torn_tail.is_some());
+    store.put("c", "b", &2u64).unwrap();
+    f.refresh().unwrap();
+    assert_eq!((value(&f, "a"), value(&f, "b")), (Some(1), Some(2)));
 }
 
 #[test]

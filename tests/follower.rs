@@ -300,3 +300,41 @@ fn a_follower_makes_no_write_operation_and_changes_no_byte() {
     assert_eq!(io.changes.load(Ordering::SeqCst), 0);
     assert!(io.reads.load(Ordering::SeqCst) > 0, "the follower read through the seam");
 }
+
+#[test]
+fn the_writer_publishes_its_epoch_and_durable_lsn_after_each_fsync() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let store = Store::open(&dir).unwrap();
+    let read = || {
+        let bytes = std::fs::read(dir.join(walden::format::files::DURABLE_FILE)).unwrap();
+        walden::format::DurableMark::decode(&bytes).unwrap()
+    };
+    assert_eq!(read().lsn, 0);
+    store.put("c", "a", &1u64).unwrap();
+    store.put("c", "b", &2u64).unwrap();
+    let st = store.stats();
+    assert_eq!((read().epoch, read().lsn), (st.epoch, st.durable_lsn));
+    store.close().unwrap();
+    let store = Store::open(&dir).unwrap();
+    assert_eq!((read().epoch, read().lsn), (st.epoch + 1, st.durable_lsn), "a new epoch at open");
+    drop(store);
+}
+
+#[test]
+fn without_a_durable_file_only_segments_followed_by_another_count() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let store = Store::open_with(&dir, small_segments()).unwrap();
+    for i in 0..100u64 {
+        store.put("c", &format!("k{i:03}"), &i).unwrap();
+    }
+    store.close().unwrap();
+    std::fs::remove_file(dir.join(walden::format::files::DURABLE_FILE)).unwrap();
+    let last = common::segments(&dir).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    let first_lsn = walden::format::SegmentHeader::decode(&bytes).unwrap().first_lsn;
+    let f = Follower::open(&dir).unwrap();
+    assert_eq!(f.applied_lsn(), first_lsn - 1);
+    assert_eq!(f.durable(), None);
+}

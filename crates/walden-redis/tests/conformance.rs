@@ -299,3 +299,32 @@ fn with_cluster_slots_a_batch_over_two_collections_is_refused_before_anything_is
     batch.put("a", "k", &1).put("a", "j", &2);
     assert_eq!(b.commit(batch).unwrap(), [Some(1), Some(1)]);
 }
+
+#[test]
+fn failure_rate_and_slow_calls_trip_breakers_alike_on_both_backends() {
+    let story = |b: &dyn Backend| -> Vec<String> {
+        let rate = walden::FailureRate { threshold_percent: 50, window_calls: 4, minimum_calls: 4 };
+        let config = BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(rate),
+            slow_call_threshold: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        let br = b.breaker("rate", config).unwrap();
+        let mut out = Vec::new();
+        // fail, ok, slow ok (a failure), ok: 2 of 4 failed but the last call succeeded.
+        for (ok, secs) in [(false, 0), (true, 0), (true, 3), (true, 0), (false, 0)] {
+            let Admission::Permitted(p) = br.try_acquire().unwrap() else { panic!("closed") };
+            out.push(format!("{:?}", p.finish(ok, Duration::from_secs(secs))));
+            let h = br.health().unwrap();
+            out.push(format!(
+                "{:?} {} {} {} {}",
+                h.state, h.generation, h.consecutive_failures, h.window_calls, h.window_failures
+            ));
+        }
+        out
+    };
+    let (embedded, redis) = both(story);
+    assert_eq!(embedded, redis);
+    assert!(embedded.last().unwrap().starts_with("Open"), "{embedded:?}");
+}

@@ -148,3 +148,20 @@ fn limiters_answer_by_their_failure_policy_while_redis_is_down() {
     // Bad input is still refused first, whatever the policy.
     assert!(matches!(open.check(""), Err(Error::InvalidName { .. })));
 }
+
+#[test]
+fn a_flushed_script_cache_is_reloaded_on_noscript() {
+    let server = RedisServer::start();
+    let backend = server.backend();
+    let limiter = backend.rate_limiter("l", Quota::per_second(10)).unwrap();
+    let breaker = backend.breaker("b", walden::BreakerConfig::default()).unwrap();
+    backend.put("c", "k", &1).unwrap();
+    assert!(limiter.check("x").unwrap().allowed);
+    assert_eq!(breaker.state().unwrap(), walden::CircuitState::Closed);
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    redis::cmd("SCRIPT").arg("FLUSH").query::<()>(&mut con).unwrap();
+    assert_eq!(backend.put("c", "k", &2).unwrap(), 2);
+    assert!(limiter.check("x").unwrap().allowed);
+    assert_eq!(breaker.state().unwrap(), walden::CircuitState::Closed);
+    assert_eq!(backend.scan::<u64>("c", &walden::api::KeyRange::all()).unwrap().len(), 1);
+}

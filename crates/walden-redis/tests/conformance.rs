@@ -214,9 +214,11 @@ fn half_open_admits_the_configured_probes_and_closes_after_they_succeed() {
 fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let local = Store::open(dir.path()).unwrap();
+    let mut fill = Batch::new();
     for i in 0..2_500u32 {
-        local.put("items", &format!("k{i:05}"), &serde_json::json!({"i": i})).unwrap();
+        fill.put("items", &format!("k{i:05}"), &serde_json::json!({"i": i}));
     }
+    local.commit(fill).unwrap();
     let server = RedisServer::start();
     let redis = server.backend();
     assert_eq!(copy_collection(&local, &redis, "items").unwrap(), 2_500);
@@ -228,6 +230,15 @@ fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     local.export_json("items", &mut a).unwrap();
     back.export_json("items", &mut b).unwrap();
     assert_eq!(a, b);
+    // Everything at once: every collection, both ways.
+    local.put("other", "x", &true).unwrap();
+    let all_dir = tempfile::tempdir().unwrap();
+    let all = Store::open(all_dir.path()).unwrap();
+    let server2 = RedisServer::start();
+    let redis2 = server2.backend();
+    assert_eq!(walden::api::copy_all(&local, &redis2).unwrap(), 2_501);
+    assert_eq!(walden::api::copy_all(&redis2, &all).unwrap(), 2_501);
+    assert_eq!(all.collections(), ["items", "other"]);
 }
 
 #[test]

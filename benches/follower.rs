@@ -12,7 +12,9 @@
 //!    thread wakes).
 //! 2. **Writer throughput with 0 and 3 followers.** 8 writer threads put for [`RUN`]; the
 //!    followers are separate processes (this binary again) in `follow()` mode. The rounds
-//!    alternate 0, 3, 0, 3 so drift shows.
+//!    alternate 0, 3, 0, 3, … so drift shows; the medians and their ratio are printed.
+//!
+//! `WALDEN_BENCH_PART=latency` or `=throughput` runs one part.
 //!
 //! Run with `cargo bench --bench follower`. `WALDEN_BENCH_SAMPLES` sets the samples of 1.
 
@@ -29,6 +31,8 @@ const PACE: Duration = Duration::from_millis(2);
 const REFRESH_LOOP_PAUSE: Duration = Duration::from_micros(100);
 const RUN: Duration = Duration::from_secs(4);
 const WRITERS: usize = 8;
+/// Rounds of each configuration, alternating.
+const ROUNDS: usize = 4;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -164,7 +168,9 @@ fn main() {
     }
     let samples = std::env::var("WALDEN_BENCH_SAMPLES").ok().and_then(|s| s.parse().ok());
     let samples = samples.unwrap_or(2000);
-    for (name, follow) in [("refresh() loop", false), ("follow() + wait_for", true)] {
+    let part = std::env::var("WALDEN_BENCH_PART").unwrap_or_default();
+    let latency = [("refresh() loop", false), ("follow() + wait_for", true)];
+    for (name, follow) in latency.into_iter().filter(|_| part != "throughput") {
         let lat = ack_to_visible(samples, follow);
         println!(
             "ack -> visible, {name}: p50 {:?}, p99 {:?}, max {:?} ({samples} writes)",
@@ -173,10 +179,23 @@ fn main() {
             lat[lat.len() - 1]
         );
     }
-    for followers in [0, 3, 0, 3] {
-        println!(
-            "writer throughput, {WRITERS} threads, {followers} followers: {:.0} puts/s",
-            throughput(followers)
-        );
+    if part == "latency" {
+        return;
     }
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..ROUNDS * 2 {
+        let followers = if round % 2 == 0 { 0 } else { 3 };
+        let rate = throughput(followers);
+        println!("writer throughput, {WRITERS} threads, {followers} followers: {rate:.0} puts/s");
+        rates[round % 2].push(rate);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (m0, m3) = (median(&mut rates[0]), median(&mut rates[1]));
+    println!(
+        "median: 0 followers {m0:.0} puts/s, 3 followers {m3:.0} puts/s, ratio {:.2}",
+        m3 / m0
+    );
 }

@@ -41,7 +41,8 @@ pub struct FollowerOptions {
     /// The wall clock, for limiter [`peek`](Follower::peek)s.
     pub clock: Arc<dyn Clock>,
     /// How often [`follow`](Follower::follow) and [`wait_for`](Follower::wait_for) look for
-    /// newly durable records.
+    /// newly durable records (each look is one 48-byte `pread`; zero: no pause between looks,
+    /// a busy loop).
     pub poll_interval: Duration,
 }
 

@@ -42,7 +42,7 @@ pub use breaker::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
-pub use follower::{Follower, FollowerOptions, FollowerStats};
+pub use follower::{Follower, FollowerOptions, FollowerStats, LogTail, TailPoll};
 pub use limits::MAX_OBJECT_NAME_BYTES;
 pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
 pub use store::{

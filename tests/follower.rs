@@ -338,3 +338,37 @@ fn without_a_durable_file_only_segments_followed_by_another_count() {
     assert_eq!(f.applied_lsn(), first_lsn - 1);
     assert_eq!(f.durable(), None);
 }
+
+#[test]
+fn a_log_tail_hands_out_each_durable_record_once_and_says_what_compaction_took() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let store = Store::open_with(&dir, small_segments()).unwrap();
+    let put = |n: u64| {
+        for i in 0..n {
+            store.put("c", &format!("k{i}"), &i).unwrap();
+        }
+    };
+    put(10);
+    let id = walden::format::StoreIdentity::decode(&std::fs::read(dir.join("STORE")).unwrap())
+        .unwrap()
+        .store_id;
+    let mut tail = walden::LogTail::new(Arc::new(RealIo), &dir, id, 1);
+    let mut lsns = Vec::new();
+    let poll = |tail: &mut walden::LogTail, lsns: &mut Vec<u64>| {
+        tail.poll(&mut |r| lsns.push(r.frame.lsn)).unwrap()
+    };
+    assert_eq!(poll(&mut tail, &mut lsns), walden::TailPoll::CaughtUp);
+    assert_eq!(lsns, (1..=10).collect::<Vec<_>>());
+    put(5);
+    poll(&mut tail, &mut lsns);
+    assert_eq!(lsns, (1..=15).collect::<Vec<_>>(), "each record once, in order");
+    put(60);
+    store.compact().unwrap();
+    let next = store.stats().durable_lsn + 1;
+    let skipped = poll(&mut tail, &mut lsns);
+    assert_eq!(skipped, walden::TailPoll::Skipped { from_lsn: 16, to_lsn: next });
+    store.put("c", "after", &1u64).unwrap();
+    poll(&mut tail, &mut lsns);
+    assert_eq!(lsns[15..], [next]);
+}

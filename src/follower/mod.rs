@@ -11,9 +11,11 @@
 //! The decisions are in [`tail`]'s table.
 
 mod follow;
+mod log_tail;
 mod reads;
 mod tail;
 
+pub use log_tail::{LogTail, TailPoll};
 pub use reads::FollowerStats;
 
 use std::path::{Path, PathBuf};
@@ -163,8 +165,8 @@ impl Shared {
         let limit = tail.durable_limit()?;
         let stop = tail.advance(limit, &mut |batch| {
             let mut view = self.view.write();
-            for (offset, frame) in batch {
-                view.state.apply_frame(frame).map_err(|k| (*offset, k))?;
+            for r in batch {
+                view.state.apply_frame(&r.frame).map_err(|k| (r.offset, k))?;
             }
             Ok(())
         })?;

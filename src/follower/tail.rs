@@ -20,17 +20,17 @@ use std::sync::Arc;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::DURABLE_FILE;
 use crate::format::{
-    decode_frame, parse_snapshot_file_name, DurableMark, Frame, FrameError, SegmentHeader,
-    DURABLE_LEN, SEGMENT_HEADER_LEN,
+    decode_frame, parse_snapshot_file_name, DurableMark, FrameError, SegmentHeader, DURABLE_LEN,
+    SEGMENT_HEADER_LEN,
 };
 use crate::io::{Fs, Io, IoError, IoOp};
 use crate::limits::{FOLLOWER_READ_CHUNK_BYTES, MAX_FOLLOWER_RELOAD_ATTEMPTS};
 use crate::state::State;
 use crate::wal::reader::segments_named;
-use crate::wal::WAL_DIR;
+use crate::wal::{RecordRef, WAL_DIR};
 
-/// Verified records of one read, with their offsets, handed to whoever applies them.
-pub(crate) type Batch<'a> = [(u64, Frame<'a>)];
+/// Verified records of one read, in LSN order, handed to whoever applies them.
+pub(crate) type Batch<'a> = [RecordRef<'a>];
 /// Applies a batch in LSN order; `Err((offset, kind))` for a record whose body is refused.
 pub(crate) type Apply<'s> =
     dyn FnMut(&Batch<'_>) -> std::result::Result<(), (u64, CorruptionKind)> + 's;
@@ -249,24 +249,28 @@ impl Tail {
                 stop = Some(Read::Limit(c.clone()));
                 break;
             }
-            batch.push((c.offset + at as u64, frame));
+            let offset = c.offset + at as u64;
+            let (segment_no, epoch, path) = (c.segment_no, c.header.epoch, c.path.as_path());
+            batch.push(RecordRef { segment_no, epoch, path, offset, frame });
             self.next_lsn += 1;
             at += frame.len;
         }
-        if !batch.is_empty() {
+        let applied = batch.len();
+        if applied > 0 {
             apply(&batch).map_err(|(offset, kind)| Error::Corruption {
                 file: c.path.clone(),
                 offset,
-                last_good_lsn: batch[0].1.lsn.checked_sub(1),
+                last_good_lsn: batch[0].frame.lsn.checked_sub(1),
                 kind,
             })?;
-            self.counters.records_applied += batch.len() as u64;
+            self.counters.records_applied += applied as u64;
         }
+        drop(batch);
         c.offset += at as u64;
         Ok(match stop {
             Some(Read::Limit(_)) => Read::Limit(c),
             Some(other) => other,
-            None if !batch.is_empty() || (at > 0 && buf.len() == want) => Read::Progress(c),
+            None if applied > 0 || (at > 0 && buf.len() == want) => Read::Progress(c),
             None => Read::Stalled(c),
         })
     }
@@ -303,8 +307,8 @@ impl Tail {
             self.next_lsn = state.applied_lsn + 1;
             self.cursor = None;
             let stop = self.advance(limit, &mut |batch| {
-                for (offset, frame) in batch {
-                    state.apply_frame(frame).map_err(|k| (*offset, k))?;
+                for r in batch {
+                    state.apply_frame(&r.frame).map_err(|k| (r.offset, k))?;
                 }
                 Ok(())
             })?;
@@ -342,6 +346,18 @@ impl Tail {
     /// Where the next record to apply is: (LSN, segment number or 0).
     pub fn position(&self) -> (u64, u64) {
         (self.next_lsn, self.cursor.as_ref().map_or(0, |c| c.segment_no))
+    }
+
+    /// Moves past records compaction removed, to the first LSN the log still holds; returns
+    /// it (`None`: no segment verifies).
+    pub fn skip_to_log_start(&mut self) -> Result<Option<u64>> {
+        for (_, path) in self.segments()? {
+            if let Some(h) = self.header(&path)? {
+                self.restart_at(h.first_lsn.max(self.next_lsn));
+                return Ok(Some(self.next_lsn));
+            }
+        }
+        Ok(None)
     }
 
     /// Puts the cursor back after a reload that was not taken.

@@ -372,3 +372,48 @@ fn a_log_tail_hands_out_each_durable_record_once_and_says_what_compaction_took()
     poll(&mut tail, &mut lsns);
     assert_eq!(lsns[15..], [next]);
 }
+
+#[test]
+fn under_concurrent_buffered_writes_a_follower_never_passes_the_durable_lsn() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let opts = Options {
+        durability: Durability::Buffered,
+        buffered_flush_interval_ms: 5,
+        // No segment roll: a roll fsyncs (and publishes) without moving `stats().durable_lsn`,
+        // which would make the follower's truthful position look ahead of it.
+        auto_compact: false,
+        ..Options::default()
+    };
+    let store = Store::open_with(&dir, opts).unwrap();
+    let f = Follower::open(&dir).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    store.put("c", &format!("w{w}-{}", i % 50), &i).unwrap();
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let (mut behind, mut last) = (0, 0);
+    for _ in 0..300 {
+        // The durable LSN only grows: what the follower showed first must be below it later.
+        let shown = f.refresh().unwrap();
+        let stats = store.stats();
+        assert!(shown <= stats.durable_lsn, "showed {shown}, durable {}", stats.durable_lsn);
+        assert!(shown >= last);
+        behind += u64::from(stats.written_lsn > stats.durable_lsn);
+        last = shown;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    store.sync().unwrap();
+    assert_eq!(f.refresh().unwrap(), store.stats().durable_lsn);
+    assert!(behind > 0, "some steps saw written but not yet durable records");
+}

@@ -6,9 +6,11 @@
 
 mod fault;
 mod real;
+mod sim;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
 pub use real::RealIo;
+pub use sim::{CrashPoint, SimIo, SimSync, StateChoice, SIM_PAGE_BYTES};
 
 use std::fmt;
 use std::io;

@@ -1,0 +1,516 @@
+//! A power-loss simulator: an in-memory [`Io`] that knows what a power cut would keep.
+//!
+//! In the spirit of SQLite's crash-test VFS and of ALICE (Pillai et al., OSDI'14), [`SimIo`]
+//! keeps two pictures of every file and directory: what the running process sees (the page
+//! cache) and what is durable on the medium. The rules are the ones `docs/FORMAT.md` assumes of
+//! the media, taken at their weakest:
+//!
+//! - bytes a `write` put into a file are durable once an `fdatasync` of that file returned;
+//!   before that, each 4 KiB page they touched may be on the medium in any version it had since
+//!   the last sync (never written, or as it was after any one of the writes that touched it),
+//!   independently of every other page — a later page may survive where an earlier one did not;
+//! - a create, rename or unlink is durable once an `fsync` of its directory returned; before
+//!   that, each one may or may not have happened, independently of the others (a rename is
+//!   atomic: the old name or the new one, never both or neither);
+//! - a directory whose own entry was lost takes everything below it along.
+//!
+//! Every mutating operation is counted ([`SimIo::op_count`]); with recording on
+//! ([`SimIo::record`]) the simulator captures, before each one, a [`CrashPoint`]: the durable
+//! state plus everything pending at that instant. A crash point enumerates or samples the disks a
+//! power cut there can leave ([`CrashPoint::space`], [`CrashPoint::disk`]), each of which opens
+//! as a fresh [`SimIo`]. [`SimIo::kill`] is `kill -9`: the process's handles die, the page
+//! cache (and so everything pending) stays.
+//!
+//! For negative controls, [`SimIo::skip_sync`] turns chosen syncs into no-ops that report
+//! success ([`SimSync`]); the test suite shows the simulator catching each one.
+//!
+//! Not modelled: the store's `LOCK` (taken outside this seam), sector tearing inside a page,
+//! bit rot (tests inject that themselves), and cross-directory renames (walden makes none; the
+//! simulator refuses them with `EXDEV`).
+
+mod crash;
+
+pub use crash::{CrashPoint, StateChoice};
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{FileBytes, Io, IoFile};
+
+/// Size of the unit in which unsynced file data reaches the medium, in bytes.
+pub const SIM_PAGE_BYTES: u64 = 4096;
+
+/// A sync that [`SimIo::skip_sync`] can remove (for negative controls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SimSync {
+    /// `fdatasync` of a log segment after records were written to it (group commit, roll).
+    Group,
+    /// `fsync` of a directory in which a log segment (`*.wal`) was created.
+    SegmentDir,
+    /// `fsync` of a directory in which a file was renamed (identity, snapshot).
+    RenameDir,
+    /// `fdatasync` of an existing log segment opened without writing to it (recovery making
+    /// durable what it replayed).
+    Replay,
+}
+
+const EIO: i32 = 5;
+const EXDEV: i32 = 18;
+
+fn dead() -> io::Error {
+    io::Error::from_raw_os_error(EIO)
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
+}
+
+/// A node of the simulated file system: index into [`Disk::nodes`].
+type NodeId = usize;
+/// The base directory: durable by assumption, every simulated path lies below it.
+const ROOT: NodeId = 0;
+
+/// One `write` not yet covered by an `fdatasync`.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingWrite {
+    pub offset: u64,
+    pub data: Arc<[u8]>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileNode {
+    /// What the process reads (the page cache).
+    live: Vec<u8>,
+    /// What survives a power cut for certain.
+    pub durable: Arc<Vec<u8>>,
+    /// Writes since the last sync, in order.
+    pub pending: Vec<PendingWrite>,
+}
+
+/// A directory-entry change not yet covered by an `fsync` of the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DirOp {
+    Link(String, NodeId),
+    Unlink(String),
+    Rename(String, String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DirNode {
+    live: BTreeMap<String, NodeId>,
+    pub durable: BTreeMap<String, NodeId>,
+    pub pending: Vec<DirOp>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    File(FileNode),
+    Dir(DirNode),
+}
+
+/// The simulated medium and page cache, shared by every handle of one simulated machine.
+#[derive(Debug, Default)]
+pub(crate) struct Disk {
+    base: PathBuf,
+    pub nodes: Vec<Node>,
+    /// Bumped by a kill: handles of an older generation fail.
+    generation: u64,
+    ops: u64,
+    recording: bool,
+    points: Vec<CrashPoint>,
+    skips: HashMap<SimSync, u64>,
+}
+
+impl Disk {
+    fn new(base: PathBuf, nodes: Vec<Node>) -> Disk {
+        Disk { base, nodes, ..Disk::default() }
+    }
+
+    /// Path components below the base, or `None` for a path outside it.
+    fn components<'p>(&self, path: &'p Path) -> Option<Vec<&'p str>> {
+        let rel = path.strip_prefix(&self.base).ok()?;
+        rel.components()
+            .map(|c| match c {
+                Component::Normal(s) => s.to_str(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn dir(&self, id: NodeId) -> Option<&DirNode> {
+        match &self.nodes[id] {
+            Node::Dir(d) => Some(d),
+            Node::File(_) => None,
+        }
+    }
+
+    fn dir_mut(&mut self, id: NodeId) -> &mut DirNode {
+        match &mut self.nodes[id] {
+            Node::Dir(d) => d,
+            Node::File(_) => unreachable!("checked to be a directory"),
+        }
+    }
+
+    fn file_mut(&mut self, id: NodeId) -> &mut FileNode {
+        match &mut self.nodes[id] {
+            Node::File(f) => f,
+            Node::Dir(_) => unreachable!("checked to be a file"),
+        }
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<NodeId> {
+        let parts = self.components(path).ok_or_else(|| not_found(path))?;
+        let mut at = ROOT;
+        for part in parts {
+            at = *self.dir(at).and_then(|d| d.live.get(part)).ok_or_else(|| not_found(path))?;
+        }
+        Ok(at)
+    }
+
+    /// The directory holding `path`, and the last component.
+    fn parent<'p>(&self, path: &'p Path) -> io::Result<(NodeId, &'p str)> {
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| not_found(path))?;
+        let parent = path.parent().ok_or_else(|| not_found(path))?;
+        let id = self.lookup(parent)?;
+        self.dir(id).ok_or_else(|| not_found(parent))?;
+        Ok((id, name))
+    }
+
+    fn is_file(&self, id: NodeId) -> bool {
+        matches!(self.nodes[id], Node::File(_))
+    }
+
+    /// Counts one mutating operation, capturing the crash point before it when recording.
+    fn mutate(&mut self, generation: u64) -> io::Result<()> {
+        if generation != self.generation {
+            return Err(dead());
+        }
+        if self.recording {
+            let point = CrashPoint::capture(self);
+            self.points.push(point);
+        }
+        self.ops += 1;
+        Ok(())
+    }
+
+    fn skipped(&mut self, kind: Option<SimSync>) -> bool {
+        match kind.and_then(|k| self.skips.get_mut(&k)) {
+            Some(n) => {
+                *n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn link(&mut self, dir: NodeId, name: &str, node: Node) -> NodeId {
+        let id = self.nodes.len();
+        self.nodes.push(node);
+        let d = self.dir_mut(dir);
+        d.live.insert(name.to_owned(), id);
+        d.pending.push(DirOp::Link(name.to_owned(), id));
+        id
+    }
+}
+
+/// An in-memory [`Io`] that records what is durable and can produce every disk a power cut
+/// allows. See the [module documentation](self).
+///
+/// ```
+/// use std::sync::Arc;
+/// use walden::io::{Io, SimIo};
+/// let io = SimIo::new("/sim");
+/// io.create_dir_all("/sim/d".as_ref())?;
+/// let mut f = io.create_new("/sim/d/a".as_ref())?;
+/// f.write_all(b"hello")?;
+/// f.sync_data()?; // the bytes are durable, but not yet the name
+/// let point = io.crash_point();
+/// let cut = point.disk(&point.choice_none());
+/// assert!(cut.read("/sim/d/a".as_ref()).is_err());
+/// io.sync_dir("/sim/d".as_ref())?; // the entry of `d` itself is still pending in `/sim`
+/// io.sync_dir("/sim".as_ref())?;
+/// let point = io.crash_point();
+/// assert_eq!(&*point.disk(&point.choice_none()).read("/sim/d/a".as_ref())?, b"hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SimIo {
+    disk: Arc<Mutex<Disk>>,
+    generation: u64,
+}
+
+impl fmt::Debug for SimIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.disk.lock();
+        f.debug_struct("SimIo").field("base", &d.base).field("ops", &d.ops).finish_non_exhaustive()
+    }
+}
+
+impl SimIo {
+    /// An empty simulated machine whose only (durable) directory is `base`; every path used
+    /// must lie below it.
+    pub fn new(base: impl Into<PathBuf>) -> SimIo {
+        let disk = Disk::new(base.into(), vec![Node::Dir(DirNode::default())]);
+        SimIo { disk: Arc::new(Mutex::new(disk)), generation: 0 }
+    }
+
+    pub(crate) fn from_disk(disk: Disk) -> SimIo {
+        SimIo { disk: Arc::new(Mutex::new(disk)), generation: 0 }
+    }
+
+    /// Mutating operations performed so far (writes, syncs, creates, renames, removals,
+    /// truncations, directory creations), by every generation.
+    pub fn op_count(&self) -> u64 {
+        self.disk.lock().ops
+    }
+
+    /// Starts or stops capturing a [`CrashPoint`] before every mutating operation.
+    pub fn record(&self, on: bool) {
+        self.disk.lock().recording = on;
+    }
+
+    /// Takes the crash points captured so far (the `n`-th was captured when
+    /// [`SimIo::op_count`] was its `op`).
+    pub fn take_crash_points(&self) -> Vec<CrashPoint> {
+        std::mem::take(&mut self.disk.lock().points)
+    }
+
+    /// The crash point of this instant: what a power cut now could leave.
+    pub fn crash_point(&self) -> CrashPoint {
+        CrashPoint::capture(&self.disk.lock())
+    }
+
+    /// `kill -9`: every handle of this generation (this `SimIo`, its clones and open files)
+    /// fails from now on and changes nothing; the returned `SimIo` sees the same page cache,
+    /// with everything still pending, as the next process would.
+    pub fn kill(&self) -> SimIo {
+        let mut d = self.disk.lock();
+        d.generation += 1;
+        SimIo { disk: self.disk.clone(), generation: d.generation }
+    }
+
+    /// Turns every later sync of `kind` into a no-op that reports success (negative controls).
+    pub fn skip_sync(&self, kind: SimSync) {
+        self.disk.lock().skips.entry(kind).or_insert(0);
+    }
+
+    /// How many syncs of `kind` were skipped so far.
+    pub fn skipped(&self, kind: SimSync) -> u64 {
+        self.disk.lock().skips.get(&kind).copied().unwrap_or(0)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Disk) -> io::Result<T>) -> io::Result<T> {
+        let mut d = self.disk.lock();
+        if d.generation != self.generation {
+            return Err(dead());
+        }
+        f(&mut d)
+    }
+}
+
+/// How a handle was obtained: the sync classification depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Opened {
+    Created,
+    Existing,
+}
+
+struct SimFile {
+    disk: Arc<Mutex<Disk>>,
+    generation: u64,
+    node: NodeId,
+    is_segment: bool,
+    opened: Opened,
+    syncs: u64,
+    written: u64,
+}
+
+fn is_segment_name(name: &str) -> bool {
+    name.ends_with(".wal")
+}
+
+impl IoFile for SimFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut d = self.disk.lock();
+        d.mutate(self.generation)?;
+        let f = d.file_mut(self.node);
+        let offset = f.live.len() as u64;
+        f.live.extend_from_slice(buf);
+        f.pending.push(PendingWrite { offset, data: Arc::from(buf) });
+        self.written += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        let kind = match (self.is_segment, self.opened) {
+            (false, _) => None,
+            // The first sync of a new segment makes its header durable.
+            (true, Opened::Created) if self.syncs == 0 => None,
+            (true, Opened::Existing) if self.written == 0 => Some(SimSync::Replay),
+            (true, _) => Some(SimSync::Group),
+        };
+        self.syncs += 1;
+        let mut d = self.disk.lock();
+        d.mutate(self.generation)?;
+        if d.skipped(kind) {
+            return Ok(());
+        }
+        let f = d.file_mut(self.node);
+        f.durable = Arc::new(f.live.clone());
+        f.pending.clear();
+        Ok(())
+    }
+}
+
+impl Io for SimIo {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.with(|d| {
+            let parts = d.components(path).ok_or_else(|| not_found(path))?;
+            let mut at = ROOT;
+            for part in parts {
+                let dir = d.dir(at).ok_or_else(|| not_found(path))?;
+                at = match dir.live.get(part) {
+                    Some(&id) => id,
+                    None => {
+                        d.mutate(self.generation)?;
+                        d.link(at, part, Node::Dir(DirNode::default()))
+                    }
+                };
+            }
+            d.dir(at).map(drop).ok_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists))
+        })
+    }
+
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.with(|d| {
+            let id = d.lookup(path)?;
+            let dir = d.dir(id).ok_or_else(|| not_found(path))?;
+            Ok(dir.live.keys().cloned().collect())
+        })
+    }
+
+    fn read(&self, path: &Path) -> io::Result<FileBytes> {
+        self.with(|d| match &d.nodes[d.lookup(path)?] {
+            Node::File(f) => Ok(FileBytes::Owned(f.live.clone())),
+            Node::Dir(_) => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+        })
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
+        let node = self.with(|d| {
+            let (dir, name) = d.parent(path)?;
+            if d.dir(dir).is_some_and(|x| x.live.contains_key(name)) {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            d.mutate(self.generation)?;
+            Ok(d.link(dir, name, Node::File(FileNode::default())))
+        })?;
+        Ok(Box::new(self.handle(node, path, Opened::Created)))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn IoFile>> {
+        let node = self.with(|d| {
+            let id = d.lookup(path)?;
+            if d.is_file(id) {
+                Ok(id)
+            } else {
+                Err(io::Error::from(io::ErrorKind::IsADirectory))
+            }
+        })?;
+        Ok(Box::new(self.handle(node, path, Opened::Existing)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.with(|d| {
+            let (dir, a) = d.parent(from)?;
+            let (to_dir, b) = d.parent(to)?;
+            if dir != to_dir {
+                return Err(io::Error::from_raw_os_error(EXDEV));
+            }
+            let id = *d.dir(dir).and_then(|x| x.live.get(a)).ok_or_else(|| not_found(from))?;
+            d.mutate(self.generation)?;
+            let x = d.dir_mut(dir);
+            x.live.remove(a);
+            x.live.insert(b.to_owned(), id);
+            x.pending.push(DirOp::Rename(a.to_owned(), b.to_owned()));
+            Ok(())
+        })
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.with(|d| {
+            let (dir, name) = d.parent(path)?;
+            let id = *d.dir(dir).and_then(|x| x.live.get(name)).ok_or_else(|| not_found(path))?;
+            if !d.is_file(id) {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            d.mutate(self.generation)?;
+            let x = d.dir_mut(dir);
+            x.live.remove(name);
+            x.pending.push(DirOp::Unlink(name.to_owned()));
+            Ok(())
+        })
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.with(|d| {
+            let id = d.lookup(path)?;
+            if !d.is_file(id) {
+                return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            d.mutate(self.generation)?;
+            // Like the real seam: set the length, then fsync the whole file.
+            let f = d.file_mut(id);
+            f.live.resize(len as usize, 0);
+            f.durable = Arc::new(f.live.clone());
+            f.pending.clear();
+            Ok(())
+        })
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.with(|d| {
+            let id = d.lookup(path)?;
+            let dir = d.dir(id).ok_or_else(|| not_found(path))?;
+            let kind = if dir.pending.iter().any(|op| matches!(op, DirOp::Rename(..))) {
+                Some(SimSync::RenameDir)
+            } else if dir
+                .pending
+                .iter()
+                .any(|op| matches!(op, DirOp::Link(n, _) if is_segment_name(n)))
+            {
+                Some(SimSync::SegmentDir)
+            } else {
+                None
+            };
+            d.mutate(self.generation)?;
+            if d.skipped(kind) {
+                return Ok(());
+            }
+            let x = d.dir_mut(id);
+            x.durable = x.live.clone();
+            x.pending.clear();
+            Ok(())
+        })
+    }
+}
+
+impl SimIo {
+    fn handle(&self, node: NodeId, path: &Path, opened: Opened) -> SimFile {
+        let is_segment = path.file_name().and_then(|n| n.to_str()).is_some_and(is_segment_name);
+        SimFile {
+            disk: self.disk.clone(),
+            generation: self.generation,
+            node,
+            is_segment,
+            opened,
+            syncs: 0,
+            written: 0,
+        }
+    }
+}

@@ -474,6 +474,36 @@ impl Io for SimIo {
         })
     }
 
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.with(|d| match &d.nodes[d.lookup(path)?] {
+            Node::File(f) => Ok(f.live.len() as u64),
+            Node::Dir(_) => Err(io::Error::from(io::ErrorKind::IsADirectory)),
+        })
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.with(|d| {
+            let above = d.base.starts_with(path);
+            Ok(above || d.lookup(path).is_ok_and(|id| d.dir(id).is_some()))
+        })
+        .unwrap_or(false)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.with(|d| {
+            let (dir, name) = d.parent(path)?;
+            let id = *d.dir(dir).and_then(|x| x.live.get(name)).ok_or_else(|| not_found(path))?;
+            if d.is_file(id) {
+                return Err(io::Error::from(io::ErrorKind::NotADirectory));
+            }
+            d.mutate(self.generation)?;
+            let x = d.dir_mut(dir);
+            x.live.remove(name);
+            x.pending.push(DirOp::Unlink(name.to_owned()));
+            Ok(())
+        })
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.with(|d| {
             if d.base.starts_with(path) && d.base != path {

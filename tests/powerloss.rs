@@ -121,7 +121,7 @@ fn record(
 fn run(rel: &str, fresh_dirs: bool, workload: impl FnOnce(&Store, &SimIo, &mut History)) -> Tally {
     let (m, points, h) = record(rel, fresh_dirs, None, workload);
     assert!(h.acked_count() > 0);
-    examine(&points, &m.dir, &h, states_budget(), |_, _, _| {})
+    examine(&points, &m.dir, &h, states_budget(), None, |_, _, _| {})
 }
 
 #[test]
@@ -130,25 +130,21 @@ fn immediate_writes_survive_every_cut() {
 }
 
 #[test]
-#[ignore = "format version 2: a later unsynced page without an earlier one is an unsynced tail"]
 fn concurrent_group_commits_survive_every_cut() {
     run("store", false, threads).assert_all_good("threads");
 }
 
 #[test]
-#[ignore = "format version 2: a later unsynced page without an earlier one is an unsynced tail"]
 fn buffered_groups_survive_every_cut() {
     run("store", false, buffered_groups).assert_all_good("buffered groups");
 }
 
 #[test]
-#[ignore = "format version 2: compaction deletes in an order whose every subset opens"]
 fn compactions_survive_every_cut() {
     run("store", false, compactions).assert_all_good("compactions");
 }
 
 #[test]
-#[ignore = "format version 2: creating a store fsyncs the parent of every directory it creates"]
 fn creating_a_store_in_new_directories_survives_every_cut() {
     run("a/b/store", true, immediate_writes).assert_all_good("new directories");
 }
@@ -156,21 +152,19 @@ fn creating_a_store_in_new_directories_survives_every_cut() {
 /// A cut during recovery: for a sample of the cut disks that opened well, cut again at every
 /// operation of that open (and of the reopen after it) and open what is left.
 #[test]
-#[ignore = "format version 2: recovery makes durable what it replays"]
 fn a_cut_during_recovery_is_survived() {
     let (m, points, h) = record("store", false, None, buffered_groups);
     let budget = states_budget();
     let mut inner = Tally::default();
     let mut opened = 0usize;
-    let outer = examine(&points, &m.dir, &h, budget / 4, |point, io, _| {
+    let outer = examine(&points, &m.dir, &h, budget / 4, None, |point, io, _| {
         opened += 1;
         if !opened.is_multiple_of(8) {
             return;
         }
         let during = io.take_crash_points();
         let per = (budget / 40).max(1);
-        let t = examine(&during, &m.dir, &h, per, |_, _, _| {});
-        let _ = point;
+        let t = examine(&during, &m.dir, &h, per, Some(point.op()), |_, _, _| {});
         inner.states += t.states;
         inner.good += t.good;
         inner.refused += t.refused;
@@ -186,7 +180,6 @@ fn a_cut_during_recovery_is_survived() {
 /// `kill -9`, reopen (which replays what the page cache still holds), write more, then a power
 /// cut at any point of the second process.
 #[test]
-#[ignore = "format version 2: recovery makes durable what it replays"]
 fn kill_reopen_write_then_power_cut() {
     let (tally, _) = kill_then_cut(None);
     tally.assert_all_good("kill -9, reopen, write, cut");
@@ -223,7 +216,7 @@ fn kill_then_cut(skip: Option<SimSync>) -> (Tally, u64) {
     let mut points = second.take_crash_points();
     points.push(second.crash_point());
     let skipped = skip.map_or(0, |k| second.skipped(k));
-    (examine(&points, &m.dir, &h, states_budget(), |_, _, _| {}), skipped)
+    (examine(&points, &m.dir, &h, states_budget(), None, |_, _, _| {}), skipped)
 }
 
 /// Asserts that the simulator found harm (lost writes or refusals) with `kind` removed.
@@ -234,21 +227,21 @@ fn assert_caught(kind: SimSync, tally: &Tally) {
 #[test]
 fn negative_control_without_the_group_fdatasync_writes_are_lost() {
     let (m, points, h) = record("store", false, Some(SimSync::Group), immediate_writes);
-    let tally = examine(&points, &m.dir, &h, states_budget() / 4, |_, _, _| {});
+    let tally = examine(&points, &m.dir, &h, states_budget() / 4, None, |_, _, _| {});
     assert_caught(SimSync::Group, &tally);
 }
 
 #[test]
 fn negative_control_without_the_segment_directory_fsync_writes_are_lost() {
     let (m, points, h) = record("store", false, Some(SimSync::SegmentDir), immediate_writes);
-    let tally = examine(&points, &m.dir, &h, states_budget() / 4, |_, _, _| {});
+    let tally = examine(&points, &m.dir, &h, states_budget() / 4, None, |_, _, _| {});
     assert_caught(SimSync::SegmentDir, &tally);
 }
 
 #[test]
 fn negative_control_without_the_rename_directory_fsync_the_store_is_harmed() {
     let (m, points, h) = record("store", false, Some(SimSync::RenameDir), compactions);
-    let tally = examine(&points, &m.dir, &h, states_budget() / 4, |_, _, _| {});
+    let tally = examine(&points, &m.dir, &h, states_budget() / 4, None, |_, _, _| {});
     assert_caught(SimSync::RenameDir, &tally);
 }
 

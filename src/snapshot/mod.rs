@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Result};
 use crate::format::{
-    decode_frame, encode_frame,
+    decode_frame_as, encode_frame,
     files::{is_snapshot_tmp_file_name, snapshot_tmp_file_name},
     parse_snapshot_file_name, snapshot_file_name, Frame, RecordKind, SnapshotFooter,
     SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
@@ -58,7 +58,7 @@ pub fn read_snapshot<'a>(
     on_entry: &mut dyn FnMut(&SnapshotEntry<'a>) -> Result<(), CorruptionKind>,
 ) -> std::result::Result<SnapshotHeader, SnapshotError> {
     let err = |offset: usize, kind| SnapshotError { offset: offset as u64, kind };
-    let header = SnapshotHeader::decode(bytes).map_err(|k| err(0, k))?;
+    let (header, format) = SnapshotHeader::decode_versioned(bytes).map_err(|k| err(0, k))?;
     if expected_store_id.is_some_and(|id| id != header.store_id) {
         return Err(err(0, CorruptionKind::ForeignStore));
     }
@@ -82,10 +82,15 @@ pub fn read_snapshot<'a>(
     let mut offset = SNAPSHOT_HEADER_LEN;
     let mut count = 0u64;
     while offset < footer_at {
-        let frame = decode_frame(&entries[offset..], salt)
+        let frame = decode_frame_as(&entries[offset..], salt, format)
             .map_err(|e| err(offset, CorruptionKind::BadRecord(e)))?;
-        if RecordKind::from_u8(frame.kind).is_none() {
-            return Err(err(offset, CorruptionKind::UnknownRecordKind(frame.kind)));
+        match RecordKind::from_u8(frame.kind) {
+            None => return Err(err(offset, CorruptionKind::UnknownRecordKind(frame.kind))),
+            Some(RecordKind::Close) => {
+                let why = "a close marker is never a snapshot entry".to_owned();
+                return Err(err(offset, CorruptionKind::BadBody(why)));
+            }
+            Some(_) => {}
         }
         on_entry(&SnapshotEntry { offset: offset as u64, frame }).map_err(|k| err(offset, k))?;
         offset += frame.len;

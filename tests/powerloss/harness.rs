@@ -315,12 +315,15 @@ impl fmt::Display for Tally {
 }
 
 /// Examines up to `budget` states spread over `points` (every state of a point when few enough).
+/// A cut at a point is judged against what was acknowledged before it, or before `acked_at`
+/// when given (cuts of a later recovery, whose own operation count starts again at zero).
 /// `also` runs on each cut disk that opened well, for further checks (a cut during recovery).
 pub fn examine(
     points: &[CrashPoint],
     dir: &Path,
     h: &History,
     budget: usize,
+    acked_at: Option<u64>,
     mut also: impl FnMut(&CrashPoint, &SimIo, &mut Tally),
 ) -> Tally {
     let mut tally = Tally::default();
@@ -329,9 +332,10 @@ pub fn examine(
         for choice in point.choices(per_point, seed()) {
             let io = point.disk(&choice);
             io.record(true);
-            let (verdict, _) = open_and_judge(&io, dir, h, point.op());
+            let at = acked_at.unwrap_or(point.op());
+            let (verdict, _) = open_and_judge(&io, dir, h, at);
             let good = verdict == Verdict::Good;
-            tally.add(point.op(), verdict);
+            tally.add(at, verdict);
             if good {
                 also(point, &io, &mut tally);
             }

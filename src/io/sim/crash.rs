@@ -4,16 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{
-    DirNode, DirOp, Disk, FileNode, Node, NodeId, PendingWrite, SimIo, ROOT, SIM_PAGE_BYTES,
+use super::disk::{
+    DirNode, DirOp, Disk, FileNode, Image, Node, NodeId, NodeImage, PendingWrite, SimIo, ROOT,
+    SIM_PAGE_BYTES,
 };
-
-/// What one node looked like on the medium and in the page cache at a crash point.
-#[derive(Debug, Clone)]
-enum Image {
-    File { durable: Arc<Vec<u8>>, pending: Vec<PendingWrite> },
-    Dir { durable: BTreeMap<String, NodeId>, pending: Vec<DirOp> },
-}
 
 /// One independent uncertainty of a power cut.
 #[derive(Debug, Clone)]
@@ -43,26 +37,14 @@ pub type StateChoice = Vec<u32>;
 pub struct CrashPoint {
     op: u64,
     base: PathBuf,
-    nodes: Vec<Image>,
+    nodes: Vec<NodeImage>,
     dims: Vec<Dim>,
 }
 
 impl CrashPoint {
-    pub(super) fn capture(d: &Disk) -> CrashPoint {
-        let nodes: Vec<Image> = d
-            .nodes
-            .iter()
-            .map(|n| match n {
-                Node::File(f) => {
-                    Image::File { durable: f.durable.clone(), pending: f.pending.clone() }
-                }
-                Node::Dir(x) => {
-                    Image::Dir { durable: x.durable.clone(), pending: x.pending.clone() }
-                }
-            })
-            .collect();
-        let dims = dimensions(&nodes);
-        CrashPoint { op: d.ops, base: d.base.clone(), nodes, dims }
+    pub(super) fn from_image(image: Image) -> CrashPoint {
+        let dims = dimensions(&image.nodes);
+        CrashPoint { op: image.op, base: image.base, nodes: image.nodes, dims }
     }
 
     /// The [`SimIo::op_count`] at this point: the operations before it happened, none after.
@@ -149,7 +131,7 @@ impl CrashPoint {
             .iter()
             .enumerate()
             .map(|(id, image)| match image {
-                Image::File { durable, pending } => {
+                NodeImage::File { durable, pending } => {
                     let bytes =
                         file_image(durable, pending, |page| page_choice.get(&(id, page)).copied());
                     Node::File(FileNode {
@@ -158,7 +140,7 @@ impl CrashPoint {
                         pending: Vec::new(),
                     })
                 }
-                Image::Dir { durable, pending } => {
+                NodeImage::Dir { durable, pending } => {
                     let mut entries = durable.clone();
                     for (i, op) in pending.iter().enumerate() {
                         if op_kept.get(&(id, i)).copied().unwrap_or(false) {
@@ -194,14 +176,14 @@ fn apply_dir_op(entries: &mut BTreeMap<String, NodeId>, op: &DirOp) {
 }
 
 /// Nodes reachable from the root through durable entries or pending links.
-fn reachable(nodes: &[Image]) -> Vec<bool> {
+fn reachable(nodes: &[NodeImage]) -> Vec<bool> {
     let mut seen = vec![false; nodes.len()];
     let mut stack = vec![ROOT];
     while let Some(id) = stack.pop() {
         if std::mem::replace(&mut seen[id], true) {
             continue;
         }
-        if let Image::Dir { durable, pending } = &nodes[id] {
+        if let NodeImage::Dir { durable, pending } = &nodes[id] {
             stack.extend(durable.values().copied());
             stack.extend(pending.iter().filter_map(|op| match op {
                 DirOp::Link(_, child) => Some(*child),
@@ -212,12 +194,12 @@ fn reachable(nodes: &[Image]) -> Vec<bool> {
     seen
 }
 
-fn dimensions(nodes: &[Image]) -> Vec<Dim> {
+fn dimensions(nodes: &[NodeImage]) -> Vec<Dim> {
     let live = reachable(nodes);
     let mut dims = Vec::new();
     for (id, image) in nodes.iter().enumerate().filter(|(id, _)| live[*id]) {
         match image {
-            Image::File { pending, .. } => {
+            NodeImage::File { pending, .. } => {
                 let mut pages: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
                 for (i, w) in pending.iter().enumerate() {
                     if w.data.is_empty() {
@@ -235,7 +217,7 @@ fn dimensions(nodes: &[Image]) -> Vec<Dim> {
                     writes,
                 }));
             }
-            Image::Dir { pending, .. } => {
+            NodeImage::Dir { pending, .. } => {
                 dims.extend((0..pending.len()).map(|op| Dim::DirOp { node: id, op }));
             }
         }

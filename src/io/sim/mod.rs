@@ -30,237 +30,27 @@
 //! assumption: syncing them succeeds and changes nothing.
 
 mod crash;
+mod disk;
 
 pub use crash::{CrashPoint, StateChoice};
+pub use disk::{SimIo, SimSync, SIM_PAGE_BYTES};
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::{FileBytes, Io, IoFile};
-
-/// Size of the unit in which unsynced file data reaches the medium, in bytes.
-pub const SIM_PAGE_BYTES: u64 = 4096;
-
-/// A sync that [`SimIo::skip_sync`] can remove (for negative controls).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SimSync {
-    /// `fdatasync` of a log segment after records were written to it (group commit, roll).
-    Group,
-    /// `fsync` of a directory in which a log segment (`*.wal`) was created.
-    SegmentDir,
-    /// `fsync` of a directory in which a file was renamed (identity, snapshot).
-    RenameDir,
-    /// `fdatasync` of an existing log segment opened without writing to it (recovery making
-    /// durable what it replayed).
-    Replay,
-}
-
-const EIO: i32 = 5;
-const EXDEV: i32 = 18;
-
-fn dead() -> io::Error {
-    io::Error::from_raw_os_error(EIO)
-}
-
-fn not_found(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file", path.display()))
-}
-
-/// A node of the simulated file system: index into [`Disk::nodes`].
-type NodeId = usize;
-/// The base directory: durable by assumption, every simulated path lies below it.
-const ROOT: NodeId = 0;
-
-/// One `write` not yet covered by an `fdatasync`.
-#[derive(Debug, Clone)]
-pub(crate) struct PendingWrite {
-    pub offset: u64,
-    pub data: Arc<[u8]>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FileNode {
-    /// What the process reads (the page cache).
-    live: Vec<u8>,
-    /// What survives a power cut for certain.
-    pub durable: Arc<Vec<u8>>,
-    /// Writes since the last sync, in order.
-    pub pending: Vec<PendingWrite>,
-}
-
-/// A directory-entry change not yet covered by an `fsync` of the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum DirOp {
-    Link(String, NodeId),
-    Unlink(String),
-    Rename(String, String),
-}
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct DirNode {
-    live: BTreeMap<String, NodeId>,
-    pub durable: BTreeMap<String, NodeId>,
-    pub pending: Vec<DirOp>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Node {
-    File(FileNode),
-    Dir(DirNode),
-}
-
-/// The simulated medium and page cache, shared by every handle of one simulated machine.
-#[derive(Debug, Default)]
-pub(crate) struct Disk {
-    base: PathBuf,
-    pub nodes: Vec<Node>,
-    /// Bumped by a kill: handles of an older generation fail.
-    generation: u64,
-    ops: u64,
-    recording: bool,
-    points: Vec<CrashPoint>,
-    skips: HashMap<SimSync, u64>,
-}
-
-impl Disk {
-    fn new(base: PathBuf, nodes: Vec<Node>) -> Disk {
-        Disk { base, nodes, ..Disk::default() }
-    }
-
-    /// Path components below the base, or `None` for a path outside it.
-    fn components<'p>(&self, path: &'p Path) -> Option<Vec<&'p str>> {
-        let rel = path.strip_prefix(&self.base).ok()?;
-        rel.components()
-            .map(|c| match c {
-                Component::Normal(s) => s.to_str(),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn dir(&self, id: NodeId) -> Option<&DirNode> {
-        match &self.nodes[id] {
-            Node::Dir(d) => Some(d),
-            Node::File(_) => None,
-        }
-    }
-
-    fn dir_mut(&mut self, id: NodeId) -> &mut DirNode {
-        match &mut self.nodes[id] {
-            Node::Dir(d) => d,
-            Node::File(_) => unreachable!("checked to be a directory"),
-        }
-    }
-
-    fn file_mut(&mut self, id: NodeId) -> &mut FileNode {
-        match &mut self.nodes[id] {
-            Node::File(f) => f,
-            Node::Dir(_) => unreachable!("checked to be a file"),
-        }
-    }
-
-    fn lookup(&self, path: &Path) -> io::Result<NodeId> {
-        let parts = self.components(path).ok_or_else(|| not_found(path))?;
-        let mut at = ROOT;
-        for part in parts {
-            at = *self.dir(at).and_then(|d| d.live.get(part)).ok_or_else(|| not_found(path))?;
-        }
-        Ok(at)
-    }
-
-    /// The directory holding `path`, and the last component.
-    fn parent<'p>(&self, path: &'p Path) -> io::Result<(NodeId, &'p str)> {
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| not_found(path))?;
-        let parent = path.parent().ok_or_else(|| not_found(path))?;
-        let id = self.lookup(parent)?;
-        self.dir(id).ok_or_else(|| not_found(parent))?;
-        Ok((id, name))
-    }
-
-    fn is_file(&self, id: NodeId) -> bool {
-        matches!(self.nodes[id], Node::File(_))
-    }
-
-    /// Counts one mutating operation, capturing the crash point before it when recording.
-    fn mutate(&mut self, generation: u64) -> io::Result<()> {
-        if generation != self.generation {
-            return Err(dead());
-        }
-        if self.recording {
-            let point = CrashPoint::capture(self);
-            self.points.push(point);
-        }
-        self.ops += 1;
-        Ok(())
-    }
-
-    fn skipped(&mut self, kind: Option<SimSync>) -> bool {
-        match kind.and_then(|k| self.skips.get_mut(&k)) {
-            Some(n) => {
-                *n += 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn link(&mut self, dir: NodeId, name: &str, node: Node) -> NodeId {
-        let id = self.nodes.len();
-        self.nodes.push(node);
-        let d = self.dir_mut(dir);
-        d.live.insert(name.to_owned(), id);
-        d.pending.push(DirOp::Link(name.to_owned(), id));
-        id
-    }
-}
-
-/// An in-memory [`Io`] that records what is durable and can produce every disk a power cut
-/// allows. See the [module documentation](self).
-///
-/// ```
-/// use std::sync::Arc;
-/// use walden::io::{Io, SimIo};
-/// let io = SimIo::new("/sim");
-/// io.create_dir_all("/sim/d".as_ref())?;
-/// let mut f = io.create_new("/sim/d/a".as_ref())?;
-/// f.write_all(b"hello")?;
-/// f.sync_data()?; // the bytes are durable, but not yet the name
-/// let point = io.crash_point();
-/// let cut = point.disk(&point.choice_none());
-/// assert!(cut.read("/sim/d/a".as_ref()).is_err());
-/// io.sync_dir("/sim/d".as_ref())?; // the entry of `d` itself is still pending in `/sim`
-/// io.sync_dir("/sim".as_ref())?;
-/// let point = io.crash_point();
-/// assert_eq!(&*point.disk(&point.choice_none()).read("/sim/d/a".as_ref())?, b"hello");
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct SimIo {
-    disk: Arc<Mutex<Disk>>,
-    generation: u64,
-}
-
-impl fmt::Debug for SimIo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.disk.lock();
-        f.debug_struct("SimIo").field("base", &d.base).field("ops", &d.ops).finish_non_exhaustive()
-    }
-}
+use disk::{
+    dead, not_found, DirNode, DirOp, Disk, FileNode, Image, Node, NodeId, PendingWrite, EXDEV, ROOT,
+};
 
 impl SimIo {
     /// An empty simulated machine whose only (durable) directory is `base`; every path used
     /// must lie below it.
     pub fn new(base: impl Into<PathBuf>) -> SimIo {
         let disk = Disk::new(base.into(), vec![Node::Dir(DirNode::default())]);
-        SimIo { disk: Arc::new(Mutex::new(disk)), generation: 0 }
-    }
-
-    pub(crate) fn from_disk(disk: Disk) -> SimIo {
         SimIo { disk: Arc::new(Mutex::new(disk)), generation: 0 }
     }
 
@@ -278,12 +68,13 @@ impl SimIo {
     /// Takes the crash points captured so far (the `n`-th was captured when
     /// [`SimIo::op_count`] was its `op`).
     pub fn take_crash_points(&self) -> Vec<CrashPoint> {
-        std::mem::take(&mut self.disk.lock().points)
+        let images = std::mem::take(&mut self.disk.lock().points);
+        images.into_iter().map(CrashPoint::from_image).collect()
     }
 
     /// The crash point of this instant: what a power cut now could leave.
     pub fn crash_point(&self) -> CrashPoint {
-        CrashPoint::capture(&self.disk.lock())
+        CrashPoint::from_image(Image::capture(&self.disk.lock()))
     }
 
     /// `kill -9`: every handle of this generation (this `SimIo`, its clones and open files)

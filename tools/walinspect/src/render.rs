@@ -206,6 +206,8 @@ pub fn corruption_name(kind: &CorruptionKind) -> &'static str {
         CorruptionKind::ShortFooter => "short_footer",
         CorruptionKind::FooterChecksum { .. } => "footer_checksum",
         CorruptionKind::BadRecord(_) => "bad_record",
+        CorruptionKind::DurableRecordDamaged { .. } => "durable_record_damaged",
+        CorruptionKind::AfterClose { .. } => "after_close",
         CorruptionKind::BadBody(_) => "bad_body",
         CorruptionKind::UnknownRecordKind(_) => "unknown_record_kind",
         CorruptionKind::LsnGap { .. } => "lsn_gap",
@@ -238,6 +240,7 @@ fn frame_error_name(e: &FrameError) -> &'static str {
         FrameError::TooLong { .. } => "too_long",
         FrameError::Checksum { .. } => "checksum",
         FrameError::Reserved => "reserved",
+        FrameError::Watermark { .. } => "watermark",
     }
 }
 
@@ -248,9 +251,14 @@ fn crcs(kind: Option<&CorruptionKind>, frame: Option<&FrameError>) -> Option<(u3
         | (Some(CorruptionKind::FooterChecksum { stored, computed }), _) => {
             Some((*stored, *computed))
         }
-        (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _) => {
-            Some((*stored, *computed))
-        }
+        (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _)
+        | (
+            Some(CorruptionKind::DurableRecordDamaged {
+                error: FrameError::Checksum { stored, computed },
+                ..
+            }),
+            _,
+        ) => Some((*stored, *computed)),
         _ => None,
     }
 }

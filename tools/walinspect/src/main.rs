@@ -227,6 +227,12 @@ pub struct SalvageArgs {
     /// Directory for the new store; must not exist or be empty.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also keep the records found after a hole in the log (damaged bytes or missing segments
+    /// whose LSNs never come back). By default salvage keeps only the prefix the log actually
+    /// passed through: records after a hole may be writes no fsync covered, and applying them
+    /// over the hole makes a state the store never had.
+    #[arg(long)]
+    pub keep_all_readable: bool,
 }
 
 fn run(cli: Cli) -> Result<i32, Fail> {

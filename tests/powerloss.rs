@@ -38,9 +38,10 @@ fn immediate_writes(s: &Store, io: &SimIo, h: &mut History) {
 /// records per unsynced page, so later pages can reach the disk without earlier ones.
 fn buffered_groups(s: &Store, io: &SimIo, h: &mut History) {
     let mut n = 0;
-    for _round in 0..6 {
-        for _ in 0..4 {
-            put(s, io, h, &key(n), n, PAD, Durability::Buffered);
+    for round in 0..6 {
+        // Records of different sizes, several to a page and some across pages.
+        for i in 0..8 {
+            put(s, io, h, &key(n), n, PAD / 4 + (round * 8 + i) * 37 % PAD, Durability::Buffered);
             n += 1;
         }
         s.sync().expect("sync");
@@ -196,8 +197,8 @@ fn kill_then_cut(skip: Option<SimSync>) -> (Tally, u64) {
             put(&s, &first, &mut h, &key(n), n, PAD, Durability::Immediate);
             n += 1;
         }
-        for _ in 0..5 {
-            put(&s, &first, &mut h, &key(n), n, PAD, Durability::Buffered);
+        for _ in 0..8 {
+            put(&s, &first, &mut h, &key(n), n, PAD / 2, Durability::Buffered);
             n += 1;
         }
         // kill -9: nothing more reaches the page cache; the dropped store's syncs fail.
@@ -221,6 +222,7 @@ fn kill_then_cut(skip: Option<SimSync>) -> (Tally, u64) {
 
 /// Asserts that the simulator found harm (lost writes or refusals) with `kind` removed.
 fn assert_caught(kind: SimSync, tally: &Tally) {
+    eprintln!("without the {kind:?} sync: {tally}");
     assert!(tally.lost + tally.refused > 0, "removing the {kind:?} sync went unnoticed: {tally}");
 }
 

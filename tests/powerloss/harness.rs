@@ -293,6 +293,7 @@ impl Tally {
 
     /// Panics unless every state was good.
     pub fn assert_all_good(&self, what: &str) {
+        eprintln!("{what}: {self}");
         assert!(self.states > 0, "{what}: no states examined");
         assert_eq!(self.good, self.states, "{what}: {self}");
     }

@@ -90,6 +90,14 @@ fn refused(dir: &Path) -> (std::path::PathBuf, u64, CorruptionKind) {
     }
 }
 
+/// The LSN and proof of damage refused as damage in synced data.
+fn proven(kind: CorruptionKind) -> (u64, DurabilityProof) {
+    match kind {
+        CorruptionKind::DurableRecordDamaged { lsn, proof, .. } => (lsn, *proof),
+        other => panic!("expected damage proven durable, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_flipped_byte_in_the_last_record_of_a_cleanly_closed_store_is_refused_with_the_close_marker_as_proof(
 ) {
@@ -101,13 +109,10 @@ fn a_flipped_byte_in_the_last_record_of_a_cleanly_closed_store_is_refused_with_t
     flip(&seg, last.offset + last.len - 1);
     let (file, offset, kind) = refused(&dir);
     assert_eq!((file, offset), (seg.clone(), last.offset));
-    match kind {
-        CorruptionKind::DurableRecordDamaged {
-            lsn,
-            proof: DurabilityProof::LaterRecord { lsn: by, .. },
-            ..
-        } => {
-            assert_eq!(lsn, last.lsn);
+    let (lsn, proof) = proven(kind);
+    assert_eq!(lsn, last.lsn);
+    match proof {
+        DurabilityProof::LaterRecord { lsn: by, .. } => {
             assert_eq!(by, last.lsn + 1, "the close marker carries the next LSN");
         }
         other => panic!("expected a proof by the close marker, got {other:?}"),
@@ -124,11 +129,8 @@ fn damage_that_a_later_record_proves_durable_is_refused_naming_that_record() {
     flip(&seg, recs[2].offset + recs[2].len - 1);
     let (file, offset, kind) = refused(&dir);
     assert_eq!((file, offset), (seg.clone(), recs[2].offset));
-    match kind {
-        CorruptionKind::DurableRecordDamaged {
-            proof: DurabilityProof::LaterRecord { offset: at, watermark, .. },
-            ..
-        } => {
+    match proven(kind).1 {
+        DurabilityProof::LaterRecord { offset: at, watermark, .. } => {
             assert_eq!(at, recs[3].offset, "the next record already names it durable");
             assert!(watermark.lsn >= recs[2].lsn);
         }

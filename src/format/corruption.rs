@@ -45,8 +45,8 @@ pub enum CorruptionKind {
         lsn: u64,
         /// Why its bytes are not a valid record.
         error: FrameError,
-        /// What shows it had been made durable.
-        proof: DurabilityProof,
+        /// What shows it had been made durable (boxed: it names a file, and errors stay small).
+        proof: Box<DurabilityProof>,
     },
     /// A valid record follows a close marker in its segment (walden writes nothing there).
     AfterClose {

@@ -485,7 +485,7 @@ fn bad_frame(
     if let Some(proof) =
         super::proof::find_proof(seg.path, seg.bytes, header, format, offset, lsn, later)
     {
-        let kind = CorruptionKind::DurableRecordDamaged { lsn, error, proof };
+        let kind = CorruptionKind::DurableRecordDamaged { lsn, error, proof: Box::new(proof) };
         return corrupt(path, offset as u64, scan.last_lsn, kind, resync);
     }
     if is_last {

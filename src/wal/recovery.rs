@@ -214,16 +214,21 @@ pub(crate) fn recover(
 }
 
 /// fdatasyncs the last segment of every epoch in `segments` (a roll fdatasynced every other
-/// one), then `wal/`: after `kill -9` the page cache holds records no fsync covered, and the
-/// new epoch must not acknowledge, show or build on them before they are durable.
+/// one) unless a close marker ends it (the clean close fdatasynced everything before writing
+/// it), then `wal/`: after `kill -9` the page cache holds records no fsync covered, and the new
+/// epoch must not acknowledge, show or build on them before they are durable.
 fn make_replay_durable(io: &dyn Io, wal_dir: &Path, segments: &[SegmentSummary]) -> Result<()> {
+    let mut synced = false;
     for (i, s) in segments.iter().enumerate() {
         let epoch = s.header.map(|h| h.epoch);
         let ends_epoch = segments.get(i + 1).is_none_or(|n| n.header.map(|h| h.epoch) != epoch);
-        if ends_epoch {
+        if ends_epoch && s.close_offset.is_none() {
             Fs(io).sync_file(&s.path)?;
+            synced = true;
         }
     }
-    Fs(io).sync_dir(wal_dir)?;
+    if synced {
+        Fs(io).sync_dir(wal_dir)?;
+    }
     Ok(())
 }

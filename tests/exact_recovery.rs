@@ -204,3 +204,94 @@ fn segments_a_snapshot_covers_are_ignored_and_removed_at_open() {
         assert!(!p.exists(), "{} was removed", p.display());
     }
 }
+
+/// The reader's verdicts on hand-built segments: each record carries the watermark given (the
+/// LSNs run from 1), so the proofs can be placed exactly.
+mod reader {
+    use std::path::Path;
+
+    use walden::format::{
+        encode_frame_with, CorruptionKind, DurabilityProof, RecordKind, SegmentHeader, Watermark,
+    };
+    use walden::wal::{scan_log, LogVerdict, SegmentInput};
+
+    const HEADER: SegmentHeader =
+        SegmentHeader { store_id: [9; 16], epoch: 1, segment_no: 1, first_lsn: 1 };
+
+    fn push(bytes: &mut Vec<u8>, lsn: u64, kind: RecordKind, durable_lsn: u64) -> usize {
+        let at = bytes.len();
+        let w = Watermark { epoch: if durable_lsn == 0 { 0 } else { 1 }, lsn: durable_lsn };
+        encode_frame_with(bytes, HEADER.salt(), lsn, lsn, kind, w, b"body");
+        at
+    }
+
+    /// A segment whose record `i` (LSN `i + 1`) names `watermarks[i]` durable.
+    fn segment(watermarks: &[u64]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = HEADER.encode().to_vec();
+        let offsets = (0..watermarks.len())
+            .map(|i| push(&mut bytes, i as u64 + 1, RecordKind::Batch, watermarks[i]))
+            .collect();
+        (bytes, offsets)
+    }
+
+    fn verdict(bytes: &[u8]) -> LogVerdict {
+        let path = Path::new("wal/00000000000000000001.wal");
+        let input = SegmentInput { segment_no: 1, path, bytes };
+        scan_log(&[input], None, &mut |_| Ok(())).verdict
+    }
+
+    #[test]
+    fn a_damaged_record_of_an_unsynced_group_is_a_tail_though_valid_records_follow_it() {
+        // Records 4..6 are one group framed when 3 was durable; a power cut lost record 4's page.
+        let (mut bytes, at) = segment(&[0, 1, 2, 3, 3, 3]);
+        bytes[at[3] + 45] ^= 1; // its body
+        match verdict(&bytes) {
+            LogVerdict::TornTail(t) => assert_eq!(t.offset, at[3] as u64),
+            other => panic!("expected an unsynced tail, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_same_damage_is_refused_once_a_later_record_names_it_durable() {
+        let (mut bytes, at) = segment(&[0, 1, 2, 3, 3, 3, 6]);
+        bytes[at[3] + 45] ^= 1; // its body
+        let v = verdict(&bytes);
+        let LogVerdict::Corrupt(c) = v else { panic!("expected a refusal, got {v:?}") };
+        assert_eq!(c.offset, at[3] as u64);
+        match c.kind {
+            CorruptionKind::DurableRecordDamaged { lsn: 4, proof, .. } => match *proof {
+                DurabilityProof::LaterRecord { offset, lsn: 7, watermark, .. } => {
+                    assert_eq!((offset, watermark), (at[6] as u64, Watermark { epoch: 1, lsn: 6 }));
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_close_marker_proves_the_last_record_and_nothing_valid_may_follow_it() {
+        let (mut bytes, at) = segment(&[0, 1]);
+        let clean = bytes.clone();
+        push(&mut bytes, 3, RecordKind::Close, 2);
+        assert_eq!(verdict(&bytes), LogVerdict::Clean);
+        let mut damaged = bytes.clone();
+        damaged[at[1] + 45] ^= 1;
+        assert!(matches!(
+            verdict(&damaged),
+            LogVerdict::Corrupt(c) if matches!(c.kind, CorruptionKind::DurableRecordDamaged { lsn: 2, .. })
+        ));
+        let mut garbage = bytes.clone();
+        garbage.extend_from_slice(&[7; 20]);
+        assert!(
+            matches!(verdict(&garbage), LogVerdict::TornTail(t) if t.offset == bytes.len() as u64)
+        );
+        let mut after = bytes.clone();
+        push(&mut after, 3, RecordKind::Batch, 2);
+        assert!(matches!(
+            verdict(&after),
+            LogVerdict::Corrupt(c) if matches!(c.kind, CorruptionKind::AfterClose { .. })
+        ));
+        assert_ne!(clean, bytes);
+    }
+}

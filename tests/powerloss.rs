@@ -220,6 +220,30 @@ fn kill_then_cut(skip: Option<SimSync>) -> (Tally, u64) {
     (examine(&points, &m.dir, &h, states_budget(), None, |_, _, _| {}), skipped)
 }
 
+/// Damage in synced data is never taken for a power cut: in every cut state of a workload that
+/// holds a record a later record proves durable, that record is damaged and the open must refuse.
+#[test]
+fn damage_in_synced_data_is_refused_in_every_cut_state() {
+    let (m, points, _) = record("store", false, None, immediate_writes);
+    let (mut damaged, mut refused) = (0, 0);
+    let per_point = states_budget().div_ceil(points.len()).max(1);
+    for point in &points {
+        for choice in point.choices(per_point, harness::seed()) {
+            let io = point.disk(&choice);
+            if !harness::damage_synced_record(&io, &m.dir) {
+                continue;
+            }
+            damaged += 1;
+            match Store::open_with(&m.dir, options(&io, u64::MAX)) {
+                Err(walden::Error::Corruption { .. }) => refused += 1,
+                other => panic!("cut at {}: damage in synced data gave {other:?}", point.op()),
+            }
+        }
+    }
+    eprintln!("damage in synced data: {damaged} states damaged, {refused} refused");
+    assert!(damaged > 50, "only {damaged} states had a record to damage");
+}
+
 /// Asserts that the simulator found harm (lost writes or refusals) with `kind` removed.
 fn assert_caught(kind: SimSync, tally: &Tally) {
     eprintln!("without the {kind:?} sync: {tally}");

@@ -50,7 +50,9 @@ fn later_record(
     }
     let salt = header.salt();
     let mut from = offset + 1;
-    while let Some(at) = find_next_valid_as(bytes, from, salt, lsn, format) {
+    // The LSN the next valid record carries at least (the resync filter needs it).
+    let mut next = lsn;
+    while let Some(at) = find_next_valid_as(bytes, from, salt, next, format) {
         let at = at as usize;
         let frame = decode_frame_as(&bytes[at..], salt, format).ok()?;
         if frame.watermark.covers(header.epoch, lsn) {
@@ -62,6 +64,7 @@ fn later_record(
             });
         }
         from = at + frame.len;
+        next = frame.lsn + 1;
     }
     None
 }

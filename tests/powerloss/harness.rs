@@ -344,3 +344,38 @@ pub fn examine(
     }
     tally
 }
+
+/// Puts damage into synced data of the store at `dir` on `io`: flips a body byte of the first
+/// record of the first segment whose last valid record names it durable (so a later record
+/// proves it was synced). Returns whether such a record was found.
+pub fn damage_synced_record(io: &SimIo, dir: &Path) -> bool {
+    use walden::format::{decode_frame, SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+    let wal = dir.join("wal");
+    let Ok(names) = io.list_dir(&wal) else { return false };
+    for name in names.iter().filter(|n| walden::format::parse_segment_file_name(n).is_some()) {
+        let path = wal.join(name);
+        let Ok(bytes) = io.read(&path) else { continue };
+        let Ok(header) = SegmentHeader::decode(&bytes) else { continue };
+        let (mut at, mut frames) = (SEGMENT_HEADER_LEN, Vec::new());
+        while let Ok(f) = decode_frame(&bytes[at..], header.salt()) {
+            frames.push((at, f.lsn, f.watermark.lsn, f.len));
+            at += f.len;
+        }
+        let (Some(&(first_at, first_lsn, _, len)), Some(&(_, _, last_durable, _))) =
+            (frames.first(), frames.last())
+        else {
+            continue;
+        };
+        if frames.len() < 2 || last_durable < first_lsn || len <= RECORD_HEADER_LEN {
+            continue;
+        }
+        let mut damaged = bytes.to_vec();
+        damaged[first_at + RECORD_HEADER_LEN] ^= 0x01;
+        io.truncate(&path, 0).expect("truncate");
+        let mut f = io.open_append(&path).expect("open");
+        f.write_all(&damaged).expect("write");
+        f.sync_data().expect("sync");
+        return true;
+    }
+    false
+}

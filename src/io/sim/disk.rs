@@ -185,8 +185,18 @@ impl Disk {
     }
 }
 
-/// An in-memory [`Io`] that records what is durable and can produce every disk a power cut
-/// allows. See the [module documentation](self).
+/// An in-memory [`Io`](crate::io::Io) that records what is durable and can produce every disk a
+/// power cut allows.
+///
+/// The rules, at their weakest: bytes a `write` put into a file are durable once an
+/// `fdatasync` of that file returned; before that, each 4 KiB page ([`SIM_PAGE_BYTES`]) may be
+/// on the medium in any version it had since the last sync, independently of every other page.
+/// A create, rename or unlink is durable once an `fsync` of its directory returned; before that
+/// each may or may not have happened, independently (a rename is atomic). A directory whose own
+/// entry was lost takes everything below it along. Every mutating operation is counted
+/// ([`SimIo::op_count`]); with [`SimIo::record`] on, a [`CrashPoint`](crate::io::CrashPoint) is
+/// captured before each one. [`SimIo::kill`] is `kill -9`; [`SimIo::skip_sync`] removes chosen
+/// syncs for negative controls.
 ///
 /// ```
 /// use std::sync::Arc;

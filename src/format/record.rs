@@ -26,7 +26,8 @@ const _: () = assert!(RECORD_HEADER_LEN_V1 == 28);
 const _: () = assert!(RECORD_HEADER_LEN == 44);
 
 /// What a record's body holds: the one kind table of format version 2 (`docs/FORMAT.md`).
-/// New kinds are added here, never by a new format version.
+/// New kinds are added here, never by a new format version: state kinds count up from 1,
+/// log-control kinds (which change no state) from [`RecordKind::FIRST_CONTROL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum RecordKind {
@@ -38,10 +39,13 @@ pub enum RecordKind {
     Breaker = 3,
     /// A clean close: the last record of its segment, naming the last record of the log as
     /// durable. It does not consume its LSN and changes no state.
-    Close = 4,
+    Close = 0x80,
 }
 
 impl RecordKind {
+    /// The first log-control kind: kinds from here on change no state.
+    pub const FIRST_CONTROL: u8 = 0x80;
+
     /// Every kind, in table order.
     pub const ALL: [RecordKind; 4] =
         [RecordKind::Batch, RecordKind::RateLimit, RecordKind::Breaker, RecordKind::Close];
@@ -387,6 +391,8 @@ mod tests {
     fn the_kind_table_round_trips() {
         for k in RecordKind::ALL {
             assert_eq!(RecordKind::from_u8(k as u8), Some(k));
+            let control = k == RecordKind::Close;
+            assert_eq!(k as u8 >= RecordKind::FIRST_CONTROL, control, "{k:?}");
         }
         assert_eq!(RecordKind::from_u8(0), None);
     }

@@ -34,6 +34,17 @@ pub enum LimitKind {
     BreakerName,
 }
 
+impl LimitKind {
+    /// The unit the limit is counted in: `"operations"` for [`LimitKind::BatchOps`], `"bytes"`
+    /// for every other kind.
+    pub fn unit(self) -> &'static str {
+        match self {
+            LimitKind::BatchOps => "operations",
+            _ => "bytes",
+        }
+    }
+}
+
 impl fmt::Display for LimitKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -124,7 +135,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A key, name, document or record is over its limit; nothing was written.
-    #[error("{what} is {size} bytes, over the limit of {limit}")]
+    #[error("{what} is {size} {unit}, over the limit of {limit} {unit}", unit = what.unit())]
     TooLarge {
         /// What was too large.
         what: LimitKind,
@@ -190,6 +201,35 @@ pub enum Error {
         column: usize,
         /// What is wrong.
         message: String,
+    },
+    /// An [`ImportMode::Atomic`](crate::ImportMode::Atomic) import does not fit in one batch;
+    /// nothing was written. [`ImportMode::Chunked`](crate::ImportMode::Chunked) commits it in
+    /// several batches.
+    #[error(
+        "an atomic import of {documents} documents is {size} {unit}, over the limit of {limit} \
+         {unit} for one batch; nothing was written: import it with \
+         ImportMode::Chunked {{ documents_per_batch }} to commit it in several batches",
+        unit = what.unit()
+    )]
+    AtomicImportTooLarge {
+        /// Documents in the input.
+        documents: usize,
+        /// Which limit it broke: [`LimitKind::BatchOps`] or [`LimitKind::Record`].
+        what: LimitKind,
+        /// The import's size, in the limit's unit ([`LimitKind::unit`]).
+        size: usize,
+        /// The limit, in the same unit.
+        limit: usize,
+    },
+    /// An argument is outside the range it accepts; nothing was done.
+    #[error("invalid {argument} {value}: {accepted}")]
+    InvalidArgument {
+        /// The argument, as its type and field (`ImportMode::Chunked::documents_per_batch`).
+        argument: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        accepted: String,
     },
     /// The store was closed.
     #[error("store is closed")]

@@ -9,6 +9,7 @@ mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod hook;
+mod import;
 mod json;
 pub(crate) mod names;
 mod open;

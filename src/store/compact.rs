@@ -149,7 +149,7 @@ impl Compactor {
     /// Folds the sealed segments `segs` into the state of the `base` snapshot (or an empty
     /// state), checking that together they cover every LSN up to `sealed_lsn`. Returns the
     /// state and the bytes of the segments.
-    fn fold(
+    pub(crate) fn fold(
         &self,
         base: Option<&SnapshotInfo>,
         sealed_lsn: u64,

@@ -21,7 +21,7 @@ mod stats;
 mod write;
 
 pub use crate::wal::Durability;
-pub use backup::{prune_backups, BackupReport, Retention, BACKUP_DIR_PREFIX};
+pub use backup::{BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
 pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};

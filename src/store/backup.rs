@@ -116,6 +116,13 @@ impl Store {
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
             Fs(io).sync_dir(parent)?;
         }
+        tracing::info!(
+            target: "walden",
+            path = %dest.display(),
+            lsn = sealed_lsn,
+            bytes,
+            "backup written"
+        );
         Ok(BackupReport { path: dest.to_path_buf(), lsn: sealed_lsn, files, bytes })
     }
 
@@ -200,6 +207,7 @@ fn prune(io: &dyn Io, parent: &Path, retention: Retention, now_ms: u64) -> Resul
             retention.max_age.is_some_and(|age| now_ms.saturating_sub(ms) < age.as_millis() as u64);
         if !kept_by_count && !kept_by_age {
             fs.remove_dir_all(&path)?;
+            tracing::info!(target: "walden", path = %path.display(), "old backup deleted");
             deleted.push(path);
         }
     }

@@ -48,7 +48,20 @@ fn read_io(e: std::io::Error) -> Error {
 
 impl Store {
     /// Writes `collection` as one JSON object, key → document, keys in order, as of one
-    /// instant. Returns the number of documents written.
+    /// instant. Returns the number of documents written. Documents are written as stored
+    /// (an imported document comes back with the text it was imported with).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use walden::Store;
+    /// let store = Store::open(dir.path())?;
+    /// store.put("users", "bob", &serde_json::json!({"age": 41}))?;
+    /// store.put("users", "ada", &serde_json::json!({"age": 36}))?;
+    /// let mut out = Vec::new();
+    /// assert_eq!(store.export_json("users", &mut out)?, 2);
+    /// assert_eq!(out, b"{\"ada\":{\"age\":36},\"bob\":{\"age\":41}}\n");
+    /// # Ok::<(), walden::Error>(())
+    /// ```
     pub fn export_json<W: Write>(&self, collection: &str, mut out: W) -> Result<u64> {
         let docs = self.scan::<Box<RawValue>>(collection)?;
         let n = write_object(&mut out, docs)?;

@@ -118,3 +118,40 @@ fn chunks_of_zero_or_over_the_limit_are_refused_not_clamped() {
     }
     assert_eq!(store.stats().last_lsn, 0);
 }
+
+#[test]
+fn a_chunk_over_the_record_limit_is_refused_before_the_first_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Five small documents, then five of 14 MiB: the second batch of five would be 70 MiB,
+    // over the 64 MiB record limit.
+    let big = format!("\"{}\"", "x".repeat(14 << 20));
+    let mut input = String::from("{");
+    for i in 0..10 {
+        if i > 0 {
+            input.push(',');
+        }
+        let doc = if i < 5 { "1" } else { big.as_str() };
+        input.push_str(&format!("\"k{i}\":{doc}"));
+    }
+    input.push('}');
+    let mode = ImportMode::Chunked { documents_per_batch: 5 };
+    match store.import_json("c", input.as_bytes(), mode) {
+        Err(e @ Error::InvalidArgument { .. }) => {
+            assert!(e.to_string().contains("batch 2 would be"), "{e}");
+        }
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    assert_eq!(store.stats().last_lsn, 0, "the first batch was not written either");
+    // The same input as one atomic batch is over the record limit: named in bytes, with the
+    // way out.
+    match store.import_json("c", input.as_bytes(), ImportMode::Atomic) {
+        Err(e @ Error::AtomicImportTooLarge { what: LimitKind::Record, .. }) => {
+            let shown = e.to_string();
+            assert!(shown.contains("bytes, over the limit of 67108864 bytes"), "{shown}");
+            assert!(shown.contains("ImportMode::Chunked"), "{shown}");
+        }
+        other => panic!("expected AtomicImportTooLarge, got {other:?}"),
+    }
+    assert_eq!(store.stats().last_lsn, 0);
+}

@@ -8,7 +8,8 @@ use super::import::{parse_lines, parse_object, utf8_text, RawDocs};
 use super::reads::{decode_doc, Versioned};
 use super::{Batch, Store};
 use crate::error::{Error, IoOp, LimitKind, Result};
-use crate::limits::MAX_BATCH_OPS;
+use crate::format::{batch_op_encoded_len, BATCH_COUNT_BYTES};
+use crate::limits::{MAX_BATCH_OPS, MAX_RECORD_BODY_BYTES};
 use crate::state::docs::Doc;
 
 /// How an import commits.
@@ -19,10 +20,10 @@ pub enum ImportMode {
     #[default]
     Atomic,
     /// Batches of at most this many documents (1 to [`MAX_BATCH_OPS`]; anything else is
-    /// [`Error::InvalidArgument`]). Every document is checked (names, sizes,
-    /// validators) before the first batch is written, so only an I/O failure can stop an
-    /// import part-way; the error then says nothing of how far it got, but each batch is
-    /// atomic and a re-run overwrites the same keys.
+    /// [`Error::InvalidArgument`]). Every document is checked (names, sizes, validators)
+    /// and every batch is checked to fit in one record before the first batch is written, so
+    /// only an I/O failure can stop an import part-way; the error then says nothing of how far
+    /// it got, but each batch is atomic and a re-run overwrites the same keys.
     Chunked {
         /// Documents per batch.
         documents_per_batch: usize,
@@ -176,6 +177,7 @@ impl Store {
             return Ok(ImportReport { documents: n as u64, batches: u64::from(n > 0) });
         }
         self.validate(all.ops)?;
+        check_chunk_sizes(collection, &pairs, per_batch)?;
         let mut report = ImportReport { documents: 0, batches: 0 };
         for chunk in pairs.chunks(per_batch) {
             let mut b = Batch::new();
@@ -206,6 +208,31 @@ impl ImportMode {
             }),
         }
     }
+}
+
+/// Every chunk must fit in one record, checked before the first is written, so a chunk over
+/// the record limit cannot stop an import part-way.
+fn check_chunk_sizes(collection: &str, pairs: &RawDocs, per_batch: usize) -> Result<()> {
+    for (i, chunk) in pairs.chunks(per_batch).enumerate() {
+        let size = BATCH_COUNT_BYTES
+            + chunk
+                .iter()
+                .map(|(k, v)| batch_op_encoded_len(collection, k, Some(v.get().as_bytes())))
+                .sum::<usize>();
+        if size > MAX_RECORD_BODY_BYTES {
+            return Err(Error::InvalidArgument {
+                argument: "ImportMode::Chunked::documents_per_batch",
+                value: per_batch.to_string(),
+                accepted: format!(
+                    "a size whose every batch fits in one record: batch {} would be {size} \
+                     bytes, over the limit of {MAX_RECORD_BODY_BYTES} bytes (nothing was \
+                     written); use fewer documents per batch",
+                    i + 1
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn read_all<R: Read>(mut input: R) -> Result<Vec<u8>> {

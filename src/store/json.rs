@@ -163,9 +163,6 @@ impl Store {
             let n = pairs.len();
             let too_large =
                 |what, size, limit| Error::AtomicImportTooLarge { documents: n, what, size, limit };
-            if n > MAX_BATCH_OPS {
-                return Err(too_large(LimitKind::BatchOps, n, MAX_BATCH_OPS));
-            }
             if n > 0 {
                 match self.commit(all) {
                     Err(Error::TooLarge { what: what @ LimitKind::Record, size, limit }) => {
@@ -194,9 +191,16 @@ impl Store {
 
 impl ImportMode {
     /// Documents per batch for an import of `documents` documents; a `Chunked` size outside
-    /// `1..=MAX_BATCH_OPS` is an error, never clamped.
+    /// `1..=MAX_BATCH_OPS` is an error, never clamped, and so is an `Atomic` import of more
+    /// documents than one batch may hold.
     pub(crate) fn documents_per_batch(self, documents: usize) -> Result<usize> {
         match self {
+            ImportMode::Atomic if documents > MAX_BATCH_OPS => Err(Error::AtomicImportTooLarge {
+                documents,
+                what: LimitKind::BatchOps,
+                size: documents,
+                limit: MAX_BATCH_OPS,
+            }),
             ImportMode::Atomic => Ok(documents.max(1)),
             ImportMode::Chunked { documents_per_batch: n } if (1..=MAX_BATCH_OPS).contains(&n) => {
                 Ok(n)

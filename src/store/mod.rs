@@ -9,7 +9,7 @@ pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod hook;
-mod import;
+pub(crate) mod import;
 mod json;
 pub(crate) mod names;
 mod open;

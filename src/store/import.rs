@@ -1,4 +1,5 @@
-//! Reading import input exactly: each document keeps its own JSON text, as written.
+//! Reading import input exactly: each document keeps its own JSON text, as written, less the
+//! whitespace between tokens (a pretty-printed file's indentation is not stored per document).
 //!
 //! serde_json's `Value` rounds integers beyond 64 bits and long decimals to `f64` and, without
 //! its `preserve_order` feature, sorts object keys. Turning on `arbitrary_precision` or
@@ -36,6 +37,11 @@ fn message_of(e: &serde_json::Error, text_line: &str) -> String {
     if non_finite_at(text_line, e.column()) {
         message.push_str("; ");
         message.push_str(NON_FINITE_HINT);
+    } else if message.starts_with("number out of range") {
+        message.push_str(
+            "; it is beyond what an f64 holds, so most JSON readers would read it as infinity: \
+             store it as a string instead",
+        );
     }
     message
 }
@@ -80,7 +86,36 @@ pub(crate) fn parse_object(text: &str) -> Result<RawDocs> {
     Check { top: true }.deserialize(&mut de).and_then(|()| de.end()).map_err(on_err)?;
     let mut de = serde_json::Deserializer::from_str(text);
     let docs = de.deserialize_map(RawObject).map_err(on_err)?;
-    Ok(docs)
+    Ok(docs.into_iter().map(|(k, v)| (k, compact(v))).collect())
+}
+
+/// The same JSON text without whitespace between tokens; every token (numbers, strings, names
+/// and their order) is kept byte for byte.
+fn compact(raw: Box<RawValue>) -> Box<RawValue> {
+    let text = raw.get();
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    if out.len() == text.len() {
+        return raw;
+    }
+    // Removing whitespace between tokens keeps valid JSON valid; should it ever not, the text
+    // as written is kept.
+    RawValue::from_string(out).unwrap_or(raw)
 }
 
 /// Parses JSON Lines: one `{"key": "...", "value": <document>}` per line, blank lines skipped.
@@ -127,7 +162,7 @@ pub(crate) fn parse_lines(text: &str) -> Result<RawDocs> {
                 ));
             }
             Entry::Vacant(v) => {
-                docs.push((v.key().clone(), parsed.value));
+                docs.push((v.key().clone(), compact(parsed.value)));
                 v.insert(line_no);
             }
         }
@@ -243,13 +278,13 @@ mod tests {
 
     #[test]
     fn documents_keep_their_text_and_order() {
-        let text = r#"{"b": {"z": 1, "a": 123456789012345678901234567890}, "a": 0.1000000000000000000001}"#;
+        let text = "{\"b\": {\n  \"z\": 1, \"a\": 123456789012345678901234567890,\n  \"s\": \"x \\\" y\"},\n \"a\": 0.1000000000000000000001}";
         let docs = parse_object(text).unwrap();
         let got: Vec<(&str, &str)> = docs.iter().map(|(k, v)| (k.as_str(), v.get())).collect();
         assert_eq!(
             got,
             vec![
-                ("b", r#"{"z": 1, "a": 123456789012345678901234567890}"#),
+                ("b", r#"{"z":1,"a":123456789012345678901234567890,"s":"x \" y"}"#),
                 ("a", "0.1000000000000000000001")
             ]
         );
@@ -276,6 +311,7 @@ mod tests {
         }
         let (_, _, message) = err(parse_object("{\"a\": 1e400}"));
         assert!(message.contains("number out of range"), "{message}");
+        assert!(message.contains("store it as a string"), "{message}");
         let (_, _, message) = err(parse_lines("{\"key\": \"k\", \"value\": NaN}"));
         assert!(message.contains("Python's json.dump"), "{message}");
     }

@@ -152,6 +152,12 @@ fn a_backup_holds_the_live_state_not_the_logs_history() {
     assert_eq!(copy.stats().last_lsn, r.lsn);
     let got = copy.get::<String>("c", "k31").unwrap().unwrap();
     assert_eq!((got.value, got.version), (format!("299{doc}"), 300));
+    // The copy is a working store: it takes writes and reopens with them.
+    assert_eq!(copy.put("c", "k31", &"restored").unwrap(), 301);
+    copy.close().unwrap();
+    let copy = Store::open(&r.path).unwrap();
+    assert_eq!(copy.get::<String>("c", "k31").unwrap().unwrap().value, "restored");
+    assert_eq!(copy.count("c"), 32);
     drop(copy);
     // Writes after the backup are not in it; the next backup has them.
     store.put("c", "k0", &"new").unwrap();

@@ -1,13 +1,15 @@
 //! The router: routes, the layers on them, `/health` and the upstream route.
 //!
 //! ```text
-//! /docs/{collection}/{key}   rate limit ─▶ breaker "documents" ─▶ walden (or a comparison backend)
-//! /upstream/{*path}          rate limit ─▶ timeout ─▶ breaker "upstream" ─▶ GET --upstream
+//! /docs/{collection}/{key}   rate limit ─▶ detach ─▶ breaker "documents" ─▶ walden (or a comparison backend)
+//! /upstream/{*path}          rate limit ─▶ detach ─▶ timeout ─▶ breaker "upstream" ─▶ GET --upstream
 //! /health                    breaker states, no layers
 //! ```
 //!
 //! The timeout sits outside the upstream breaker on purpose: it cancels a slow call by
-//! dropping the breaker's future, and the breaker layer reports that as a failed call.
+//! dropping the breaker's future, and the breaker layer reports that as a failed call. The
+//! detach layer sits outside both: a client that hangs up does not cancel the call, so it
+//! cannot open a breaker by disconnecting; the call runs to its end and counts as it went.
 
 use std::time::Duration;
 
@@ -20,7 +22,9 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower::ServiceBuilder;
 use walden::{BreakerConfig, CircuitState, Quota, Store};
-use walden_tower::{ApiKey, BreakerLayer, ClientIp, Header, KeyExtractor, RateLimitLayer};
+use walden_tower::{
+    ApiKey, BreakerLayer, ClientIp, DetachLayer, Header, KeyExtractor, RateLimitLayer,
+};
 
 use crate::http::{delete_doc, get_doc, put_doc, Docs};
 use crate::Args;
@@ -79,7 +83,7 @@ pub fn router(args: &Args, store: &Store, docs: Docs) -> Result<Router, String> 
     let mut docs_routes = Router::new()
         .route("/docs/{collection}/{key}", get(get_doc).put(put_doc).delete(delete_doc))
         .layer(DefaultBodyLimit::max(walden::limits::DEFAULT_MAX_DOCUMENT_BYTES))
-        .layer(breaker(DOCUMENTS_BREAKER)?)
+        .layer(ServiceBuilder::new().layer(DetachLayer).layer(breaker(DOCUMENTS_BREAKER)?))
         .with_state(docs.clone());
     let mut upstream_routes: Router = match &args.upstream {
         None => Router::new(),
@@ -87,6 +91,7 @@ pub fn router(args: &Args, store: &Store, docs: Docs) -> Result<Router, String> 
             .route("/upstream/{*path}", get(forward))
             .layer(
                 ServiceBuilder::new()
+                    .layer(DetachLayer)
                     .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                         StatusCode::GATEWAY_TIMEOUT
                     }))

@@ -5,6 +5,8 @@
 //! and so does hyper when the client goes away — is reported as a *failed* call with the time
 //! it ran, so it is also a slow call if it ran past the threshold (the same rule as a walden
 //! permit dropped without an outcome). The report is sent from `Drop` on a spawned task.
+//! Put [`DetachLayer`](crate::DetachLayer) outside the breaker so that a client hanging up is
+//! not mistaken for a failing dependency.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

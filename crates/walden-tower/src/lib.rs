@@ -11,6 +11,9 @@
 //!   than the layer's slow-call threshold is a failure. A call whose future is dropped before
 //!   it finished (a timeout layer outside this one, a client that went away) is reported as a
 //!   failed call with its elapsed time.
+//! - [`DetachLayer`] runs calls to completion on their own task, so a client that hangs up
+//!   (hyper drops its request's future) is not counted as a failure of the dependency;
+//!   put it outside the breaker and outside the breaker's timeout.
 //!
 //! With [`Protocol::Grpc`] both answer as gRPC does (HTTP 200, `grpc-status` 8
 //! `RESOURCE_EXHAUSTED` or 14 `UNAVAILABLE`, the same headers as metadata), so the layers sit
@@ -25,7 +28,7 @@
 //! use std::time::Duration;
 //! use axum::{routing::get, Router};
 //! use walden::{BreakerConfig, Quota, Store};
-//! use walden_tower::{BreakerLayer, ClientIp, RateLimitLayer};
+//! use walden_tower::{BreakerLayer, ClientIp, DetachLayer, RateLimitLayer};
 //!
 //! # fn build() -> walden::Result<Router> {
 //! let store = Store::open("./state")?;
@@ -34,6 +37,7 @@
 //! let app = Router::new()
 //!     .route("/", get(|| async { "hello" }))
 //!     .layer(BreakerLayer::new(breaker).slow_call_threshold(Duration::from_secs(2)))
+//!     .layer(DetachLayer)
 //!     .layer(RateLimitLayer::new(limiter, ClientIp::new()));
 //! # Ok(app)
 //! # }
@@ -43,12 +47,14 @@
 
 mod backend;
 mod breaker;
+mod detach;
 mod key;
 mod ratelimit;
 mod reject;
 
 pub use backend::{Admission, BoxFuture, BreakerBackend, RateLimitBackend};
 pub use breaker::{Breaker, BreakerLayer, Classify, ClassifyFn, ServerErrors};
+pub use detach::{Detach, DetachLayer};
 pub use key::{
     ApiKey, AuthenticatedUser, ClientIp, Header, KeyExtractor, KeyFn, UserId, ANONYMOUS_KEY,
 };

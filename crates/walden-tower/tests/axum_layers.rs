@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use walden::{BreakerConfig, CircuitState, Quota, Store};
-use walden_tower::{BreakerLayer, ClassifyFn, ClientIp, Header, RateLimitLayer};
+use walden_tower::{BreakerLayer, ClassifyFn, ClientIp, DetachLayer, Header, RateLimitLayer};
 
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -173,4 +173,32 @@ async fn calls_cancelled_by_a_timeout_layer_count_as_failures_and_open_the_break
     }
     assert_eq!(breaker.state(), CircuitState::Open, "three cancelled calls are three failures");
     assert_eq!(c.get(&base).send().await.unwrap().status(), 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_counts_as_a_failure_unless_the_call_is_detached() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let attached = store.breaker("attached", BreakerConfig::default()).unwrap();
+    let detached = store.breaker("detached", BreakerConfig::default()).unwrap();
+    let slow = || async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "done"
+    };
+    let app = Router::new()
+        .route("/attached", get(slow).layer(BreakerLayer::new(attached.clone())))
+        .route(
+            "/detached",
+            get(slow).layer(
+                ServiceBuilder::new().layer(DetachLayer).layer(BreakerLayer::new(detached.clone())),
+            ),
+        );
+    let base = serve(app).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(50)).build().unwrap();
+    for path in ["attached", "detached"] {
+        assert!(impatient.get(format!("{base}/{path}")).send().await.is_err(), "client gave up");
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(attached.health().consecutive_failures, 1, "hyper dropped the call");
+    assert_eq!(detached.health().consecutive_failures, 0, "the call ran to its success");
 }

@@ -9,7 +9,7 @@
 //! extractor therefore writes API keys into the store directory. Map secrets to an account id
 //! first (an auth layer and [`AuthenticatedUser`]) if the store must not hold them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use http::header::{HeaderName, AUTHORIZATION};
@@ -25,16 +25,30 @@ pub trait KeyExtractor: Clone + Send + Sync + 'static {
     fn extract<B>(&self, req: &Request<B>) -> Option<String>;
 }
 
-/// Keys by the client's IP address: `ip:203.0.113.7`.
+/// The IPv6 prefix length [`ClientIp`] keys by unless told otherwise, in bits: one bucket per
+/// /64, the block one subscriber usually holds, so a client cannot mint fresh buckets by
+/// rotating addresses inside it.
+pub const DEFAULT_IPV6_PREFIX_BITS: u8 = 64;
+
+/// Keys by the client's IP address: `ip:203.0.113.7`, or its IPv6 network
+/// (`ip:2001:db8:1:2::/64`).
 ///
 /// The address comes from the connection: axum's `ConnectInfo<SocketAddr>` (with the crate's
-/// `axum` feature; serve with `into_make_service_with_connect_info::<SocketAddr>()`), or a
-/// `SocketAddr` or `IpAddr` a layer before this one put in the request's extensions. Behind a
-/// trusted reverse proxy, [`forwarded_by`](Self::forwarded_by) reads the last address the
-/// proxy appended to a header instead.
-#[derive(Debug, Clone, Default)]
+/// `axum` feature, on by default; serve with `into_make_service_with_connect_info::<SocketAddr>()`),
+/// or a `SocketAddr` or `IpAddr` a layer before this one put in the request's extensions (with
+/// tonic: copy `TcpConnectInfo::remote_addr()` there). Behind a trusted reverse proxy,
+/// [`forwarded_by`](Self::forwarded_by) reads the last address the proxy appended to a header
+/// instead.
+#[derive(Debug, Clone)]
 pub struct ClientIp {
     forwarded: Option<HeaderName>,
+    ipv6_prefix_bits: u8,
+}
+
+impl Default for ClientIp {
+    fn default() -> Self {
+        ClientIp { forwarded: None, ipv6_prefix_bits: DEFAULT_IPV6_PREFIX_BITS }
+    }
 }
 
 impl ClientIp {
@@ -47,7 +61,14 @@ impl ClientIp {
     /// your proxy added; earlier entries are whatever the client claimed. Use it only behind
     /// a proxy that sets the header, or clients choose their own bucket.
     pub fn forwarded_by(header: HeaderName) -> ClientIp {
-        ClientIp { forwarded: Some(header) }
+        ClientIp { forwarded: Some(header), ..ClientIp::default() }
+    }
+
+    /// Keys IPv6 clients by their first `bits` bits (1–128; 128 = one bucket per address).
+    /// Values outside that range are taken as 128.
+    pub fn ipv6_prefix_bits(self, bits: u8) -> ClientIp {
+        let bits = if (1..=128).contains(&bits) { bits } else { 128 };
+        ClientIp { ipv6_prefix_bits: bits, ..self }
     }
 
     fn peer(ext: &Extensions) -> Option<IpAddr> {
@@ -68,12 +89,17 @@ impl KeyExtractor for ClientIp {
             }
             None => ClientIp::peer(req.extensions())?,
         };
-        // One bucket per IPv4 address or IPv4-mapped IPv6 address, whichever way it arrived.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
-        Some(format!("ip:{ip}"))
+        // One bucket per IPv4 address, whether it arrived as IPv4 or IPv4-mapped IPv6.
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let bits = u32::from(self.ipv6_prefix_bits);
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                let net = Ipv6Addr::from(u128::from(v6) & mask);
+                Some(if bits == 128 { format!("ip:{net}") } else { format!("ip:{net}/{bits}") })
+            }
+            IpAddr::V6(v6) => Some(format!("ip:{}", v6.to_ipv4_mapped()?)),
+            IpAddr::V4(v4) => Some(format!("ip:{v4}")),
+        }
     }
 }
 
@@ -206,6 +232,17 @@ mod tests {
         assert_eq!(ClientIp::new().extract(&r), None);
         r.extensions_mut().insert("[::ffff:10.0.0.1]:80".parse::<SocketAddr>().unwrap());
         assert_eq!(ClientIp::new().extract(&r).as_deref(), Some("ip:10.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network() {
+        let mut r = req(&[]);
+        r.extensions_mut().insert("2001:db8:1:2:aaaa:bbbb:cccc:dddd".parse::<IpAddr>().unwrap());
+        assert_eq!(ClientIp::new().extract(&r).as_deref(), Some("ip:2001:db8:1:2::/64"));
+        let per_address = ClientIp::new().ipv6_prefix_bits(128);
+        assert_eq!(per_address.extract(&r).as_deref(), Some("ip:2001:db8:1:2:aaaa:bbbb:cccc:dddd"));
+        let r48 = ClientIp::new().ipv6_prefix_bits(48);
+        assert_eq!(r48.extract(&r).as_deref(), Some("ip:2001:db8:1::/48"));
     }
 
     #[test]

@@ -57,6 +57,7 @@ pub use breaker::{Breaker, BreakerLayer, Classify, ClassifyFn, ServerErrors};
 pub use detach::{Detach, DetachLayer};
 pub use key::{
     ApiKey, AuthenticatedUser, ClientIp, Header, KeyExtractor, KeyFn, UserId, ANONYMOUS_KEY,
+    DEFAULT_IPV6_PREFIX_BITS,
 };
 pub use ratelimit::{RateLimit, RateLimitLayer};
 pub use reject::{

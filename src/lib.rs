@@ -20,7 +20,7 @@
 //! # Ok::<(), walden::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod breaker;
 mod clock;
@@ -30,23 +30,21 @@ pub mod io;
 pub mod limits;
 mod ratelimit;
 pub mod snapshot;
+mod state;
 mod store;
 pub mod wal;
 
 pub use breaker::{
-    Acquire, BreakerConfig, BreakerHealth, BreakerRecord, CircuitBreaker, CircuitState,
-    FailureRate, Permit, BREAKER_BODY_VERSION, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+    Acquire, BreakerConfig, BreakerHealth, CircuitBreaker, CircuitState, FailureRate, Permit,
+    MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
-pub use ratelimit::{
-    Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, MAX_OBJECT_NAME_BYTES,
-    MAX_QUOTA_WINDOW_NS, RATELIMIT_BODY_VERSION,
-};
-pub use snapshot::compact::CompactionReport;
+pub use limits::MAX_OBJECT_NAME_BYTES;
+pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
 pub use store::{
-    prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
-    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
+    prune_backups, BackupReport, Batch, CompactionReport, Durability, ImportMode, ImportReport,
+    Options, RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };
 
 /// The README's examples, compiled as doctests so they cannot rot.

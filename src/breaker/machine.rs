@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::record::BreakerRecord;
-use super::{BreakerConfig, CircuitState};
+use super::config::{BreakerConfig, CircuitState};
+use crate::format::breaker::BreakerRecord;
 
 /// What [`Entry::admit`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::breaker::FailureRate;
+    use crate::breaker::config::FailureRate;
 
     const S: u64 = 1_000_000_000;
     const D: Duration = Duration::ZERO;

@@ -5,178 +5,26 @@
 //! returns; recovery replays them, so an open breaker stays open across a restart until its
 //! wall-clock `open_until`. Counters inside Closed live in memory only. See `docs/LIMITERS.md`.
 
-mod machine;
-mod record;
+pub(crate) mod config;
+pub(crate) mod machine;
 
-pub use record::{BreakerRecord, BREAKER_BODY_VERSION};
+pub use config::{
+    BreakerConfig, CircuitState, FailureRate, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+};
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::MutexGuard;
 
-use crate::error::{Error, LimitKind, Result};
+use crate::error::{LimitKind, Result};
 use crate::format::RecordKind;
-use crate::ratelimit::codec::check_object_name;
-use crate::ratelimit::MAX_QUOTA_WINDOW_NS;
-use crate::store::replay::SnapshotRecord;
+use crate::state::breaker::BreakerState;
+use crate::store::names::check_object_name;
 use crate::store::{Durability, Store};
-use crate::wal::writer::Ticket;
+use crate::wal::commit::Ticket;
 use machine::{Admit, Entry, Outcome};
-
-/// Largest failure-rate window, in calls.
-pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
-/// Most probes a half-open breaker may admit at once.
-pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
-
-/// The state of a circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum CircuitState {
-    /// Calls flow; outcomes are counted.
-    #[default]
-    Closed,
-    /// Calls are rejected until `open_until`; then the breaker turns half-open.
-    Open,
-    /// A limited number of probe calls flow; their outcomes close or reopen the breaker.
-    HalfOpen,
-    /// Manually opened: every call is rejected until [`CircuitBreaker::reset`].
-    ForcedOpen,
-    /// Manually disabled: every call flows and nothing is counted until
-    /// [`CircuitBreaker::reset`].
-    Disabled,
-}
-
-/// Failure-rate trip condition over a window of the last calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureRate {
-    /// Opens when at least this percentage (1–100) of the window's calls failed.
-    pub threshold_percent: u8,
-    /// Calls in the sliding window (1–[`MAX_BREAKER_WINDOW_CALLS`]).
-    pub window_calls: u32,
-    /// No decision before the window holds this many calls (1–`window_calls`).
-    pub minimum_calls: u32,
-}
-
-/// How a breaker trips and recovers. The default is the common setting: open after 3
-/// consecutive failures, for 60 s, then admit 1 probe; transitions fsynced.
-///
-/// ```
-/// use std::time::Duration;
-/// use walden::{BreakerConfig, FailureRate};
-/// let config = BreakerConfig {
-///     failure_rate: Some(FailureRate { threshold_percent: 50, window_calls: 20, minimum_calls: 10 }),
-///     slow_call_threshold: Some(Duration::from_secs(2)),
-///     ..BreakerConfig::default()
-/// };
-/// assert_eq!(config.consecutive_failures, Some(3));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Opens after this many failures in a row (`None`: no streak condition).
-    pub consecutive_failures: Option<u32>,
-    /// Opens when the failure rate over the window reaches the threshold (`None`: off).
-    pub failure_rate: Option<FailureRate>,
-    /// How long the breaker stays open before admitting probes.
-    pub open_duration: Duration,
-    /// Probes admitted in HalfOpen; all must succeed to close the breaker, one failure reopens.
-    pub half_open_probes: u32,
-    /// A call that takes at least this long counts as a failure even if it succeeded.
-    pub slow_call_threshold: Option<Duration>,
-    /// When a transition's record counts as done: `Immediate` (default) waits for the fsync.
-    pub durability: Durability,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            consecutive_failures: Some(3),
-            failure_rate: None,
-            open_duration: Duration::from_secs(60),
-            half_open_probes: 1,
-            slow_call_threshold: None,
-            durability: Durability::Immediate,
-        }
-    }
-}
-
-impl BreakerConfig {
-    fn validate(&self) -> Result<()> {
-        let bad = |reason| Err(Error::InvalidBreakerConfig { reason });
-        if self.consecutive_failures == Some(0) {
-            return bad("consecutive_failures must be at least 1");
-        }
-        if let Some(r) = &self.failure_rate {
-            if !(1..=100).contains(&r.threshold_percent) {
-                return bad("failure_rate.threshold_percent must be 1 to 100");
-            }
-            if !(1..=MAX_BREAKER_WINDOW_CALLS).contains(&r.window_calls) {
-                return bad("failure_rate.window_calls must be 1 to MAX_BREAKER_WINDOW_CALLS");
-            }
-            if !(1..=r.window_calls).contains(&r.minimum_calls) {
-                return bad("failure_rate.minimum_calls must be 1 to window_calls");
-            }
-        }
-        if self.open_duration.is_zero()
-            || self.open_duration.as_nanos() > u128::from(MAX_QUOTA_WINDOW_NS)
-        {
-            return bad("open_duration must be positive and at most MAX_QUOTA_WINDOW_NS");
-        }
-        if !(1..=MAX_HALF_OPEN_PROBES).contains(&self.half_open_probes) {
-            return bad("half_open_probes must be 1 to MAX_HALF_OPEN_PROBES");
-        }
-        Ok(())
-    }
-}
-
-/// Breaker state rebuilt from the log, by name.
-#[derive(Debug, Default)]
-pub(crate) struct BreakerState {
-    entries: BTreeMap<String, Entry>,
-}
-
-impl BreakerState {
-    /// Re-applies one `Breaker` record during recovery.
-    pub(crate) fn replay(
-        &mut self,
-        lsn: u64,
-        _timestamp_unix_ns: u64,
-        body: &[u8],
-    ) -> Result<(), String> {
-        let rec = BreakerRecord::decode(body)?;
-        let e = self.entries.entry(rec.name.to_owned()).or_default();
-        e.enter(&rec);
-        e.lsn = lsn;
-        // A half-open breaker at a crash had probes in flight; their fate is unknown.
-        e.interrupted_probe = rec.state == CircuitState::HalfOpen;
-        Ok(())
-    }
-
-    /// Record bodies that recreate every breaker's durable state (state, generation,
-    /// open_until, transition time) when replayed (for snapshots), each with the LSN of the
-    /// breaker's last transition. Breakers that never left Closed need none. All breaker state
-    /// matters whatever the time (an expired Open still means "probe first"), so `_now_unix_ns`
-    /// drops nothing.
-    pub(crate) fn snapshot_records(&self, _now_unix_ns: u64) -> Vec<SnapshotRecord> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.generation > 0)
-            .map(|(name, e)| SnapshotRecord {
-                lsn: e.lsn,
-                timestamp_unix_ns: e.last_transition_unix_ns,
-                body: BreakerRecord {
-                    state: e.state,
-                    generation: e.generation,
-                    open_until_unix_ns: e.open_until_unix_ns,
-                    transition_unix_ns: e.last_transition_unix_ns,
-                    name,
-                }
-                .encode(),
-            })
-            .collect()
-    }
-}
 
 /// One breaker's state and counters, from [`Store::breakers`] or [`CircuitBreaker::health`].
 #[derive(Debug, Clone, PartialEq, Eq)]

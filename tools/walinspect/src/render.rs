@@ -1,9 +1,11 @@
 //! Turning records and verdicts into NDJSON objects and human text.
 
 use serde_json::{json, Map, Value};
+use walden::format::breaker::BreakerRecord;
+use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
-use walden::{BreakerRecord, CircuitState, RateLimitRecord};
+use walden::CircuitState;
 
 use crate::snapshots;
 use crate::source::Source;
@@ -201,6 +203,8 @@ pub fn corruption_name(kind: &CorruptionKind) -> &'static str {
         CorruptionKind::UnsupportedVersion { .. } => "unsupported_version",
         CorruptionKind::HeaderChecksum { .. } => "header_checksum",
         CorruptionKind::ShortHeader => "short_header",
+        CorruptionKind::ShortFooter => "short_footer",
+        CorruptionKind::FooterChecksum { .. } => "footer_checksum",
         CorruptionKind::BadRecord(_) => "bad_record",
         CorruptionKind::BadBody(_) => "bad_body",
         CorruptionKind::UnknownRecordKind(_) => "unknown_record_kind",
@@ -240,7 +244,8 @@ fn frame_error_name(e: &FrameError) -> &'static str {
 fn crcs(kind: Option<&CorruptionKind>, frame: Option<&FrameError>) -> Option<(u32, u32)> {
     match (kind, frame) {
         (_, Some(FrameError::Checksum { stored, computed }))
-        | (Some(CorruptionKind::HeaderChecksum { stored, computed }), _) => {
+        | (Some(CorruptionKind::HeaderChecksum { stored, computed }), _)
+        | (Some(CorruptionKind::FooterChecksum { stored, computed }), _) => {
             Some((*stored, *computed))
         }
         (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _) => {

@@ -4,8 +4,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::json;
+use walden::format::breaker::BreakerRecord;
+use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
-use walden::{BreakerRecord, CircuitState, RateLimitRecord};
+use walden::CircuitState;
 
 use crate::commands::note_verdict;
 use crate::out::{Fail, Out};

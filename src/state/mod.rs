@@ -1,14 +1,25 @@
-//! Rebuilding state from records: shared by recovery (snapshot + log at open) and compaction
-//! (previous snapshot + sealed segments, folded into the next snapshot).
+//! The replayed in-memory state: documents, rate-limit and breaker state, and the record that
+//! built them.
+//!
+//! One [`State::apply_frame`] is shared by recovery (snapshot + log at open) and compaction
+//! (previous snapshot + sealed segments, folded into the next snapshot). A new record kind
+//! gets its piece of state here (a file beside [`ratelimit`] and [`breaker`]), its arm in
+//! `apply_frame` and its entries in [`State::snapshot_entries`].
+
+pub(crate) mod breaker;
+pub(crate) mod docs;
+pub(crate) mod ratelimit;
 
 use std::sync::Arc;
 
-use super::{apply_doc, Doc, Docs};
-use crate::breaker::BreakerState;
-use crate::error::CorruptionKind;
-use crate::format::{batch_ops, BatchOpKind, Frame, RecordKind, SnapshotHeader};
-use crate::ratelimit::RateLimitState;
-use crate::snapshot::{read_snapshot, SnapshotError};
+use crate::error::{CorruptionKind, Result};
+use crate::format::{
+    batch_ops, encode_batch_op, BatchOp, BatchOpKind, Frame, RecordKind, SnapshotHeader,
+};
+use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotRecord, SnapshotSource};
+use breaker::BreakerState;
+use docs::{apply_doc, Doc, Docs};
+use ratelimit::RateLimitState;
 
 /// Everything the log describes, as of `applied_lsn`.
 #[derive(Debug, Default)]
@@ -57,15 +68,6 @@ impl State {
     }
 }
 
-/// A record body that, replayed, recreates one piece of rate-limit or breaker state; what
-/// those kinds contribute to a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapshotRecord {
-    pub lsn: u64,
-    pub timestamp_unix_ns: u64,
-    pub body: Vec<u8>,
-}
-
 impl State {
     /// Loads a snapshot file's bytes (verified throughout by [`read_snapshot`]). Documents are
     /// collected per collection and each map is built once from the file's sorted order, which
@@ -111,5 +113,55 @@ impl State {
         }
         state.applied_lsn = header.lsn;
         Ok((state, header))
+    }
+}
+
+impl State {
+    /// What a snapshot of this state at `now_unix_ns` holds: every document as a one-put
+    /// batch, then the rate-limit and breaker records that recreate their state.
+    pub fn snapshot_source(&self, now_unix_ns: u64) -> StateSnapshot<'_> {
+        let limits = self.ratelimits.snapshot_records(now_unix_ns).into_iter();
+        let breakers = self.breakers.snapshot_records(now_unix_ns).into_iter();
+        let extra = limits
+            .map(|r| (RecordKind::RateLimit, r))
+            .chain(breakers.map(|r| (RecordKind::Breaker, r)))
+            .collect();
+        StateSnapshot { state: self, extra }
+    }
+}
+
+/// A [`State`] as the entries of one snapshot (see [`State::snapshot_source`]).
+pub(crate) struct StateSnapshot<'a> {
+    state: &'a State,
+    extra: Vec<(RecordKind, SnapshotRecord)>,
+}
+
+impl SnapshotSource for StateSnapshot<'_> {
+    fn entry_count(&self) -> u64 {
+        let docs: usize = self.state.docs.values().map(|c| c.len()).sum();
+        (docs + self.extra.len()) as u64
+    }
+
+    fn for_each_entry(&self, sink: &mut EntrySink<'_>) -> Result<()> {
+        let mut body = Vec::new();
+        for (collection, docs) in &self.state.docs {
+            for (key, doc) in docs {
+                body.clear();
+                body.extend_from_slice(&1u32.to_le_bytes());
+                let op = BatchOp {
+                    kind: BatchOpKind::Put,
+                    collection,
+                    key,
+                    version: doc.version,
+                    value: &doc.json,
+                };
+                encode_batch_op(&mut body, &op);
+                sink(RecordKind::Batch, doc.lsn, doc.written_unix_ns, &body)?;
+            }
+        }
+        for (kind, r) in &self.extra {
+            sink(*kind, r.lsn, r.timestamp_unix_ns, &r.body)?;
+        }
+        Ok(())
     }
 }

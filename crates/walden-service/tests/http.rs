@@ -199,7 +199,7 @@ async fn upstream_failures_and_timeouts_open_the_breaker_which_answers_503() {
         }
         // A call cancelled by the timeout is reported from a spawned task: wait for it.
         let mut state = String::new();
-        for _ in 0..100 {
+        for _ in 0..500 {
             state = breaker_state(&c, &svc, "upstream").await;
             if state == "open" {
                 break;

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
-use walden::{BreakerConfig, CircuitState, Quota, Store};
+use walden::{BreakerConfig, CircuitState, FailureRate, Quota, Store};
 use walden_tower::{BreakerLayer, ClassifyFn, ClientIp, DetachLayer, Header, RateLimitLayer};
 
 async fn serve(app: Router) -> String {
@@ -165,7 +165,7 @@ async fn calls_cancelled_by_a_timeout_layer_count_as_failures_and_open_the_break
         assert_eq!(c.get(&base).send().await.unwrap().status(), 504);
     }
     // The report of a cancelled call runs on a spawned task; give it a moment.
-    for _ in 0..100 {
+    for _ in 0..500 {
         if breaker.state() == CircuitState::Open {
             break;
         }
@@ -179,8 +179,17 @@ async fn calls_cancelled_by_a_timeout_layer_count_as_failures_and_open_the_break
 async fn a_client_that_hangs_up_counts_as_a_failure_unless_the_call_is_detached() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let attached = store.breaker("attached", BreakerConfig::default()).unwrap();
-    let detached = store.breaker("detached", BreakerConfig::default()).unwrap();
+    // A failure-rate window counts finished calls, so the test can wait for each to finish.
+    let config = BreakerConfig {
+        failure_rate: Some(FailureRate {
+            threshold_percent: 100,
+            window_calls: 10,
+            minimum_calls: 10,
+        }),
+        ..BreakerConfig::default()
+    };
+    let attached = store.breaker("attached", config.clone()).unwrap();
+    let detached = store.breaker("detached", config).unwrap();
     let slow = || async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         "done"
@@ -198,7 +207,12 @@ async fn a_client_that_hangs_up_counts_as_a_failure_unless_the_call_is_detached(
     for path in ["attached", "detached"] {
         assert!(impatient.get(format!("{base}/{path}")).send().await.is_err(), "client gave up");
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..500 {
+        if attached.health().window_calls == 1 && detached.health().window_calls == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(attached.health().consecutive_failures, 1, "hyper dropped the call");
     assert_eq!(detached.health().consecutive_failures, 0, "the call ran to its success");
 }

@@ -9,6 +9,9 @@
 //! | `GET` | `200` + `ETag`, `304` if `If-None-Match` matches, `404` |
 //! | `PUT` | `200` + `ETag`; `201` for a create-only `If-None-Match: *`; `412` when `If-Match` / `If-None-Match: *` does not hold |
 //! | `DELETE` | `204`, `404`; `412` when `If-Match` does not hold |
+//!
+//! On a write, `If-None-Match` supports `*` only (create-only); a list of tags there is a `400`.
+//! Weak tags (`W/"3"`) never match, as `If-Match` compares strongly.
 
 use std::sync::Arc;
 

@@ -1,14 +1,18 @@
 //! The async seam between the layers and whatever keeps limiter and breaker state.
 //!
-//! walden's embedded handles block the calling thread until their record is durable, so the
-//! implementations here run them on tokio's blocking pool (`spawn_blocking`). Another backend
-//! (an async handle, a Redis breaker) implements the same two traits and the layers do not
-//! change.
+//! walden's handles block the calling thread until their record is durable, so the
+//! implementations here run them on tokio's blocking pool (`spawn_blocking`): for the embedded
+//! handles ([`walden::RateLimiter`], [`walden::CircuitBreaker`]) and for the shared interface's
+//! (`Arc<dyn walden::api::Limiter>`, `Arc<dyn walden::api::Breaker>`, from the embedded store or
+//! from Redis alike). Another backend (an async handle) implements the same two traits and the
+//! layers do not change.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use walden::api::{self, CallPermit};
 use walden::{Acquire, CircuitBreaker, Decision, Permit, RateLimiter};
 
 /// A boxed, sendable future: what the backends and the layers' services return.
@@ -68,6 +72,32 @@ where
     }
 }
 
+/// A permit that, if dropped without an outcome, is dropped on the blocking pool: a breaker
+/// records a dropped permit as a failed call, which may wait for an fsync, and that must not
+/// happen on an executor worker.
+#[derive(Debug)]
+pub struct BlockingDrop<P: Send + 'static>(Option<P>);
+
+impl<P: Send + 'static> BlockingDrop<P> {
+    fn new(permit: P) -> Self {
+        BlockingDrop(Some(permit))
+    }
+
+    fn take(mut self) -> P {
+        self.0.take().expect("taken once, by value")
+    }
+}
+
+impl<P: Send + 'static> Drop for BlockingDrop<P> {
+    fn drop(&mut self) {
+        let Some(permit) = self.0.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || drop(permit))),
+            Err(_) => drop(permit), // not on a runtime: this thread may block
+        }
+    }
+}
+
 impl RateLimitBackend for RateLimiter {
     fn check(&self, key: String) -> BoxFuture<walden::Result<Decision>> {
         let limiter = self.clone();
@@ -76,17 +106,17 @@ impl RateLimitBackend for RateLimiter {
 }
 
 impl BreakerBackend for CircuitBreaker {
-    type Permit = Permit;
+    type Permit = BlockingDrop<Permit>;
 
     fn name(&self) -> &str {
         CircuitBreaker::name(self)
     }
 
-    fn acquire(&self) -> BoxFuture<walden::Result<Admission<Permit>>> {
+    fn acquire(&self) -> BoxFuture<walden::Result<Admission<Self::Permit>>> {
         let breaker = self.clone();
         Box::pin(blocking(move || {
             Ok(match breaker.try_acquire()? {
-                Acquire::Permitted(permit) => Admission::Permitted(permit),
+                Acquire::Permitted(permit) => Admission::Permitted(BlockingDrop::new(permit)),
                 Acquire::Rejected { retry_after } => Admission::Rejected { retry_after },
             })
         }))
@@ -94,10 +124,48 @@ impl BreakerBackend for CircuitBreaker {
 
     fn finish(
         &self,
-        permit: Permit,
+        permit: Self::Permit,
         ok: bool,
         elapsed: Duration,
     ) -> BoxFuture<walden::Result<bool>> {
+        let permit = permit.take();
+        Box::pin(blocking(move || permit.finish(ok, elapsed)))
+    }
+}
+
+impl RateLimitBackend for Arc<dyn api::Limiter> {
+    fn check(&self, key: String) -> BoxFuture<walden::Result<Decision>> {
+        let limiter = Arc::clone(self);
+        Box::pin(blocking(move || api::Limiter::check(&*limiter, &key)))
+    }
+}
+
+impl BreakerBackend for Arc<dyn api::Breaker> {
+    type Permit = BlockingDrop<CallPermit>;
+
+    fn name(&self) -> &str {
+        api::Breaker::name(&**self)
+    }
+
+    fn acquire(&self) -> BoxFuture<walden::Result<Admission<Self::Permit>>> {
+        let breaker = Arc::clone(self);
+        Box::pin(blocking(move || {
+            Ok(match breaker.try_acquire()? {
+                api::Admission::Permitted(permit) => {
+                    Admission::Permitted(BlockingDrop::new(permit))
+                }
+                api::Admission::Rejected { retry_after } => Admission::Rejected { retry_after },
+            })
+        }))
+    }
+
+    fn finish(
+        &self,
+        permit: Self::Permit,
+        ok: bool,
+        elapsed: Duration,
+    ) -> BoxFuture<walden::Result<bool>> {
+        let permit = permit.take();
         Box::pin(blocking(move || permit.finish(ok, elapsed)))
     }
 }

@@ -21,8 +21,11 @@
 //!
 //! walden's handles block (they wait for an fsync), so the layers reach them through the small
 //! async traits [`RateLimitBackend`] and [`BreakerBackend`], implemented here for
-//! [`walden::RateLimiter`] and [`walden::CircuitBreaker`] on tokio's blocking pool: an executor
-//! worker never waits for a disk.
+//! [`walden::RateLimiter`] and [`walden::CircuitBreaker`], and for the shared interface's
+//! `Arc<dyn walden::api::Limiter>` and `Arc<dyn walden::api::Breaker>` (the embedded store or
+//! Redis, chosen by configuration), on tokio's blocking pool: an executor worker never waits
+//! for a disk or a network round trip. A permit dropped without an outcome is dropped there too
+//! ([`BlockingDrop`]), since recording it as a failed call may wait for an fsync.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -52,7 +55,7 @@ mod key;
 mod ratelimit;
 mod reject;
 
-pub use backend::{Admission, BoxFuture, BreakerBackend, RateLimitBackend};
+pub use backend::{Admission, BlockingDrop, BoxFuture, BreakerBackend, RateLimitBackend};
 pub use breaker::{Breaker, BreakerLayer, Classify, ClassifyFn, ServerErrors};
 pub use detach::{Detach, DetachLayer};
 pub use key::{

@@ -5,6 +5,7 @@
 //! open for a minute, so nothing depends on how fast the machine is.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
@@ -12,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
+use walden::api::Backend;
 use walden::{BreakerConfig, CircuitState, FailureRate, Quota, Store};
 use walden_tower::{BreakerLayer, ClassifyFn, ClientIp, DetachLayer, Header, RateLimitLayer};
 
@@ -215,4 +217,47 @@ async fn a_client_that_hangs_up_counts_as_a_failure_unless_the_call_is_detached(
     }
     assert_eq!(attached.health().consecutive_failures, 1, "hyper dropped the call");
     assert_eq!(detached.health().consecutive_failures, 0, "the call ran to its success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layers_run_on_the_shared_interface_handles_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend: Arc<dyn Backend> = Arc::new(Store::open(dir.path()).unwrap());
+    let limiter = backend.rate_limiter("api", Quota::per_minute(2)).unwrap();
+    let breaker = backend.breaker("upstream", BreakerConfig::default()).unwrap();
+    let app = Router::new()
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "never"
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(RateLimitLayer::new(limiter, Header::new("x-client".parse().unwrap())))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    StatusCode::GATEWAY_TIMEOUT
+                }))
+                .timeout(Duration::from_millis(100))
+                .layer(BreakerLayer::new(breaker.clone())),
+        );
+    let base = serve(app).await;
+    let c = reqwest::Client::new();
+    for client in ["a", "a", "b"] {
+        let res = c.get(format!("{base}/hang")).header("x-client", client).send().await.unwrap();
+        assert_eq!(res.status(), 504);
+    }
+    for _ in 0..500 {
+        if breaker.state().unwrap() == CircuitState::Open {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(breaker.state().unwrap(), CircuitState::Open, "three timeouts: three failures");
+    let res = c.get(format!("{base}/hang")).header("x-client", "a").send().await.unwrap();
+    assert_eq!(res.status(), 429, "the rate limit is outside the breaker");
+    assert_eq!(header(&res, "retry-after"), "30");
+    let res = c.get(format!("{base}/hang")).header("x-client", "c").send().await.unwrap();
+    assert_eq!(res.status(), 503);
 }

@@ -20,7 +20,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use std::sync::Arc;
 use tower::ServiceBuilder;
+
+use walden::api::{self, Breaker};
 use walden::{BreakerConfig, CircuitState, Quota, Store};
 use walden_tower::{
     ApiKey, BreakerLayer, ClientIp, DetachLayer, Header, KeyExtractor, RateLimitLayer,
@@ -69,15 +72,22 @@ impl KeyExtractor for LimitKey {
 }
 
 /// Builds the router from the command line.
-pub fn router(args: &Args, store: &Store, docs: Docs) -> Result<Router, String> {
+pub fn router(
+    args: &Args,
+    state: &Arc<dyn api::Backend>,
+    store: &Store,
+    docs: Docs,
+) -> Result<Router, String> {
     let config = BreakerConfig {
         consecutive_failures: Some(args.breaker_failures),
         open_duration: Duration::from_secs(args.breaker_open_secs),
         ..BreakerConfig::default()
     };
     let slow = Duration::from_millis(args.slow_call_ms);
-    let breaker = |name| -> Result<_, String> {
-        let b = store.breaker(name, config.clone()).map_err(|e| e.to_string())?;
+    let mut breakers: Vec<Arc<dyn Breaker>> = Vec::new();
+    let mut breaker = |name| -> Result<_, String> {
+        let b = state.breaker(name, config.clone()).map_err(|e| e.to_string())?;
+        breakers.push(Arc::clone(&b));
         Ok(BreakerLayer::new(b).slow_call_threshold(slow))
     };
     let mut docs_routes = Router::new()
@@ -103,13 +113,16 @@ pub fn router(args: &Args, store: &Store, docs: Docs) -> Result<Router, String> 
     if args.rate_per_minute > 0 {
         let quota = Quota::per_minute(args.rate_per_minute)
             .with_burst(args.burst.unwrap_or(args.rate_per_minute));
-        let limiter = store.rate_limiter(LIMITER_NAME, quota).map_err(|e| e.to_string())?;
+        let limiter = state.rate_limiter(LIMITER_NAME, quota).map_err(|e| e.to_string())?;
         let limit = RateLimitLayer::new(limiter, LimitKey::parse(&args.limit_key)?);
         docs_routes = docs_routes.layer(limit.clone());
         upstream_routes = upstream_routes.layer(limit);
     }
-    let health_routes =
-        Router::new().route("/health", get(health)).with_state((store.clone(), docs.name()));
+    let health_routes = Router::new().route("/health", get(health)).with_state(Health {
+        breakers,
+        store: store.clone(),
+        backend: docs.name(),
+    });
     Ok(Router::new().merge(docs_routes).merge(upstream_routes).merge(health_routes))
 }
 
@@ -142,19 +155,36 @@ fn state_name(state: CircuitState) -> &'static str {
     }
 }
 
+/// What `/health` reports on.
+#[derive(Clone)]
+struct Health {
+    breakers: Vec<Arc<dyn Breaker>>,
+    store: Store,
+    backend: &'static str,
+}
+
 /// `GET /health`: `200` with every breaker's state; `503` once the store is poisoned.
-async fn health(State((store, backend)): State<(Store, &'static str)>) -> Response {
-    let breakers: Vec<_> = store
-        .breakers()
-        .into_iter()
-        .map(|b| {
-            json!({
+async fn health(State(h): State<Health>) -> Response {
+    // A breaker's health may be a round trip to its backend: not on an executor worker.
+    match tokio::task::spawn_blocking(move || health_report(h)).await {
+        Ok(res) => res,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn health_report(h: Health) -> Response {
+    let Health { breakers, store, backend } = h;
+    let breakers: Vec<_> = breakers
+        .iter()
+        .map(|b| match b.health() {
+            Err(e) => json!({ "name": b.name(), "error": e.to_string() }),
+            Ok(b) => json!({
                 "name": b.name,
                 "state": state_name(b.state),
                 "generation": b.generation,
                 "consecutive_failures": b.consecutive_failures,
                 "open_until_unix_ns": b.open_until_unix_ns,
-            })
+            }),
         })
         .collect();
     let poisoned = store.stats().poisoned.is_some();

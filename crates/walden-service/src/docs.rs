@@ -4,7 +4,9 @@
 //! different document that later sits at the same key.
 
 use serde_json::value::RawValue;
-use walden::Store;
+use std::sync::Arc;
+
+use walden::api::{Backend, DocumentsExt};
 
 /// Why a backend call failed.
 #[derive(Debug)]
@@ -102,14 +104,15 @@ pub trait Documents: Send + Sync + 'static {
 /// and its compare-and-set (it still exists, so the precondition still holds).
 const IF_EXISTS_ATTEMPTS: usize = 8;
 
-/// Documents in the walden store, in the collections named in the URL.
+/// Documents in walden, through the shared interface (the embedded store here; any
+/// `walden::api::Backend` works), in the collections named in the URL.
 pub struct WaldenDocs {
-    pub store: Store,
+    pub backend: Arc<dyn Backend>,
 }
 
 impl WaldenDocs {
     fn version(&self, collection: &str, key: &str) -> DocResult<Option<u64>> {
-        Ok(self.store.get::<Box<RawValue>>(collection, key)?.map(|d| d.version))
+        Ok(self.backend.get::<Box<RawValue>>(collection, key)?.map(|d| d.version))
     }
 
     /// The version a conditional write must find, or `None` when the precondition fails now.
@@ -139,7 +142,7 @@ impl Documents for WaldenDocs {
     }
 
     fn get(&self, collection: &str, key: &str) -> DocResult<Option<Doc>> {
-        let doc = self.store.get::<Box<RawValue>>(collection, key)?;
+        let doc = self.backend.get::<Box<RawValue>>(collection, key)?;
         Ok(doc.map(|d| Doc { json: d.value, version: d.version }))
     }
 
@@ -152,14 +155,14 @@ impl Documents for WaldenDocs {
     ) -> DocResult<Written> {
         let stored = |version, created| Written::Stored { version, created };
         match pre {
-            Precondition::None => Ok(stored(self.store.put(collection, key, json)?, false)),
-            Precondition::IfAbsent => Ok(conflict(self.store.insert(collection, key, json))?
+            Precondition::None => Ok(stored(self.backend.put(collection, key, json)?, false)),
+            Precondition::IfAbsent => Ok(conflict(self.backend.insert(collection, key, json))?
                 .map_or(Written::PreconditionFailed, |v| stored(v, true))),
             _ => {
                 let attempts = if *pre == Precondition::IfExists { IF_EXISTS_ATTEMPTS } else { 1 };
                 for _ in 0..attempts {
                     let Some(expected) = self.expected(collection, key, pre)? else { break };
-                    let r = self.store.put_if_version(collection, key, json, expected);
+                    let r = self.backend.put_if_version(collection, key, json, expected);
                     if let Some(version) = conflict(r)? {
                         return Ok(stored(version, false));
                     }
@@ -171,7 +174,7 @@ impl Documents for WaldenDocs {
 
     fn delete(&self, collection: &str, key: &str, pre: &Precondition) -> DocResult<Written> {
         match pre {
-            Precondition::None => Ok(match self.store.delete(collection, key)? {
+            Precondition::None => Ok(match self.backend.delete(collection, key)? {
                 Some(_) => Written::Deleted,
                 None => Written::NotFound,
             }),
@@ -180,7 +183,7 @@ impl Documents for WaldenDocs {
                 let attempts = if *pre == Precondition::IfExists { IF_EXISTS_ATTEMPTS } else { 1 };
                 for _ in 0..attempts {
                     let Some(expected) = self.expected(collection, key, pre)? else { break };
-                    let r = self.store.delete_if_version(collection, key, expected);
+                    let r = self.backend.delete_if_version(collection, key, expected);
                     if conflict(r)?.is_some() {
                         return Ok(Written::Deleted);
                     }
@@ -191,6 +194,6 @@ impl Documents for WaldenDocs {
     }
 
     fn close(&self) -> DocResult<()> {
-        Ok(self.store.clone().close()?)
+        Ok(self.backend.sync()?) // the store itself is closed by its opener
     }
 }

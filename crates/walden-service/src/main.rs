@@ -78,9 +78,12 @@ pub enum Backend {
     Sqlite,
 }
 
-fn open_documents(args: &Args, store: &Store) -> Result<Arc<dyn Documents>, String> {
+fn open_documents(
+    args: &Args,
+    state: &Arc<dyn walden::api::Backend>,
+) -> Result<Arc<dyn Documents>, String> {
     Ok(match args.backend {
-        Backend::Walden => Arc::new(WaldenDocs { store: store.clone() }),
+        Backend::Walden => Arc::new(WaldenDocs { backend: Arc::clone(state) }),
         Backend::JsonFile => {
             Arc::new(compare::JsonFileDocs::open(&args.dir).map_err(|e| e.to_string())?)
         }
@@ -109,8 +112,11 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let docs = open_documents(&args, &store)?;
-    let router = app::router(&args, &store, docs.clone()).map_err(|e| e.to_string())?;
+    // Limits, breakers and documents go through the shared interface; the store is kept for
+    // its health (poisoned?) and to close it at the end.
+    let state: Arc<dyn walden::api::Backend> = Arc::new(store.clone());
+    let docs = open_documents(&args, &state)?;
+    let router = app::router(&args, &state, &store, docs.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("bind {}: {e}", args.listen))?;

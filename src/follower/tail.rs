@@ -20,8 +20,8 @@ use std::sync::Arc;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::DURABLE_FILE;
 use crate::format::{
-    decode_frame, parse_snapshot_file_name, DurableMark, FrameError, SegmentHeader, DURABLE_LEN,
-    SEGMENT_HEADER_LEN,
+    decode_frame_as, parse_snapshot_file_name, DurableMark, FrameError, FrameFormat, RecordKind,
+    SegmentHeader, DURABLE_LEN, SEGMENT_HEADER_LEN,
 };
 use crate::io::{Fs, Io, IoError, IoOp};
 use crate::limits::{FOLLOWER_READ_CHUNK_BYTES, MAX_FOLLOWER_RELOAD_ATTEMPTS};
@@ -41,6 +41,8 @@ struct Cursor {
     path: PathBuf,
     segment_no: u64,
     header: SegmentHeader,
+    /// The frame layout of the segment's format version.
+    format: FrameFormat,
     /// Offset of the next record to read.
     offset: u64,
 }
@@ -134,7 +136,7 @@ impl Tail {
     fn sealed_limit(&self) -> Result<u64> {
         let segments = self.segments()?;
         for (_, path) in segments.iter().rev() {
-            if let Some(h) = self.header(path)? {
+            if let Some((h, _)) = self.header(path)? {
                 return Ok(h.first_lsn.saturating_sub(1));
             }
         }
@@ -149,11 +151,13 @@ impl Tail {
         }
     }
 
-    /// The header of a segment of this store, `None` if the file is gone or its header does
-    /// not verify (yet).
-    fn header(&self, path: &Path) -> Result<Option<SegmentHeader>> {
+    /// The header of a segment of this store and its frame layout, `None` if the file is gone
+    /// or its header does not verify (yet).
+    fn header(&self, path: &Path) -> Result<Option<(SegmentHeader, FrameFormat)>> {
         match self.io.read_at(path, 0, SEGMENT_HEADER_LEN) {
-            Ok(b) => Ok(SegmentHeader::decode(&b).ok().filter(|h| h.store_id == self.store_id)),
+            Ok(b) => Ok(SegmentHeader::decode_versioned(&b)
+                .ok()
+                .filter(|(h, _)| h.store_id == self.store_id)),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(IoError::new(IoOp::Read, path, e).into()),
         }
@@ -198,10 +202,10 @@ impl Tail {
     fn locate(&self) -> Result<std::result::Result<Cursor, Stop>> {
         let mut later = false;
         for (segment_no, path) in self.segments()?.into_iter().rev() {
-            let Some(header) = self.header(&path)? else { continue };
+            let Some((header, format)) = self.header(&path)? else { continue };
             if header.first_lsn <= self.next_lsn {
                 let offset = SEGMENT_HEADER_LEN as u64;
-                return Ok(Ok(Cursor { path, segment_no, header, offset }));
+                return Ok(Ok(Cursor { path, segment_no, header, format, offset }));
             }
             later = true;
         }
@@ -225,7 +229,7 @@ impl Tail {
             };
             self.counters.bytes_read += buf.len() as u64;
             // A record larger than one read: read it whole.
-            match decode_frame(&buf, salt) {
+            match decode_frame_as(&buf, salt, c.format) {
                 Err(FrameError::Truncated { needed, .. }) if buf.len() == want && needed > want => {
                     want = needed;
                 }
@@ -236,7 +240,13 @@ impl Tail {
         let mut batch = Vec::new();
         let mut stop = None;
         while at < buf.len() {
-            let Ok(frame) = decode_frame(&buf[at..], salt) else { break };
+            let Ok(frame) = decode_frame_as(&buf[at..], salt, c.format) else { break };
+            // A clean close changes nothing and does not consume its LSN: the next epoch's
+            // first record carries it.
+            if RecordKind::from_u8(frame.kind) == Some(RecordKind::Close) {
+                at += frame.len;
+                continue;
+            }
             if frame.lsn < self.next_lsn {
                 at += frame.len;
                 continue;
@@ -278,17 +288,17 @@ impl Tail {
     /// Nothing more verifies at the cursor: is the file still the one we read, and has the
     /// writer started a later segment at the next LSN?
     fn after_stall(&self, c: Cursor) -> Result<std::result::Result<Option<Cursor>, Stop>> {
-        if self.header(&c.path)? != Some(c.header) {
+        if self.header(&c.path)?.map(|(h, _)| h) != Some(c.header) {
             return Ok(Ok(None));
         }
         for (segment_no, path) in self.segments()? {
             if segment_no <= c.segment_no {
                 continue;
             }
-            let Some(header) = self.header(&path)? else { break };
+            let Some((header, format)) = self.header(&path)? else { break };
             if header.first_lsn == self.next_lsn {
                 let offset = SEGMENT_HEADER_LEN as u64;
-                return Ok(Ok(Some(Cursor { path, segment_no, header, offset })));
+                return Ok(Ok(Some(Cursor { path, segment_no, header, format, offset })));
             }
             if header.first_lsn > self.next_lsn {
                 return Ok(Err(Stop::Reload));
@@ -352,7 +362,7 @@ impl Tail {
     /// it (`None`: no segment verifies).
     pub fn skip_to_log_start(&mut self) -> Result<Option<u64>> {
         for (_, path) in self.segments()? {
-            if let Some(h) = self.header(&path)? {
+            if let Some((h, _)) = self.header(&path)? {
                 self.restart_at(h.first_lsn.max(self.next_lsn));
                 return Ok(Some(self.next_lsn));
             }

@@ -6,12 +6,15 @@
 //! what a record means: the layer above plugs in through `commit::CommitHook`.
 
 pub(crate) mod commit;
+pub(crate) mod committer;
+pub(crate) mod completion;
 pub(crate) mod counters;
 pub mod reader;
 pub(crate) mod recovery;
 pub(crate) mod segment_writer;
 
 pub use commit::Durability;
+pub use completion::Completion;
 pub use reader::{
     find_next_valid, list_segment_files, scan_log, walk_segment_lenient, LenientItem,
     LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput, SegmentSummary, TornTail,

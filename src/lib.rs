@@ -43,9 +43,9 @@ pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
 pub use limits::MAX_OBJECT_NAME_BYTES;
 pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
 pub use store::{
-    prune_backups, BackupReport, Batch, CommitStatus, CompactionReport, Completion, Durability, ImportMode, ImportReport,
-    Options, RecoveryStats, Retention, Scan, Stats, Store, Submitted, Validator, Versioned,
-    BACKUP_DIR_PREFIX,
+    prune_backups, BackupReport, Batch, CommitStatus, CompactionReport, Completion, Durability,
+    ImportMode, ImportReport, Options, RecoveryStats, Retention, Scan, Stats, Store, Submitted,
+    Validator, Versioned, BACKUP_DIR_PREFIX,
 };
 
 /// The README's examples, compiled as doctests so they cannot rot.

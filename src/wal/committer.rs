@@ -12,11 +12,7 @@ use super::completion::{Completion, Slot};
 impl<H: CommitHook> LogWriter<H> {
     /// A completion for the ticket's record that a future can await: the committer thread
     /// leads for it, so the caller never writes or fsyncs.
-    pub fn completion(
-        self: &Arc<Self>,
-        ticket: Ticket,
-        durability: Durability,
-    ) -> Completion {
+    pub fn completion(self: &Arc<Self>, ticket: Ticket, durability: Durability) -> Completion {
         self.completion_lsn(ticket.lsn, durability, Some(ticket.enqueued))
     }
 

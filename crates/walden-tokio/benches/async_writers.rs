@@ -62,7 +62,7 @@ fn doc(i: u64) -> Doc {
         id: i,
         name: format!("user-{i:08}"),
         email: format!("user{i:08}@example.com"),
-        active: i % 2 == 0,
+        active: i.is_multiple_of(2),
         score: i as f64 * 0.5,
         tags: vec!["alpha".into(), "beta".into(), "gamma".into()],
         note: "x".repeat(64),

@@ -151,6 +151,9 @@ fn raw_run(threads: usize) -> Run {
     }
 }
 
+/// A named case of the bench.
+type Case = Box<dyn Fn() -> Run>;
+
 /// Three runs of `f`, the median by throughput.
 fn median(f: impl Fn() -> Run) -> Run {
     let mut runs: Vec<Run> = (0..3).map(|_| f()).collect();
@@ -162,7 +165,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks benches to list themselves.
     }
-    let cases: [(&str, Box<dyn Fn() -> Run>); 5] = [
+    let cases: [(&str, Case); 5] = [
         ("durable x1", Box::new(|| store_run(1, Durability::Immediate))),
         ("durable x64", Box::new(|| store_run(64, Durability::Immediate))),
         ("raw loop x64", Box::new(|| raw_run(64))),

@@ -38,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 mod breaker;
 mod limiter;
 mod store;

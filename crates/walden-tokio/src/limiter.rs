@@ -81,6 +81,17 @@ impl AsyncLimiter {
         self.store.submit(|| self.limiter.check_n(key, n))?.await
     }
 
+    /// Spends `n` cells of `key` under a per-call `quota` (see [`RateLimiter::check_with`]).
+    pub async fn check_with(&self, key: &str, n: u32, quota: Quota) -> Result<Decision> {
+        self.store.submit(|| self.limiter.check_with(key, n, &quota))?.await
+    }
+
+    /// Forgets `key`'s state: its next check sees the full burst. Resolves to whether the key
+    /// had spent cells.
+    pub async fn reset(&self, key: &str) -> Result<bool> {
+        self.store.submit(|| walden::api::Limiter::reset(&self.limiter, key))?.await
+    }
+
     /// Whether one cell is available now, consuming and writing nothing (synchronous).
     pub fn peek(&self, key: &str) -> Result<Decision> {
         self.limiter.peek(key)

@@ -126,6 +126,7 @@ impl Store {
         self.inner.wal.close();
         self.inner.stop_background();
         self.inner.wal.stop_committer();
+        let r = r.and(self.inner.wal.discard_spare());
         // Nothing can be written any more; let the next opener in.
         self.inner.lock.unlock();
         r
@@ -159,5 +160,6 @@ impl Drop for Inner {
         self.stop_background();
         self.wal.stop_committer();
         let _ = self.wal.sync();
+        let _ = self.wal.discard_spare();
     }
 }

@@ -30,7 +30,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::completion::{Outcome, Slot, Wake};
 use super::counters::{elapsed_us, WalCounters};
-use super::segment_writer::{SegmentWriter, StepError};
+use super::segment_writer::{SegmentWriter, Spares, StepError};
 use crate::error::{Error, PoisonCause, Result};
 use crate::format::RecordKind;
 use crate::limits::MAX_GROUP_BYTES;
@@ -212,6 +212,8 @@ pub(crate) struct LogWriter<H: CommitHook> {
     pub(super) committer_cv: Condvar,
     pub(super) committer_thread: Mutex<Option<JoinHandle<()>>>,
     writer: Mutex<SegmentWriter>,
+    /// The next segment's file, prepared outside leadership (see `Spares`).
+    spares: Arc<Spares>,
     hook: H,
     epoch: u64,
     /// See `Options::max_commit_delay`.
@@ -262,6 +264,7 @@ impl<H: CommitHook> LogWriter<H> {
             }),
             committer_cv: Condvar::new(),
             committer_thread: Mutex::new(None),
+            spares: writer.spares.clone(),
             writer: Mutex::new(writer),
             hook,
             counters,
@@ -384,30 +387,24 @@ impl<H: CommitHook> LogWriter<H> {
     /// complete and immutable. Returns `(active segment number, last LSN in sealed segments)`.
     ///
     /// Takes leadership for the duration (handed over ahead of any writer), so no group is in
-    /// flight. A failure poisons the store like any failed write or fsync.
+    /// flight; what it holds the writers for is one fdatasync of the active segment and one
+    /// header write, since the next segment's file is created beforehand, outside leadership.
+    /// A failure poisons the store like any failed write or fsync.
     pub fn seal(&self) -> Result<(u64, u64)> {
-        let mut q = self.queue.lock();
-        Self::check_writable(&q)?;
-        if q.leader {
-            let slot = Arc::new(Slot::default());
-            q.seals.push(slot.clone());
-            drop(q);
-            if let Wake::Done(Err(cause)) = slot.block() {
-                return Err(Error::Poisoned { cause });
-            }
-        } else {
-            q.leader = true;
-            drop(q);
-        }
-        let result = {
+        // Outside leadership. A failure here changed nothing the log relies on: the caller
+        // (compaction, backup) fails and may try again.
+        self.spares.prepare()?;
+        self.acquire_lead()?;
+        let (result, rolled) = {
             let mut w = self.writer.lock();
-            let rolled = if w.next_lsn > w.first_lsn {
+            let rolled = w.next_lsn > w.first_lsn;
+            let result = if rolled {
                 let next = w.next_lsn;
                 w.roll(next, &self.counters)
             } else {
                 Ok(())
             };
-            rolled.map(|()| (w.segment_no(), w.first_lsn - 1))
+            (result.map(|()| (w.segment_no(), w.first_lsn - 1)), rolled)
         };
         let mut q = self.queue.lock();
         let (out, done) = match result {
@@ -424,7 +421,35 @@ impl<H: CommitHook> LogWriter<H> {
         let next = if out.is_ok() { q.successor() } else { None };
         drop(q);
         self.finish_round(done, next);
+        if !rolled {
+            self.spares.discard()?;
+        }
         out
+    }
+
+    /// Blocks until this thread holds the log's leadership (handed over ahead of any writer
+    /// once the current group is done). Fails if the log is poisoned or closed. The caller
+    /// must end its round with [`LogWriter::finish_round`] after choosing a successor.
+    fn acquire_lead(&self) -> Result<()> {
+        let mut q = self.queue.lock();
+        Self::check_writable(&q)?;
+        if !q.leader {
+            q.leader = true;
+            return Ok(());
+        }
+        let slot = Arc::new(Slot::default());
+        q.seals.push(slot.clone());
+        drop(q);
+        match slot.block() {
+            Wake::Done(Err(cause)) => Err(Error::Poisoned { cause }),
+            Wake::Done(Ok(())) | Wake::Lead => Ok(()),
+        }
+    }
+
+    /// Removes a prepared segment file that no roll used (at close: a store at rest holds no
+    /// empty segment).
+    pub fn discard_spare(&self) -> Result<()> {
+        self.spares.discard()
     }
 
     /// Whether anything written is not yet durable (for the background flusher).

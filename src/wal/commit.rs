@@ -333,7 +333,12 @@ impl<H: CommitHook> LogWriter<H> {
 
     /// Blocks until `lsn` is written or durable as `durability` asks, leading groups when
     /// handed the lead.
-    fn wait_lsn(&self, lsn: u64, durability: Durability, enqueued: Option<Instant>) -> Result<()> {
+    pub(super) fn wait_lsn(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        enqueued: Option<Instant>,
+    ) -> Result<()> {
         let slot = Arc::new(Slot::default());
         let mut q = self.queue.lock();
         match self.register(&mut q, lsn, durability, &slot, true, enqueued) {

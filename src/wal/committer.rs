@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::commit::{CommitHook, Durability, LogWriter, Queue, Registered, Ticket};
 use super::completion::{Completion, Slot};
+use crate::error::Error;
 
 impl<H: CommitHook> LogWriter<H> {
     /// A completion for the ticket's record that a future can await: the committer thread
@@ -31,17 +32,24 @@ impl<H: CommitHook> LogWriter<H> {
     ) -> Completion {
         let slot = Arc::new(Slot::default());
         let mut q = self.queue.lock();
-        let stopped = q.committer.stop;
-        match self.register(&mut q, lsn, durability, &slot, stopped, enqueued) {
+        if q.committer.stop {
+            // The store is closing and its committer is gone; everything was synced, so this
+            // returns at once (or leads one last time on this thread).
+            drop(q);
+            let outcome = self.wait_lsn(lsn, durability, enqueued).map_err(|e| match e {
+                Error::Poisoned { cause } => cause,
+                other => unreachable!("a wait fails only by poisoning, not {other}"),
+            });
+            slot.complete(outcome);
+            return Completion::new(lsn, slot);
+        }
+        // Started even if someone else leads now: the hand-off needs a successor for futures.
+        self.start_committer(&mut q);
+        match self.register(&mut q, lsn, durability, &slot, false, enqueued) {
             Registered::Done(outcome) => slot.complete(outcome),
             Registered::Wait => {}
-            Registered::Lead if stopped => {
-                // The store is shutting down and its committer is gone: lead here, once.
-                self.lead(q);
-            }
             Registered::Lead => {
                 q.committer.wanted = true;
-                self.start_committer(&mut q);
                 self.committer_cv.notify_one();
             }
         }

@@ -64,3 +64,40 @@ async fn a_failed_fsync_fails_the_waiting_futures_and_the_status_of_a_dropped_on
     assert!(store.get::<u64>("c", "dropped").unwrap().is_none());
     assert_eq!(store.get::<u64>("c", "before").unwrap().unwrap().value, 0);
 }
+
+/// Futures that register while a blocking thread leads are handed to the committer when that
+/// leader is done: none is left waiting for a leader that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_and_blocking_writers_mixed_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = AsyncStore::open(dir.path()).await.unwrap();
+    let blocking: Vec<_> = (0..8)
+        .map(|t| {
+            let s = store.store().clone();
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    s.put("blocking", &format!("t{t}-{i}"), &i).unwrap();
+                }
+            })
+        })
+        .collect();
+    let tasks: Vec<_> = (0..400u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put("async", &format!("k{i}"), &i).await })
+        })
+        .collect();
+    let all = async {
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), all)
+        .await
+        .expect("every async writer completed");
+    for b in blocking {
+        b.join().unwrap();
+    }
+    assert_eq!(store.store().count("async"), 400);
+    assert_eq!(store.store().count("blocking"), 400);
+}

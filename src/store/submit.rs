@@ -35,7 +35,7 @@ impl Drop for DeferGuard {
 ///
 /// Await it (a [`Future`] woken by the group leader, runtime-agnostic) or [`wait`](Self::wait)
 /// on it; either returns the value only once every record the write queued is as durable as its
-/// [`Durability`] asks, or [`Error::Poisoned`] if the write or fsync that would have covered it
+/// [`Durability`] asks, or [`Error::Poisoned`](crate::Error::Poisoned) if the write or fsync that would have covered it
 /// failed.
 #[must_use = "the write is queued; await it or wait on it to learn that it is durable"]
 #[derive(Debug)]
@@ -152,7 +152,7 @@ impl Store {
     }
 
     /// A completion that resolves once the record with `lsn` is durable (or fails with
-    /// [`Error::Poisoned`]); for a caller that learned an LSN and stopped waiting for it.
+    /// [`Error::Poisoned`](crate::Error::Poisoned)); for a caller that learned an LSN and stopped waiting for it.
     /// `None` for an LSN this store never handed out.
     pub fn durable(&self, lsn: u64) -> Option<Completion> {
         if lsn == 0 || lsn > self.inner.wal.positions().last_lsn {

@@ -1,4 +1,4 @@
-//! An async handle on a [walden](walden) store for tokio services.
+//! An async handle on a [`walden`] store for tokio services.
 //!
 //! A blocking walden write parks its thread until the group's fsync returns; inside an async
 //! handler that stalls an executor worker. Here a waiting writer is a future instead: the write

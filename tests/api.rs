@@ -364,7 +364,37 @@ fn scans_see_one_consistent_state_while_writers_run() {
     let writers_done = Arc::new(AtomicUsize::new(0));
     let scans = Arc::new(AtomicU64::new(0));
     std::thread::scope(|sc| {
-        // Scanners first: their first scan starts before any writer can have finished.
+        for w in 0..WRITERS {
+            let (s, writers_done, scans) = (s.clone(), writers_done.clone(), scans.clone());
+            sc.spawn(move || {
+                let mut rng = common::Rng::new(w as u64 + 1);
+                let mut moved = 0;
+                // Keep writing until a scan has overlapped the writes (on a loaded machine the
+                // scanners may be scheduled late), bounded so a broken scanner cannot hang.
+                while moved < TRANSFERS
+                    || (scans.load(Ordering::SeqCst) == 0 && moved < TRANSFERS * 1_000)
+                {
+                    let (a, b) = (rng.range(0, ACCOUNTS as u64), rng.range(0, ACCOUNTS as u64));
+                    if a == b {
+                        continue;
+                    }
+                    let (a, b) = (name(a as usize), name(b as usize));
+                    let da = s.get::<i64>("bank", &a).unwrap().unwrap();
+                    let db = s.get::<i64>("bank", &b).unwrap().unwrap();
+                    let amount = rng.range(1, 20) as i64;
+                    let mut batch = Batch::new();
+                    batch
+                        .put_if_version("bank", &a, &(da.value - amount), da.version)
+                        .put_if_version("bank", &b, &(db.value + amount), db.version);
+                    match s.commit(batch) {
+                        Ok(_) => moved += 1,
+                        Err(Error::Conflict { .. }) => {}
+                        Err(e) => panic!("transfer failed: {e:?}"),
+                    }
+                }
+                writers_done.fetch_add(1, Ordering::SeqCst);
+            });
+        }
         for r in 0..2 {
             let (s, writers_done, scans) = (s.clone(), writers_done.clone(), scans.clone());
             sc.spawn(move || loop {
@@ -403,33 +433,6 @@ fn scans_see_one_consistent_state_while_writers_run() {
                 if !running {
                     break;
                 }
-            });
-        }
-        for w in 0..WRITERS {
-            let (s, writers_done) = (s.clone(), writers_done.clone());
-            sc.spawn(move || {
-                let mut rng = common::Rng::new(w as u64 + 1);
-                let mut moved = 0;
-                while moved < TRANSFERS {
-                    let (a, b) = (rng.range(0, ACCOUNTS as u64), rng.range(0, ACCOUNTS as u64));
-                    if a == b {
-                        continue;
-                    }
-                    let (a, b) = (name(a as usize), name(b as usize));
-                    let da = s.get::<i64>("bank", &a).unwrap().unwrap();
-                    let db = s.get::<i64>("bank", &b).unwrap().unwrap();
-                    let amount = rng.range(1, 20) as i64;
-                    let mut batch = Batch::new();
-                    batch
-                        .put_if_version("bank", &a, &(da.value - amount), da.version)
-                        .put_if_version("bank", &b, &(db.value + amount), db.version);
-                    match s.commit(batch) {
-                        Ok(_) => moved += 1,
-                        Err(Error::Conflict { .. }) => {}
-                        Err(e) => panic!("transfer failed: {e:?}"),
-                    }
-                }
-                writers_done.fetch_add(1, Ordering::SeqCst);
             });
         }
     });

@@ -30,9 +30,9 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::completion::{Outcome, Slot, Wake};
 use super::counters::{elapsed_us, WalCounters};
-use super::segment_writer::{SegmentWriter, Spares, StepError};
+use super::segment_writer::{SegmentWriter, StepError};
 use crate::error::{Error, PoisonCause, Result};
-use crate::format::RecordKind;
+use crate::format::{RecordKind, Watermark};
 use crate::limits::MAX_GROUP_BYTES;
 
 /// When a write is acknowledged.
@@ -116,11 +116,25 @@ pub(crate) struct Queue<H: CommitHook> {
     /// Seals waiting for the lead (served before any writer).
     seals: Vec<Arc<Slot>>,
     pub(super) committer: Committer,
+    /// The record that was last durable when this epoch began (recovery made it durable).
+    base: Watermark,
+    /// LSN of this epoch's first record.
+    first_lsn: u64,
     /// What the hook sequenced but the log has not yet applied.
     pub sequenced: H::Sequenced,
 }
 
 impl<H: CommitHook> Queue<H> {
+    /// The durable watermark new records carry: the last record known durable, named by the
+    /// epoch of its segment (this epoch's, or the one recovery made durable before it began).
+    fn watermark(&self, epoch: u64) -> Watermark {
+        if self.durable_lsn >= self.first_lsn {
+            Watermark { epoch, lsn: self.durable_lsn }
+        } else {
+            self.base
+        }
+    }
+
     /// Poisons the queue: every queued record fails, sequenced state is dropped, and the slots
     /// to fail are returned (complete them after releasing the lock).
     fn poison(&mut self, step: StepError) -> (PoisonCause, Vec<(Arc<Slot>, Outcome)>) {
@@ -221,8 +235,6 @@ pub(crate) struct LogWriter<H: CommitHook> {
     pub(super) committer_cv: Condvar,
     pub(super) committer_thread: Mutex<Option<JoinHandle<()>>>,
     writer: Mutex<SegmentWriter>,
-    /// The next segment's file, prepared outside leadership (see `Spares`).
-    spares: Arc<Spares>,
     hook: H,
     epoch: u64,
     /// See `Options::max_commit_delay`.
@@ -243,10 +255,13 @@ pub(crate) struct WalPositions {
 }
 
 impl<H: CommitHook> LogWriter<H> {
+    /// A writer continuing the log at `next_lsn`; `base` names the last record recovery made
+    /// durable (`Watermark::NONE` for an empty log).
     pub fn new(
         writer: SegmentWriter,
         next_lsn: u64,
         last_timestamp_unix_ns: u64,
+        base: Watermark,
         hook: H,
     ) -> LogWriter<H> {
         let last = next_lsn - 1;
@@ -269,11 +284,12 @@ impl<H: CommitHook> LogWriter<H> {
                 waiters: VecDeque::new(),
                 seals: Vec::new(),
                 committer: Committer::default(),
+                base,
+                first_lsn: next_lsn,
                 sequenced: H::Sequenced::default(),
             }),
             committer_cv: Condvar::new(),
             committer_thread: Mutex::new(None),
-            spares: writer.spares.clone(),
             writer: Mutex::new(writer),
             hook,
             counters,
@@ -400,25 +416,20 @@ impl<H: CommitHook> LogWriter<H> {
     /// fsynced and a new segment is started, so every segment below the returned number is
     /// complete and immutable. Returns `(active segment number, last LSN in sealed segments)`.
     ///
-    /// Takes leadership for the duration (handed over ahead of any writer), so no group is in
-    /// flight; what it holds the writers for is one fdatasync of the active segment and one
-    /// header write, since the next segment's file is created beforehand, outside leadership.
-    /// A failure poisons the store like any failed write or fsync.
+    /// Takes leadership for the duration (handed over ahead of any writer, so a seal never
+    /// waits behind a stream of groups), so no group is in flight. A failure poisons the store
+    /// like any failed write or fsync.
     pub fn seal(&self) -> Result<(u64, u64)> {
-        // Outside leadership. A failure here changed nothing the log relies on: the caller
-        // (compaction, backup) fails and may try again.
-        self.spares.prepare()?;
         self.acquire_lead()?;
-        let (result, rolled) = {
+        let result = {
             let mut w = self.writer.lock();
-            let rolled = w.next_lsn > w.first_lsn;
-            let result = if rolled {
+            let result = if w.next_lsn > w.first_lsn {
                 let next = w.next_lsn;
                 w.roll(next, &self.counters)
             } else {
                 Ok(())
             };
-            (result.map(|()| (w.segment_no(), w.first_lsn - 1)), rolled)
+            result.map(|()| (w.segment_no(), w.first_lsn - 1))
         };
         let mut q = self.queue.lock();
         let (out, done) = match result {
@@ -435,9 +446,6 @@ impl<H: CommitHook> LogWriter<H> {
         let next = if out.is_ok() { q.successor() } else { None };
         drop(q);
         self.finish_round(done, next);
-        if !rolled {
-            self.spares.discard()?;
-        }
         out
     }
 
@@ -445,8 +453,20 @@ impl<H: CommitHook> LogWriter<H> {
     /// once the current group is done). Fails if the log is poisoned or closed. The caller
     /// must end its round with [`LogWriter::finish_round`] after choosing a successor.
     fn acquire_lead(&self) -> Result<()> {
+        {
+            let q = self.queue.lock();
+            Self::check_writable(&q)?;
+        }
+        self.acquire_lead_when(|q| Self::check_writable(q).is_ok())
+    }
+
+    /// [`LogWriter::acquire_lead`] with the caller's own condition on the queue (the close
+    /// takes the lead on a log that refuses writes).
+    fn acquire_lead_when(&self, ok: impl Fn(&Queue<H>) -> bool) -> Result<()> {
         let mut q = self.queue.lock();
-        Self::check_writable(&q)?;
+        if !ok(&q) {
+            return Err(q.poisoned.clone().map_or(Error::Closed, |cause| Error::Poisoned { cause }));
+        }
         if !q.leader {
             q.leader = true;
             return Ok(());
@@ -460,21 +480,51 @@ impl<H: CommitHook> LogWriter<H> {
         }
     }
 
-    /// Removes a prepared segment file that no roll used (at close: a store at rest holds no
-    /// empty segment).
-    pub fn discard_spare(&self) -> Result<()> {
-        self.spares.discard()
-    }
-
     /// Whether anything written is not yet durable (for the background flusher).
     pub fn has_unsynced(&self) -> bool {
         let q = self.queue.lock();
         q.poisoned.is_none() && q.durable_lsn < q.next_lsn - 1
     }
 
-    /// Refuses further writes (after the final sync of a close).
-    pub fn close(&self) {
-        self.queue.lock().closed = true;
+    /// Refuses further writes and, when everything written is durable (the caller synced
+    /// first), appends the fsynced close marker that names the last record: after a clean
+    /// close every damage in the log is provably damage in synced data. Idempotent; a failure
+    /// poisons the log.
+    pub fn close(&self) -> Result<()> {
+        {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return Ok(());
+            }
+            q.closed = true;
+        }
+        // Poisoned: no marker (and nothing to report here; the poisoning was reported).
+        if self.acquire_lead_when(|q| q.poisoned.is_none()).is_err() {
+            return Ok(());
+        }
+        let mut q = self.queue.lock();
+        if q.poisoned.is_some() || q.durable_lsn < q.next_lsn - 1 {
+            // A marker must not name records that are not durable.
+            let next = q.successor();
+            drop(q);
+            self.finish_round(Vec::new(), next);
+            return Ok(());
+        }
+        let (watermark, ts) = (q.watermark(self.epoch), q.last_timestamp_unix_ns);
+        drop(q);
+        let result = self.writer.lock().write_close(watermark, ts);
+        let mut q = self.queue.lock();
+        let (out, failed) = match result {
+            Ok(()) => (Ok(()), Vec::new()),
+            Err(step) => {
+                let (cause, failed) = q.poison(step);
+                (Err(Error::Poisoned { cause }), failed)
+            }
+        };
+        let next = if out.is_ok() { q.successor() } else { None };
+        drop(q);
+        self.finish_round(failed, next);
+        out
     }
 
     pub fn positions(&self) -> WalPositions {
@@ -526,13 +576,14 @@ impl<H: CommitHook> LogWriter<H> {
         let group = Self::take_group(&mut q);
         let last_lsn = group.last().map_or(q.written_lsn, |r| r.lsn);
         let sync = q.sync_target > q.durable_lsn;
+        let watermark = q.watermark(self.epoch);
         drop(q);
 
         let result = if group.is_empty() && !sync {
             Ok(())
         } else {
             let frames = group.iter().map(|r| (r.lsn, r.timestamp_unix_ns, r.kind, &r.body[..]));
-            self.writer.lock().write_group(frames, sync, &self.counters)
+            self.writer.lock().write_group(frames, watermark, sync, &self.counters)
         };
         if result.is_ok() && !group.is_empty() {
             self.hook.apply(&group);

@@ -1,23 +1,14 @@
 //! The segment file currently appended to: create, roll, write a group. Only the commit
 //! leader touches it.
-//!
-//! A roll under leadership holds every writer, so the slow part of starting a segment — the
-//! file's creation and the directory fsync that makes it survive a crash — can be done ahead,
-//! outside leadership: [`Spares::prepare`] creates the next segment's file, empty, and fsyncs
-//! the directory; the roll then only writes the header into it (made durable by the first
-//! fsync of the segment, before any record in it is acknowledged). An empty last segment is
-//! what a crash during any segment creation leaves, and recovery already removes it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
 use super::counters::WalCounters;
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_frame, segment_file_name, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN,
+    encode_frame_with, segment_file_name, RecordKind, SegmentHeader, Watermark, SEGMENT_HEADER_LEN,
 };
 use crate::io::{Fs, Io, IoError, SeamFile};
 use crate::limits::MAX_RETAINED_GROUP_BUF_BYTES;
@@ -45,60 +36,6 @@ pub(crate) struct SegmentWriter {
     pub(super) next_lsn: u64,
     /// First LSN of this segment.
     pub(super) first_lsn: u64,
-    /// The next segment's file, if prepared ahead.
-    pub(super) spares: Arc<Spares>,
-}
-
-/// A segment file created ahead (empty, its directory entry fsynced) for the next roll.
-pub(crate) struct Spare {
-    segment_no: u64,
-    path: PathBuf,
-    file: SeamFile,
-    /// Whether the directory fsync after its creation returned Ok (else the roll redoes it).
-    dir_synced: bool,
-}
-
-/// The slot for the next segment's file, shared by the writer (which rolls into it) and
-/// whoever prepares it outside leadership. Its mutex orders the two: a roll that finds no
-/// spare creates its file itself, and the active segment number only changes under it.
-pub(crate) struct Spares {
-    io: Arc<dyn Io>,
-    wal_dir: PathBuf,
-    spare: Mutex<Option<Spare>>,
-    /// The segment being appended to (a spare is always this + 1).
-    active_segment_no: Mutex<u64>,
-}
-
-impl Spares {
-    /// Creates the next segment's file now, if it is not there yet (the seal's roll then costs
-    /// one header write instead of a create and two fsyncs). Writes nothing a reader sees: a
-    /// failure here fails the caller, never the log.
-    pub fn prepare(&self) -> Result<()> {
-        let mut spare = self.spare.lock();
-        let next = *self.active_segment_no.lock() + 1;
-        if spare.as_ref().is_some_and(|s| s.segment_no == next) {
-            return Ok(());
-        }
-        let path = self.wal_dir.join(segment_file_name(next));
-        let file = Fs(&*self.io).create_new(&path)?;
-        // Kept even if the directory fsync fails: the file exists, so the roll must use it
-        // (and fsync the directory itself) rather than try to create it again.
-        let synced = Fs(&*self.io).sync_dir(&self.wal_dir);
-        *spare = Some(Spare { segment_no: next, path, file, dir_synced: synced.is_ok() });
-        synced?;
-        Ok(())
-    }
-
-    /// Removes an unused spare (at close, or when a seal had nothing to roll), so a store at
-    /// rest never holds an empty segment file.
-    pub fn discard(&self) -> Result<()> {
-        if let Some(s) = self.spare.lock().take() {
-            drop(s.file);
-            Fs(&*self.io).remove_file(&s.path)?;
-            Fs(&*self.io).sync_dir(&self.wal_dir)?;
-        }
-        Ok(())
-    }
 }
 
 impl SegmentWriter {
@@ -132,14 +69,7 @@ impl SegmentWriter {
         file.write_all(&header.encode())?;
         file.sync_data()?;
         Fs(&*io).sync_dir(wal_dir)?;
-        let spares = Arc::new(Spares {
-            io: io.clone(),
-            wal_dir: wal_dir.to_path_buf(),
-            spare: Mutex::new(None),
-            active_segment_no: Mutex::new(segment_no),
-        });
         Ok(SegmentWriter {
-            spares,
             io,
             wal_dir: wal_dir.to_path_buf(),
             store_id,
@@ -165,70 +95,31 @@ impl SegmentWriter {
         self.epoch
     }
 
-    /// Ends the current segment (fsynced) and starts the next one at `first_lsn`, in the
-    /// prepared spare file if there is one.
+    /// Ends the current segment (fsynced) and starts the next one at `first_lsn`.
     pub(super) fn roll(&mut self, first_lsn: u64, counters: &WalCounters) -> Result<(), StepError> {
         self.file.sync_data()?;
-        let spares = self.spares.clone();
-        let mut spare = spares.spare.lock();
-        let next_no = self.segment_no + 1;
-        let next = match spare.take() {
-            Some(s) if s.segment_no == next_no => {
-                let header = SegmentHeader {
-                    store_id: self.store_id,
-                    epoch: self.epoch,
-                    segment_no: next_no,
-                    first_lsn,
-                };
-                let mut file = s.file;
-                if !s.dir_synced {
-                    Fs(&*self.io).sync_dir(&self.wal_dir)?;
-                }
-                file.write_all(&header.encode())?;
-                SegmentWriter {
-                    io: self.io.clone(),
-                    wal_dir: self.wal_dir.clone(),
-                    store_id: self.store_id,
-                    epoch: self.epoch,
-                    segment_no: next_no,
-                    file,
-                    salt: header.salt(),
-                    bytes: SEGMENT_HEADER_LEN as u64,
-                    target_bytes: self.target_bytes,
-                    buf: Vec::new(),
-                    next_lsn: first_lsn,
-                    first_lsn,
-                    spares: spares.clone(),
-                }
-            }
-            stale => {
-                debug_assert!(stale.is_none(), "a spare is always the next segment");
-                let mut w = SegmentWriter::create_raw(
-                    self.io.clone(),
-                    &self.wal_dir,
-                    self.store_id,
-                    self.epoch,
-                    next_no,
-                    first_lsn,
-                    self.target_bytes,
-                )?;
-                w.spares = spares.clone();
-                w
-            }
-        };
+        let next = SegmentWriter::create_raw(
+            self.io.clone(),
+            &self.wal_dir,
+            self.store_id,
+            self.epoch,
+            self.segment_no + 1,
+            first_lsn,
+            self.target_bytes,
+        )?;
         *self = next;
-        *spares.active_segment_no.lock() = self.segment_no;
-        drop(spare);
         counters.segments_created.fetch_add(1, Ordering::Relaxed);
         counters.active_segment_no.store(self.segment_no, Ordering::Relaxed);
         counters.wal_bytes_on_disk.fetch_add(self.bytes, Ordering::Relaxed);
         Ok(())
     }
 
-    /// Frames and writes one group (records in LSN order); fsyncs it if `sync`.
+    /// Frames and writes one group (records in LSN order), every record carrying `watermark`
+    /// (the last record known durable when the group was taken); fsyncs it if `sync`.
     pub(super) fn write_group<'a>(
         &mut self,
         mut group: impl Iterator<Item = FrameParts<'a>>,
+        watermark: Watermark,
         sync: bool,
         counters: &WalCounters,
     ) -> Result<(), StepError> {
@@ -239,7 +130,15 @@ impl SegmentWriter {
             self.buf.clear();
             let mut last_lsn = first.0;
             for (lsn, timestamp_unix_ns, kind, body) in std::iter::once(first).chain(group) {
-                encode_frame(&mut self.buf, self.salt, lsn, timestamp_unix_ns, kind, body);
+                encode_frame_with(
+                    &mut self.buf,
+                    self.salt,
+                    lsn,
+                    timestamp_unix_ns,
+                    kind,
+                    watermark,
+                    body,
+                );
                 last_lsn = lsn;
             }
             self.file.write_all(&self.buf)?;
@@ -256,5 +155,28 @@ impl SegmentWriter {
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Appends the close marker (everything written is durable, and `watermark` names the last
+    /// record) and fsyncs it. The marker carries the LSN the next record will carry and does
+    /// not consume it; nothing is written to this segment after it.
+    pub(super) fn write_close(
+        &mut self,
+        watermark: Watermark,
+        timestamp_unix_ns: u64,
+    ) -> Result<(), StepError> {
+        self.buf.clear();
+        encode_frame_with(
+            &mut self.buf,
+            self.salt,
+            self.next_lsn,
+            timestamp_unix_ns,
+            RecordKind::Close,
+            watermark,
+            &[],
+        );
+        self.file.write_all(&self.buf)?;
+        self.bytes += self.buf.len() as u64;
+        self.file.sync_data()
     }
 }

@@ -465,7 +465,10 @@ impl<H: CommitHook> LogWriter<H> {
     fn acquire_lead_when(&self, ok: impl Fn(&Queue<H>) -> bool) -> Result<()> {
         let mut q = self.queue.lock();
         if !ok(&q) {
-            return Err(q.poisoned.clone().map_or(Error::Closed, |cause| Error::Poisoned { cause }));
+            return Err(q
+                .poisoned
+                .clone()
+                .map_or(Error::Closed, |cause| Error::Poisoned { cause }));
         }
         if !q.leader {
             q.leader = true;

@@ -69,6 +69,7 @@ impl Store {
     /// Its keys' state is shared by every handle with the same name, and survives restarts.
     /// Checks use the store's default durability (see [`RateLimiter::with_durability`]).
     pub fn rate_limiter(&self, name: &str, quota: Quota) -> Result<RateLimiter> {
+        self.check_open()?;
         check_object_name(LimitKind::LimiterName, name)?;
         quota.validate()?;
         Ok(RateLimiter {

@@ -22,6 +22,7 @@ impl Store {
     /// operation: a put's new version, a delete's removed version (`None` if nothing was
     /// there), an `expect_version`'s current version.
     pub fn commit(&self, batch: Batch) -> Result<Vec<Option<u64>>> {
+        self.check_open()?;
         let durability = batch.durability.unwrap_or(self.inner.options.durability);
         check_batch_len(batch.ops.len())?;
         let ops = self.validate(batch.ops)?;
@@ -139,6 +140,7 @@ impl Store {
     /// in-memory state the record describes, so LSN order is mutation order; then release that
     /// lock and [`Store::wait_for`] the ticket.
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
+        self.check_open()?;
         if body.len() > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: LimitKind::Record,

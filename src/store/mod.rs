@@ -31,6 +31,7 @@ pub use stats::Stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -38,7 +39,6 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, LimitKind, Result};
 use crate::io::StoreLock;
-use crate::limits::MAX_KEY_BYTES_LIMIT;
 use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
 use crate::state::ratelimit::RateLimitState;
@@ -60,6 +60,9 @@ pub(crate) struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     lock: StoreLock,
+    /// Set by [`Store::close`]: every operation through any clone then fails with
+    /// [`Error::Closed`] (another opener may already be writing the directory).
+    closed: AtomicBool,
 }
 
 /// An open walden store. Cheap to clone; all clones share one store. `Send + Sync`.
@@ -91,7 +94,18 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Fails with [`Error::Closed`] once [`Store::close`] was called on any clone.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Checks a key (1 to `max_key_bytes` bytes). Every keyed operation (documents, rate
+    /// limiters) comes through here, so this is also where a closed store is refused.
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
+        self.check_open()?;
         if key.is_empty() {
             return Err(Error::InvalidName {
                 what: LimitKind::Key,
@@ -99,7 +113,7 @@ impl Store {
                 reason: "must not be empty",
             });
         }
-        let limit = self.inner.options.max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
+        let limit = self.inner.options.max_key_bytes;
         if key.len() > limit {
             return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
         }
@@ -113,25 +127,34 @@ impl Store {
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,
     {
+        self.check_open()?;
         check_collection(collection)?;
         self.inner.validators.write().insert(collection.to_owned(), Arc::new(validator));
         Ok(())
     }
 
     /// Removes the validator of `collection`, if any.
-    pub fn clear_validator(&self, collection: &str) {
+    pub fn clear_validator(&self, collection: &str) -> Result<()> {
+        self.check_open()?;
+        check_collection(collection)?;
         self.inner.validators.write().remove(collection);
+        Ok(())
     }
 
     /// Makes every acknowledged write durable, including `Buffered` ones.
     pub fn sync(&self) -> Result<()> {
+        self.check_open()?;
         self.inner.wal.sync()
     }
 
-    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`]
-    /// and the directory's lock is released at once, so the store can be reopened right away.
+    /// Syncs and closes the store: every later operation through any clone (reads, writes,
+    /// counts, rate limiters and breakers made from it) fails with [`Error::Closed`], and the
+    /// directory's lock is released at once, so the store can be reopened right away. Only
+    /// [`Store::stats`] still answers, with the counters as they were at the close.
     /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
     pub fn close(self) -> Result<()> {
+        // First, so no clone reads what another opener may soon overwrite.
+        self.inner.closed.store(true, Ordering::Release);
         let r = self.inner.wal.sync();
         self.inner.wal.close();
         self.inner.stop_background();
@@ -144,6 +167,7 @@ impl Store {
     /// committing meanwhile), then deletes the log segments and older snapshots it covers.
     /// Returns `None` if the newest snapshot already covers the whole log.
     pub fn compact(&self) -> Result<Option<CompactionReport>> {
+        self.check_open()?;
         self.inner.compactor.compact()
     }
 }

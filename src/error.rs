@@ -191,9 +191,21 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The store was closed.
+    /// The store was closed (through this handle or any clone of it); nothing was read or
+    /// written. Open the directory again for a fresh handle.
     #[error("store is closed")]
     Closed,
+    /// An [`Options`](crate::Options) field is outside the range walden accepts; the store
+    /// was not opened and nothing was written. Nothing is ever clamped silently instead.
+    #[error("invalid option {field} = {value}: accepted {accepted}")]
+    InvalidOption {
+        /// The `Options` field.
+        field: &'static str,
+        /// The value given, as `Debug` prints it.
+        value: String,
+        /// The accepted range, in the field's unit.
+        accepted: String,
+    },
     /// A rate-limit quota (or the cost of one check against it) can never be satisfied or
     /// does not fit the limiter's arithmetic; nothing was consumed or written.
     #[error("invalid rate-limit quota: {reason}")]

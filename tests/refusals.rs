@@ -5,8 +5,10 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{open, store_dir, tmp};
-use walden::{BreakerConfig, Error, LimitKind, Quota, Store};
+use walden::{BreakerConfig, Error, LimitKind, Options, Quota, Store};
 
 fn last_lsn(s: &Store) -> u64 {
     s.stats().last_lsn
@@ -99,4 +101,79 @@ fn limiter_and_breaker_handles_of_a_closed_store_are_closed() {
     assert!(matches!(permit.success(), Err(Error::Closed)));
     assert!(matches!(breaker.reset(), Err(Error::Closed)));
     assert!(matches!(s.get::<u64>("c", "k"), Err(Error::Closed)));
+}
+
+#[test]
+fn every_option_out_of_range_is_refused_at_open_naming_the_field() {
+    use walden::limits::{MAX_DOCUMENT_BYTES_LIMIT, MAX_KEY_BYTES_LIMIT};
+    let d = Options::default;
+    let cases: Vec<(&str, Options)> = vec![
+        ("max_key_bytes", Options { max_key_bytes: 0, ..d() }),
+        ("max_key_bytes", Options { max_key_bytes: MAX_KEY_BYTES_LIMIT + 1, ..d() }),
+        ("max_key_bytes", Options { max_key_bytes: usize::MAX, ..d() }),
+        ("max_document_bytes", Options { max_document_bytes: 0, ..d() }),
+        ("max_document_bytes", Options { max_document_bytes: MAX_DOCUMENT_BYTES_LIMIT + 1, ..d() }),
+        ("max_document_bytes", Options { max_document_bytes: usize::MAX, ..d() }),
+        ("segment_target_bytes", Options { segment_target_bytes: 0, ..d() }),
+        ("buffered_flush_interval_ms", Options { buffered_flush_interval_ms: 0, ..d() }),
+        ("buffered_flush_interval_ms", Options { buffered_flush_interval_ms: u64::MAX, ..d() }),
+        ("compaction_check_interval_ms", Options { compaction_check_interval_ms: 0, ..d() }),
+        (
+            "compaction_wal_to_snapshot_ratio",
+            Options { compaction_wal_to_snapshot_ratio: f64::NAN, ..d() },
+        ),
+        (
+            "compaction_wal_to_snapshot_ratio",
+            Options { compaction_wal_to_snapshot_ratio: -1.0, ..d() },
+        ),
+        (
+            "compaction_wal_to_snapshot_ratio",
+            Options { compaction_wal_to_snapshot_ratio: f64::INFINITY, ..d() },
+        ),
+        ("max_commit_delay", Options { max_commit_delay: Some(Duration::MAX), ..d() }),
+        ("max_commit_delay", Options { max_commit_delay: Some(Duration::from_secs(2)), ..d() }),
+    ];
+    for (field, options) in cases {
+        let t = tmp();
+        let dir = store_dir(&t);
+        match Store::open_with(&dir, options) {
+            Err(Error::InvalidOption { field: f, accepted, .. }) => {
+                assert_eq!(f, field);
+                assert!(!accepted.is_empty());
+            }
+            other => panic!("{field}: expected InvalidOption, got {other:?}"),
+        }
+        assert!(!dir.exists(), "{field}: a refused open created the directory");
+    }
+    // The edges of each range open.
+    let t = tmp();
+    let edges = Options {
+        max_key_bytes: MAX_KEY_BYTES_LIMIT,
+        max_document_bytes: MAX_DOCUMENT_BYTES_LIMIT,
+        segment_target_bytes: 1,
+        compaction_wal_to_snapshot_ratio: 0.0,
+        max_commit_delay: Some(Duration::from_secs(1)),
+        ..d()
+    };
+    Store::open_with(store_dir(&t), edges).unwrap().close().unwrap();
+}
+
+#[test]
+fn a_lock_timeout_of_duration_max_waits_forever_without_panicking() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let holder = open(&dir);
+    let waiter = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            Store::open_with(
+                &dir,
+                Options { lock_timeout: Some(Duration::MAX), ..Options::default() },
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.is_finished(), "the waiter gave up (or panicked) while the lock was held");
+    holder.close().unwrap();
+    waiter.join().expect("the waiter panicked").expect("the waiter opened").close().unwrap();
 }

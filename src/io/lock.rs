@@ -23,14 +23,16 @@ impl StoreLock {
             .mode(0o600)
             .open(path)
             .map_err(|e| IoError::new(IoOp::Lock, path, e))?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to now (`Duration::MAX`) has no deadline: wait forever.
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(Some(StoreLock(file))),
                 Err(TryLockError::WouldBlock) => match deadline {
-                    Some(d) if Instant::now() < d => {
+                    Some(Some(d)) if Instant::now() < d => {
                         std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS))
                     }
+                    Some(None) => std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS)),
                     _ => return Ok(None),
                 },
                 Err(TryLockError::Error(e)) => return Err(IoError::new(IoOp::Lock, path, e)),

@@ -93,7 +93,7 @@ impl Store {
     /// Checks names and sizes, serializes and validates documents: all before taking any lock.
     pub(super) fn validate(&self, ops: Vec<Op>) -> Result<Vec<Prepared>> {
         let validators = self.inner.validators.read();
-        let max_doc = self.inner.options.max_document_bytes.min(MAX_RECORD_BODY_BYTES);
+        let max_doc = self.inner.options.max_document_bytes;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             {

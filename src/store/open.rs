@@ -98,6 +98,7 @@ impl Store {
 }
 
 fn open(dir: &Path, options: Options) -> Result<Store> {
+    options.validate()?;
     let io = options.io.clone();
     Fs(&*io).create_dir_all(dir)?;
     let lock = take_lock(dir, options.lock_timeout)?;
@@ -285,7 +286,7 @@ fn spawn_background(
     compactor: &Arc<Compactor>,
     stop: &Arc<(Mutex<bool>, Condvar)>,
 ) -> Vec<std::thread::JoinHandle<()>> {
-    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
+    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms);
     let flusher_wal = wal.clone();
     let flusher = spawn_periodic("walden-flusher", stop.clone(), flush_interval, move || {
         if flusher_wal.has_unsynced() {
@@ -294,7 +295,7 @@ fn spawn_background(
         }
     });
     let background = compactor.clone();
-    let check_interval = Duration::from_millis(options.compaction_check_interval_ms.max(1));
+    let check_interval = Duration::from_millis(options.compaction_check_interval_ms);
     let compaction = spawn_periodic("walden-compactor", stop.clone(), check_interval, move || {
         if background.should_compact() {
             // A failure is counted in stats and tried again at the next check.

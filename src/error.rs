@@ -175,6 +175,20 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A document holds NaN or an infinity, which JSON cannot hold (serde_json would write
+    /// `null`, and the document read back would not be the one written); nothing was written.
+    #[error(
+        "document {collection}/{key} holds a non-finite number (NaN or infinity) at {}: JSON cannot store it",
+        pointer_display(path)
+    )]
+    NonFiniteNumber {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// Where, as a JSON Pointer (`/readings/3/celsius`); empty: the document itself.
+        path: String,
+    },
     /// A backup's destination directory exists and is not empty; nothing was written.
     #[error("backup destination {} is not empty", path.display())]
     DestinationNotEmpty {
@@ -219,6 +233,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+fn pointer_display(path: &str) -> String {
+    if path.is_empty() {
+        "the top level".to_owned()
+    } else {
+        format!("field {path}")
+    }
 }
 
 impl Error {

@@ -177,3 +177,48 @@ fn a_lock_timeout_of_duration_max_waits_forever_without_panicking() {
     holder.close().unwrap();
     waiter.join().expect("the waiter panicked").expect("the waiter opened").close().unwrap();
 }
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Reading {
+    sensor: String,
+    celsius: Option<f64>,
+    history: Vec<f64>,
+}
+
+fn assert_non_finite<T: std::fmt::Debug>(r: walden::Result<T>, key: &str, at: &str) {
+    match r {
+        Err(Error::NonFiniteNumber { collection, key: k, path }) => {
+            assert_eq!((collection.as_str(), k.as_str(), path.as_str()), ("sensors", key, at));
+        }
+        other => panic!("expected NonFiniteNumber for {key}, got {other:?}"),
+    }
+}
+
+#[test]
+fn non_finite_numbers_are_refused_by_every_write_before_anything_is_logged() {
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    let nan = Reading { sensor: "a".into(), celsius: Some(f64::NAN), history: vec![] };
+    let inf = Reading { sensor: "a".into(), celsius: None, history: vec![1.0, f64::INFINITY] };
+    assert_non_finite(s.put("sensors", "nan", &nan), "nan", "/celsius");
+    assert_non_finite(s.put("sensors", "inf", &inf), "inf", "/history/1");
+    assert_non_finite(s.put("sensors", "top", &f64::NEG_INFINITY), "top", "");
+    assert_non_finite(s.insert("sensors", "nan", &nan), "nan", "/celsius");
+    let mut b = walden::Batch::new();
+    b.put("sensors", "ok", &1.5).put("sensors", "nan", &nan);
+    assert_non_finite(s.commit(b), "nan", "/celsius");
+    let v = s.put("sensors", "u", &Reading { sensor: "u".into(), celsius: None, history: vec![] });
+    assert_eq!(v.unwrap(), 1);
+    let r = s.update::<Reading, _>("sensors", "u", |r| {
+        let mut r = r.unwrap();
+        r.celsius = Some(f64::INFINITY);
+        Some(r)
+    });
+    assert_non_finite(r, "u", "/celsius");
+    assert_eq!(last_lsn(&s), 1, "a refused write was logged");
+    assert!(s.get::<Reading>("sensors", "nan").unwrap().is_none());
+    // A real `None` is still a null, and finite floats round-trip.
+    assert_eq!(s.get::<Reading>("sensors", "u").unwrap().unwrap().value.celsius, None);
+    let e = s.put("sensors", "nan", &nan).unwrap_err().to_string();
+    assert!(e.contains("sensors/nan") && e.contains("/celsius") && e.contains("NaN"), "{e}");
+}

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::document::{encode_document, EncodeError};
 use super::Durability;
 
 /// A precondition on a document's version.
@@ -26,7 +27,7 @@ impl Cond {
 
 #[derive(Debug)]
 pub(crate) enum Op {
-    Put { collection: String, key: String, json: Result<Vec<u8>, serde_json::Error>, cond: Cond },
+    Put { collection: String, key: String, json: Result<Vec<u8>, EncodeError>, cond: Cond },
     Delete { collection: String, key: String, cond: Cond },
     Check { collection: String, key: String, cond: Cond },
 }
@@ -98,7 +99,7 @@ impl Batch {
         self.ops.push(Op::Put {
             collection: collection.to_owned(),
             key: key.to_owned(),
-            json: serde_json::to_vec(value),
+            json: encode_document(value),
             cond,
         });
         self

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::batch::{Cond, Op};
+use super::document::EncodeError;
 use super::hook::{DocEffect, DocLog, Effects};
 use super::names::check_collection;
 use super::overlay::DocKey;
@@ -103,11 +104,15 @@ impl Store {
             }
             out.push(match op {
                 Op::Put { collection, key, json, cond } => {
-                    let json = json.map_err(|source| Error::Json {
-                        collection: collection.clone(),
-                        key: key.clone(),
-                        source,
-                    })?;
+                    let json = match json {
+                        Ok(json) => json,
+                        Err(EncodeError::Json(source)) => {
+                            return Err(Error::Json { collection, key, source })
+                        }
+                        Err(EncodeError::NonFinite(path)) => {
+                            return Err(Error::NonFiniteNumber { collection, key, path })
+                        }
+                    };
                     if json.len() > max_doc {
                         return Err(Error::TooLarge {
                             what: LimitKind::Document,

@@ -1,6 +1,7 @@
 //! The store: documents, versions, batches, scans and the write path, in one folder split by
 //! concept: [`options`] (how a store is opened), [`names`] (what names are valid), [`open`]
 //! (lock, identity, recovery), [`commit`] (the commit path and the hook the log calls),
+//! [`document`] (a value's JSON; NaN and infinities refused),
 //! [`write`] and [`reads`] (the document API), [`overlay`] (sequenced, not yet applied),
 //! [`compact`], [`backup`], [`json`] and [`stats`].
 
@@ -8,6 +9,7 @@ mod backup;
 mod batch;
 mod commit;
 pub(crate) mod compact;
+pub(crate) mod document;
 pub(crate) mod hook;
 mod json;
 pub(crate) mod names;

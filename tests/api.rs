@@ -54,7 +54,7 @@ fn put_then_get_round_trips_structs_and_json() {
 }
 
 #[test]
-fn versions_start_at_one_and_grow_by_one_and_restart_after_delete() {
+fn versions_start_at_one_and_grow_by_one_and_continue_above_a_deleted_version() {
     let t = tmp();
     let s = open(&store_dir(&t));
     for v in 1..=5u64 {
@@ -63,8 +63,8 @@ fn versions_start_at_one_and_grow_by_one_and_restart_after_delete() {
     }
     assert_eq!(s.delete("c", "k").unwrap(), Some(5));
     assert_eq!(version(&s, "c", "k"), None);
-    assert_eq!(s.put("c", "k", &"again").unwrap(), 1, "a recreated document starts at 1");
-    assert_eq!(s.insert("c", "other", &0).unwrap(), 1);
+    assert_eq!(s.put("c", "k", &"again").unwrap(), 6, "a recreated document reused a version");
+    assert_eq!(s.insert("c2", "other", &0).unwrap(), 1);
 }
 
 #[test]
@@ -108,7 +108,7 @@ fn insert_creates_only_when_absent() {
     assert_eq!(last_lsn(&s), before);
     assert_eq!(s.get::<i32>("c", "k").unwrap().unwrap().value, 1);
     s.delete("c", "k").unwrap();
-    assert_eq!(s.insert("c", "k", &3).unwrap(), 1, "insert works again after a delete");
+    assert_eq!(s.insert("c", "k", &3).unwrap(), 2, "insert works again after a delete");
 }
 
 #[test]
@@ -519,13 +519,13 @@ fn reopen_after_close_without_writes_keeps_everything() {
 }
 
 #[test]
-fn closed_store_refuses_writes() {
+fn closed_store_refuses_reads_and_writes() {
     let t = tmp();
     let s = open(&store_dir(&t));
     let clone = s.clone();
     s.close().unwrap();
     assert!(matches!(clone.put("c", "k", &1), Err(Error::Closed)));
-    assert!(clone.get::<i32>("c", "k").unwrap().is_none());
+    assert!(matches!(clone.get::<i32>("c", "k"), Err(Error::Closed)));
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod breaker;
 mod bytes;
 mod corruption;
 pub mod files;
+pub mod floor;
 mod identity;
 pub mod ratelimit;
 mod record;

@@ -27,6 +27,9 @@ pub enum RecordKind {
     RateLimit = 2,
     /// Circuit-breaker state.
     Breaker = 3,
+    /// A collection's version floor (`format/floor.rs`). Kind 4 is the close marker of
+    /// format version 2.
+    VersionFloor = 5,
 }
 
 impl RecordKind {
@@ -36,6 +39,7 @@ impl RecordKind {
             1 => Some(RecordKind::Batch),
             2 => Some(RecordKind::RateLimit),
             3 => Some(RecordKind::Breaker),
+            5 => Some(RecordKind::VersionFloor),
             _ => None,
         }
     }
@@ -46,6 +50,7 @@ impl RecordKind {
             RecordKind::Batch => "batch",
             RecordKind::RateLimit => "ratelimit",
             RecordKind::Breaker => "breaker",
+            RecordKind::VersionFloor => "floor",
         }
     }
 }

@@ -14,13 +14,16 @@ pub(crate) enum Cond {
     Absent,
     /// The document must exist at exactly this version.
     Version(u64),
+    /// The document must be at this version (`None`: absent); any mismatch is a `Conflict`.
+    Expect(Option<u64>),
 }
 
 impl Cond {
     pub(crate) fn expected(self) -> Option<u64> {
         match self {
             Cond::Version(v) => Some(v),
-            _ => None,
+            Cond::Expect(e) => e,
+            Cond::Any | Cond::Absent => None,
         }
     }
 }
@@ -134,6 +137,19 @@ impl Batch {
         expected_version: u64,
     ) -> &mut Batch {
         self.push_put(collection, key, value, Cond::Version(expected_version))
+    }
+
+    /// Stores `value` only if the document is at `expected` — the version read, or `None` if
+    /// nothing was read (then the key must be absent) — else the batch fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) in both cases. See [`Store::put_expecting`](crate::Store::put_expecting).
+    pub fn put_expecting<T: Serialize + ?Sized>(
+        &mut self,
+        collection: &str,
+        key: &str,
+        value: &T,
+        expected: Option<u64>,
+    ) -> &mut Batch {
+        self.push_put(collection, key, value, Cond::Expect(expected))
     }
 
     /// Deletes the document if it exists.

@@ -41,6 +41,8 @@ impl Store {
         let now = self.inner.options.clock.now_unix_ns();
         // One pass in batch order: each op sees the effects of the ops before it.
         let mut working: HashMap<DocKey, Option<Doc>> = HashMap::new();
+        // Floors this batch raises (a delete then an insert of one key in one batch).
+        let mut floors: HashMap<&str, u64> = HashMap::new();
         let mut results = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
         let mut body = Vec::with_capacity(body_estimate);
@@ -56,12 +58,23 @@ impl Store {
             check_precondition(op, cur_version)?;
             let (kind, version, after, value) = match op {
                 Prepared::Put { json, .. } => {
-                    let version = cur_version.map_or(1, |v| v + 1);
+                    // A key that is absent starts above every version its collection deleted.
+                    let floor = || {
+                        floors
+                            .get(collection)
+                            .copied()
+                            .unwrap_or_else(|| q.sequenced.floor(collection))
+                    };
+                    let version = cur_version.map_or_else(|| floor() + 1, |v| v + 1);
                     let doc = Doc { version, written_unix_ns: now, lsn: 0, json: json.clone() };
                     (BatchOpKind::Put, version, Some(doc), &json[..])
                 }
                 Prepared::Delete { .. } => match cur_version {
-                    Some(version) => (BatchOpKind::Delete, version, None, &[][..]),
+                    Some(version) => {
+                        let f = floors.entry(collection).or_insert(0);
+                        *f = (*f).max(version);
+                        (BatchOpKind::Delete, version, None, &[][..])
+                    }
                     None => {
                         results.push(None);
                         continue;
@@ -85,6 +98,9 @@ impl Store {
         let ticket = DocLog::enqueue(&mut q, now, RecordKind::Batch, body, Effects::Docs(effects));
         for (k, state) in working {
             q.sequenced.set(k, ticket.lsn, state);
+        }
+        for (collection, floor) in floors {
+            q.sequenced.raise_floor(collection, floor);
         }
         drop(q);
         self.inner.wal.wait(ticket, durability)?;
@@ -202,6 +218,7 @@ fn body_size(ops: &[Prepared]) -> usize {
 /// Checks an operation's precondition against the document's current version.
 fn check_precondition(op: &Prepared, cur_version: Option<u64>) -> Result<()> {
     let (collection, key, cond) = op.target();
+    // `insert` reports what is there; `put_expecting(None)` gives the one conflict shape.
     if let (Cond::Absent, Some(version), Prepared::Put { .. }) = (cond, cur_version, op) {
         return Err(Error::AlreadyExists {
             collection: collection.to_owned(),

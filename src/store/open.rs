@@ -137,7 +137,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         recovered.next_lsn,
         options.segment_target_bytes,
     )?;
-    let State { docs, ratelimits, breakers, .. } = state;
+    let State { docs, ratelimits, breakers, floors, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let hook = DocHook { docs: docs.clone() };
     let wal = Arc::new(
@@ -145,6 +145,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
             .with_max_commit_delay(options.max_commit_delay),
     );
     wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
+    wal.lock().sequenced.set_floors(floors);
     let snapshot = loaded.map(|(s, _)| s);
     let compactor =
         Arc::new(compactor(&options, dir, &wal_dir, identity.store_id, epoch, &wal, snapshot));

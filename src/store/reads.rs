@@ -17,8 +17,12 @@ use crate::state::docs::Doc;
 pub struct Versioned<T> {
     /// The document.
     pub value: T,
-    /// Its version: 1 for the first write, +1 for each later one. A document deleted and
-    /// created again starts at 1.
+    /// Its version: +1 for each write of the document. Versions never repeat for a key: a
+    /// document created while its key is absent starts one above every version any deleted
+    /// document of its collection had (the collection's durable *version floor*; 1 in a
+    /// collection that never saw a delete), across restarts and compactions. So a version
+    /// read before a delete never matches the document created after it (no ABA for
+    /// compare-and-set or an HTTP `If-Match`). Versions are per key, not store-wide.
     pub version: u64,
     /// Commit time of the write, nanoseconds since the Unix epoch.
     pub written_unix_ns: u64,

@@ -227,6 +227,17 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A rate-limit check was denied (from `RateLimiter::enforce`; `check` returns the denial
+    /// as a `Decision` instead). Nothing was consumed or written.
+    #[error("rate limited: {limiter}/{key}, retry after {retry_after:?}")]
+    RateLimited {
+        /// The limiter's name.
+        limiter: String,
+        /// The limited key.
+        key: String,
+        /// How long until the same check would be allowed.
+        retry_after: std::time::Duration,
+    },
     /// A circuit breaker's configuration is inconsistent; nothing was written.
     #[error("invalid circuit breaker configuration: {reason}")]
     InvalidBreakerConfig {

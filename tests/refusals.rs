@@ -222,3 +222,22 @@ fn non_finite_numbers_are_refused_by_every_write_before_anything_is_logged() {
     let e = s.put("sensors", "nan", &nan).unwrap_err().to_string();
     assert!(e.contains("sensors/nan") && e.contains("/celsius") && e.contains("NaN"), "{e}");
 }
+
+#[test]
+fn enforce_turns_a_denial_into_an_error_and_writes_nothing() {
+    let t = tmp();
+    let s = open(&store_dir(&t));
+    let api = s.rate_limiter("api", Quota::per_minute(2)).unwrap();
+    assert_eq!(api.enforce("ip").unwrap().remaining, 1);
+    assert!(api.enforce("ip").is_ok());
+    let before = last_lsn(&s);
+    match api.enforce("ip") {
+        Err(Error::RateLimited { limiter, key, retry_after }) => {
+            assert_eq!((limiter.as_str(), key.as_str()), ("api", "ip"));
+            assert_eq!(retry_after.as_secs_f64().round(), 30.0);
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    assert_eq!(last_lsn(&s), before, "a denial wrote something");
+    assert!(api.enforce("other-ip").is_ok(), "keys are independent");
+}

@@ -75,7 +75,9 @@ pub struct Stats {
 }
 
 impl Store {
-    /// Counters and positions: see [`Stats`].
+    /// Counters and positions: see [`Stats`]. Still answers after [`Store::close`], with the
+    /// counters as they were.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         collect(&self.inner)
     }

@@ -328,7 +328,7 @@ fn rate_limit_and_breaker_records_are_decoded() {
         let s = open_store(dir.path());
         let rl = s.rate_limiter("api", walden::Quota::per_second(10)).unwrap();
         for user in ["u1", "u2", "u1"] {
-            rl.check(user).unwrap();
+            assert!(rl.check(user).unwrap().allowed);
         }
         s.breaker("db", walden::BreakerConfig::default()).unwrap().force_open().unwrap();
         s.close().unwrap();

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub use crate::format::CorruptionKind;
 use crate::io::IoError;
 pub use crate::io::IoOp;
+use crate::io::LockHolder;
 
 /// Result alias with walden's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -76,10 +77,30 @@ impl fmt::Display for PoisonCause {
 #[non_exhaustive]
 pub enum Error {
     /// Another opener (this process or another) holds the store's `LOCK`.
-    #[error("store {path} is locked by another opener")]
+    #[error("store {} is locked by another opener: {}", path.display(), holder_display(holder))]
     Locked {
         /// The store directory.
         path: PathBuf,
+        /// Who holds it, as it wrote in `LOCK` (`None`: it has not yet, or is an older build).
+        holder: Option<LockHolder>,
+    },
+    /// The directory exists, is not empty and is not a walden store (no `STORE`, or a `STORE`
+    /// that is not walden's); nothing was created or written in it. An empty file system's
+    /// `lost+found` alone does not count.
+    #[error("{} is not a walden store: it holds {found}; open an empty or new directory", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What in it is not walden's (the first few names, or what is wrong with `STORE`).
+        found: String,
+    },
+    /// The path given to open names no directory (it is empty); nothing was created.
+    #[error("invalid store path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be a store directory.
+        reason: &'static str,
     },
     /// A version precondition did not hold; nothing was written.
     #[error("version conflict on {collection}/{key}: expected {expected:?}, current {current:?}")]
@@ -244,6 +265,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+}
+
+fn holder_display(holder: &Option<LockHolder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "holder unknown (it has not written LOCK yet, or is an older build)".to_owned(),
+    }
 }
 
 fn pointer_display(path: &str) -> String {

@@ -241,3 +241,89 @@ fn enforce_turns_a_denial_into_an_error_and_writes_nothing() {
     assert_eq!(last_lsn(&s), before, "a denial wrote something");
     assert!(api.enforce("other-ip").is_ok(), "keys are independent");
 }
+
+#[test]
+fn an_empty_path_is_refused_and_creates_nothing() {
+    let lock_here = std::path::Path::new("LOCK");
+    assert!(!lock_here.exists());
+    match Store::open("") {
+        Err(Error::InvalidPath { path, .. }) => assert_eq!(path, std::path::PathBuf::new()),
+        other => panic!("expected InvalidPath, got {other:?}"),
+    }
+    assert!(!lock_here.exists(), "open(\"\") created LOCK in the current directory");
+}
+
+fn assert_not_a_store(dir: &std::path::Path, mentions: &str) {
+    let before = common::dir_digest(dir);
+    match Store::open(dir) {
+        Err(Error::NotAStore { path, found }) => {
+            assert_eq!(path, dir);
+            assert!(found.contains(mentions), "{found:?} does not mention {mentions:?}");
+        }
+        other => panic!("expected NotAStore for {mentions}, got {other:?}"),
+    }
+    assert_eq!(common::dir_digest(dir), before, "a refused open changed the directory");
+    assert!(!dir.join("LOCK").exists() && !dir.join("wal").exists(), "created LOCK or wal/");
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused_and_left_untouched() {
+    let t = tmp();
+    // A project folder.
+    let project = t.path().join("project");
+    std::fs::create_dir_all(project.join(".git")).unwrap();
+    std::fs::write(project.join("README"), "hello").unwrap();
+    assert_not_a_store(&project, "README");
+    // A foreign STORE file.
+    let foreign = t.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("STORE"), "my own store format").unwrap();
+    assert_not_a_store(&foreign, "not a walden identity file");
+    // A single stray file.
+    let stray = t.path().join("stray");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::write(stray.join("notes.txt"), "").unwrap();
+    assert_not_a_store(&stray, "notes.txt");
+    // Many: the first few are named.
+    let many = t.path().join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..9 {
+        std::fs::write(many.join(format!("f{i}")), "").unwrap();
+    }
+    assert_not_a_store(&many, "and 4 more");
+}
+
+#[test]
+fn empty_directories_and_a_bare_lost_and_found_open_as_new_stores() {
+    let t = tmp();
+    let empty = t.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    open(&empty).close().unwrap();
+    let mount = t.path().join("mount");
+    std::fs::create_dir_all(mount.join("lost+found")).unwrap();
+    let s = open(&mount);
+    s.put("c", "k", &1).unwrap();
+    s.close().unwrap();
+    // And the stores reopen (they are stores now, with STORE).
+    open(&empty).close().unwrap();
+    assert_eq!(open(&mount).get::<u64>("c", "k").unwrap().unwrap().value, 1);
+}
+
+#[test]
+fn locked_names_the_holder() {
+    let t = tmp();
+    let dir = store_dir(&t);
+    let _holder = open(&dir);
+    match Store::open(&dir) {
+        Err(e @ Error::Locked { .. }) => {
+            let Error::Locked { path, holder } = &e else { unreachable!() };
+            assert_eq!(path, &dir);
+            let h = holder.as_ref().expect("the holder wrote who it is");
+            assert_eq!(h.pid, std::process::id());
+            assert!(!h.host.is_empty() && h.since_unix_ns > 0);
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("process {}", h.pid)), "{msg}");
+        }
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}

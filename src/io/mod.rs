@@ -10,6 +10,7 @@ mod real;
 mod seam;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
+pub use lock::LockHolder;
 pub(crate) use lock::StoreLock;
 pub use real::RealIo;
 pub(crate) use seam::{Fs, IoError, SeamFile};

@@ -14,16 +14,62 @@ use super::hook::{DocHook, DocLog};
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
-use crate::format::{parse_snapshot_file_name, StoreIdentity};
-use crate::io::{Fs, Io, StoreLock};
+use crate::format::{parse_snapshot_file_name, StoreIdentity, IDENTITY_MAGIC};
+use crate::io::{Fs, Io, LockHolder, StoreLock};
 use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
 use crate::wal::recovery::{list_segments, recover, ReplayReport};
 use crate::wal::segment_writer::SegmentWriter;
 
-fn take_lock(dir: &Path, timeout: Option<Duration>) -> Result<StoreLock> {
-    StoreLock::acquire(&dir.join(LOCK_FILE), timeout)?
-        .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })
+fn take_lock(dir: &Path, timeout: Option<Duration>, now_unix_ns: u64) -> Result<StoreLock> {
+    let me = LockHolder::this_process(now_unix_ns);
+    StoreLock::acquire(&dir.join(LOCK_FILE), timeout, &me)?
+        .map_err(|holder| Error::Locked { path: dir.to_path_buf(), holder })
+}
+
+/// A name an empty file system puts in its root: a mount point holding only it is empty.
+const LOST_AND_FOUND: &str = "lost+found";
+/// Most foreign names [`Error::NotAStore`] lists.
+const FOREIGN_NAMES_SHOWN: usize = 5;
+
+/// Refuses, before anything is created in it, a directory that is not a walden store: one
+/// with a `STORE` that is not walden's and no log or snapshot beside it, or without `STORE` but
+/// holding anything other than what an interrupted creation leaves (`LOCK`, `STORE.tmp`,
+/// `wal/`) or `lost+found`. A damaged `STORE` beside a log is a damaged store: recovery reports
+/// it as corruption.
+fn check_is_store(io: &dyn Io, dir: &Path) -> Result<()> {
+    let not_a_store = |found: String| Error::NotAStore { path: dir.to_path_buf(), found };
+    let names = Fs(io).list_dir(dir)?;
+    let has_data = names.iter().any(|n| n == WAL_DIR || parse_snapshot_file_name(n).is_some());
+    if names.iter().any(|n| n == IDENTITY_FILE) {
+        if has_data {
+            return Ok(());
+        }
+        let bytes = Fs(io).read(&dir.join(IDENTITY_FILE))?;
+        let head = &bytes[..bytes.len().min(IDENTITY_MAGIC.len())];
+        if !IDENTITY_MAGIC.starts_with(head) || bytes.is_empty() {
+            return Err(not_a_store(format!(
+                "a file named {IDENTITY_FILE} that is not a walden identity file"
+            )));
+        }
+        return Ok(());
+    }
+    let mut foreign: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ![LOCK_FILE, IDENTITY_TMP_FILE, WAL_DIR, LOST_AND_FOUND].contains(n))
+        .filter(|n| parse_snapshot_file_name(n).is_none())
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort_unstable();
+    let more = foreign.len().saturating_sub(FOREIGN_NAMES_SHOWN);
+    let mut found = foreign[..foreign.len() - more].join(", ");
+    if more > 0 {
+        found.push_str(&format!(" and {more} more"));
+    }
+    Err(not_a_store(format!("{found} (and no {IDENTITY_FILE})")))
 }
 
 fn random_id() -> [u8; 16] {
@@ -60,7 +106,8 @@ fn load_or_create_identity(
             kind,
         });
     }
-    if names.iter().any(|n| n == WAL_DIR) && !list_segments(io, wal_dir)?.is_empty() {
+    let snapshots = names.iter().any(|n| parse_snapshot_file_name(n).is_some());
+    if snapshots || names.iter().any(|n| n == WAL_DIR) && !list_segments(io, wal_dir)?.is_empty() {
         return Err(Error::Corruption {
             file: path,
             offset: 0,
@@ -90,8 +137,11 @@ impl Store {
 
     /// Opens (or creates) the store in directory `path`, replaying its log.
     ///
-    /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
-    /// (file and byte offset) if the log is damaged anywhere but a torn tail.
+    /// Fails with [`Error::InvalidOption`] for options out of range, [`Error::InvalidPath`]
+    /// for an empty path, [`Error::NotAStore`] for a non-empty directory that is not a walden
+    /// store, [`Error::Locked`] (naming the holder) if another opener holds it, and with
+    /// [`Error::Corruption`] (file and byte offset) if the log is damaged anywhere but a torn
+    /// tail.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         open(path.as_ref(), options)
     }
@@ -99,9 +149,16 @@ impl Store {
 
 fn open(dir: &Path, options: Options) -> Result<Store> {
     options.validate()?;
+    if dir.as_os_str().is_empty() {
+        return Err(Error::InvalidPath {
+            path: dir.to_path_buf(),
+            reason: "an empty path names no directory (use \".\" for the current one)",
+        });
+    }
     let io = options.io.clone();
     Fs(&*io).create_dir_all(dir)?;
-    let lock = take_lock(dir, options.lock_timeout)?;
+    check_is_store(&*io, dir)?;
+    let lock = take_lock(dir, options.lock_timeout, options.clock.now_unix_ns())?;
     let wal_dir = dir.join(WAL_DIR);
     let identity = load_or_create_identity(&*io, dir, &wal_dir, options.clock.now_unix_ns())?;
     Fs(&*io).create_dir_all(&wal_dir)?;

@@ -94,6 +94,25 @@ pub enum Error {
         /// What in it is not walden's (the first few names, or what is wrong with `STORE`).
         found: String,
     },
+    /// Opening the store had to write (a torn tail's copy before cutting it, the identity of a
+    /// new store, the segment this open appends to) and the file system is full. Nothing the
+    /// store held was lost or changed; free space on that file system and open again. (Reading
+    /// a store without writing anything is a read-only follower's job, not an open's.)
+    #[error(
+        "no space left on the file system of {}: opening the store needs space for {needed_for} ({op} {}); free space there and open again",
+        dir.display(),
+        path.display()
+    )]
+    NoSpaceAtOpen {
+        /// The store directory.
+        dir: PathBuf,
+        /// The operation that failed with ENOSPC.
+        op: IoOp,
+        /// The file it failed on.
+        path: PathBuf,
+        /// What the open was writing.
+        needed_for: &'static str,
+    },
     /// The path given to open names no directory (it is empty); nothing was created.
     #[error("invalid store path {path:?}: {reason}")]
     InvalidPath {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{open, store_dir, tmp};
@@ -325,5 +326,51 @@ fn locked_names_the_holder() {
             assert!(msg.contains(&format!("process {}", h.pid)), "{msg}");
         }
         other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[test]
+fn reopen_on_a_full_disk_says_space_must_be_freed_and_what_needs_it() {
+    use walden::io::{Fault, FaultError, FaultOp, FaultyIo};
+    let t = tmp();
+    let dir = store_dir(&t);
+    let s = open(&dir);
+    s.put("c", "k", &1).unwrap();
+    drop(s);
+    // A torn tail: the open must save it to a .torn file before cutting it.
+    let seg = common::segments(&dir).last().unwrap().clone();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    std::io::Write::write_all(&mut f, &[0xAB; 10]).unwrap();
+    drop(f);
+    let io = FaultyIo::new();
+    io.inject(Fault { op: FaultOp::Write, nth: 1, error: FaultError::Enospc, sticky: true });
+    let options = Options { io: Arc::new(io), ..Options::default() };
+    match Store::open_with(&dir, options) {
+        Err(e @ Error::NoSpaceAtOpen { .. }) => {
+            let msg = e.to_string();
+            let Error::NoSpaceAtOpen { dir: d, path, needed_for, .. } = e else { unreachable!() };
+            assert_eq!(d, dir);
+            assert!(path.to_string_lossy().contains(".torn-"), "{path:?}");
+            assert!(needed_for.contains("torn tail"), "{needed_for}");
+            assert!(msg.contains("free space"), "{msg}");
+        }
+        other => panic!("expected NoSpaceAtOpen, got {other:?}"),
+    }
+    // Nothing was lost: with space, the open cuts the tail and has the document.
+    let s = open(&dir);
+    assert!(s.stats().recovery.torn_tail.is_some());
+    assert_eq!(s.get::<u64>("c", "k").unwrap().unwrap().value, 1);
+}
+
+#[test]
+fn creating_a_store_on_a_full_disk_says_so() {
+    use walden::io::{Fault, FaultError, FaultOp, FaultyIo};
+    let t = tmp();
+    let io = FaultyIo::new();
+    io.inject(Fault { op: FaultOp::Write, nth: 1, error: FaultError::Enospc, sticky: true });
+    let options = Options { io: Arc::new(io), ..Options::default() };
+    match Store::open_with(store_dir(&t), options) {
+        Err(Error::NoSpaceAtOpen { needed_for, .. }) => assert!(needed_for.contains("identity")),
+        other => panic!("expected NoSpaceAtOpen, got {other:?}"),
     }
 }

@@ -13,8 +13,11 @@ use super::compact::{CompactionPolicy, Compactor};
 use super::hook::{DocHook, DocLog};
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::is_torn_file_name;
 use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
-use crate::format::{parse_snapshot_file_name, StoreIdentity, IDENTITY_MAGIC};
+use crate::format::{
+    parse_segment_file_name, parse_snapshot_file_name, StoreIdentity, IDENTITY_MAGIC,
+};
 use crate::io::{Fs, Io, LockHolder, StoreLock};
 use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
@@ -143,7 +146,40 @@ impl Store {
     /// [`Error::Corruption`] (file and byte offset) if the log is damaged anywhere but a torn
     /// tail.
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
-        open(path.as_ref(), options)
+        let dir = path.as_ref();
+        open(dir, options).map_err(|e| no_space_at_open(dir, e))
+    }
+}
+
+/// An open that must write (the identity, a torn tail's copy, the new segment) on a full file
+/// system says so, and what needed the space, instead of a bare ENOSPC.
+fn no_space_at_open(dir: &Path, e: Error) -> Error {
+    const ENOSPC: i32 = 28;
+    match e {
+        Error::Io { op, path, source }
+            if source.raw_os_error() == Some(ENOSPC)
+                || source.kind() == std::io::ErrorKind::StorageFull =>
+        {
+            let needed_for = what_needs_space(&path);
+            Error::NoSpaceAtOpen { dir: dir.to_path_buf(), op, path, needed_for }
+        }
+        other => other,
+    }
+}
+
+/// What an open was writing at `path`, for [`Error::NoSpaceAtOpen`].
+fn what_needs_space(path: &Path) -> &'static str {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if is_torn_file_name(&name) {
+        "saving the torn tail cut off the log (kept for forensics) before cutting it"
+    } else if name == IDENTITY_FILE || name == IDENTITY_TMP_FILE {
+        "creating the store's identity file"
+    } else if parse_segment_file_name(&name).is_some() {
+        "starting the log segment this open writes to"
+    } else if name == WAL_DIR {
+        "creating the log directory"
+    } else {
+        "a file the open must write"
     }
 }
 

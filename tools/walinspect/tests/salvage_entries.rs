@@ -19,11 +19,12 @@ fn salvage(src: &Path, out: &Path) -> Run {
     ])
 }
 
-/// The snapshot's entries as `dump` lists them (offset, key).
+/// The snapshot's document entries as `dump` lists them (offset, key); other kinds (a
+/// collection's version floor) have no key.
 fn entries(snap: &Path) -> Vec<(u64, String)> {
     records(snap)
         .iter()
-        .map(|r| (r["offset"].as_u64().unwrap(), r["ops"][0]["key"].as_str().unwrap().to_owned()))
+        .filter_map(|r| Some((r["offset"].as_u64()?, r["ops"][0]["key"].as_str()?.to_owned())))
         .collect()
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::batch::{Cond, Op};
 use super::document::EncodeError;
-use super::hook::{DocEffect, DocLog, Effects};
+use super::hook::{DocEffect, DocLog, DocQueue, Effects};
 use super::names::check_collection;
 use super::overlay::DocKey;
 use super::{Batch, Durability, Store};
@@ -27,14 +27,7 @@ impl Store {
         let durability = batch.durability.unwrap_or(self.inner.options.durability);
         check_batch_len(batch.ops.len())?;
         let ops = self.validate(batch.ops)?;
-        let body_estimate = body_size(&ops);
-        if body_estimate > MAX_RECORD_BODY_BYTES {
-            return Err(Error::TooLarge {
-                what: LimitKind::Record,
-                size: body_estimate,
-                limit: MAX_RECORD_BODY_BYTES,
-            });
-        }
+        let body_estimate = check_record_size(body_size(&ops))?;
 
         let mut q = self.inner.wal.lock();
         DocLog::check_writable(&q)?;
@@ -59,20 +52,18 @@ impl Store {
             let (kind, version, after, value) = match op {
                 Prepared::Put { json, .. } => {
                     // A key that is absent starts above every version its collection deleted.
-                    let floor = || {
-                        floors
-                            .get(collection)
-                            .copied()
-                            .unwrap_or_else(|| q.sequenced.floor(collection))
-                    };
+                    let floor = || floors.get(collection).copied();
+                    let floor = || floor().unwrap_or_else(|| q.sequenced.floor(collection));
                     let version = cur_version.map_or_else(|| floor() + 1, |v| v + 1);
                     let doc = Doc { version, written_unix_ns: now, lsn: 0, json: json.clone() };
                     (BatchOpKind::Put, version, Some(doc), &json[..])
                 }
                 Prepared::Delete { .. } => match cur_version {
                     Some(version) => {
-                        let f = floors.entry(collection).or_insert(0);
-                        *f = (*f).max(version);
+                        floors
+                            .entry(collection)
+                            .and_modify(|f| *f = version.max(*f))
+                            .or_insert(version);
                         (BatchOpKind::Delete, version, None, &[][..])
                     }
                     None => {
@@ -93,15 +84,7 @@ impl Store {
         if effects.is_empty() {
             return Ok(results);
         }
-        let count = u32::try_from(effects.len()).expect("bounded by MAX_BATCH_OPS");
-        body[..4].copy_from_slice(&count.to_le_bytes());
-        let ticket = DocLog::enqueue(&mut q, now, RecordKind::Batch, body, Effects::Docs(effects));
-        for (k, state) in working {
-            q.sequenced.set(k, ticket.lsn, state);
-        }
-        for (collection, floor) in floors {
-            q.sequenced.raise_floor(collection, floor);
-        }
+        let ticket = enqueue_batch(&mut q, now, body, effects, working, floors);
         drop(q);
         self.inner.wal.wait(ticket, durability)?;
         Ok(results)
@@ -235,6 +218,40 @@ fn check_precondition(op: &Prepared, cur_version: Option<u64>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Enqueues a batch's record under the held queue lock, and records in the overlay the document
+/// states and floors it sequenced.
+fn enqueue_batch(
+    q: &mut DocQueue,
+    now: u64,
+    mut body: Vec<u8>,
+    effects: Vec<DocEffect>,
+    working: HashMap<DocKey, Option<Doc>>,
+    floors: HashMap<&str, u64>,
+) -> Ticket {
+    let count = u32::try_from(effects.len()).expect("bounded by MAX_BATCH_OPS");
+    body[..4].copy_from_slice(&count.to_le_bytes());
+    let ticket = DocLog::enqueue(q, now, RecordKind::Batch, body, Effects::Docs(effects));
+    for (k, state) in working {
+        q.sequenced.set(k, ticket.lsn, state);
+    }
+    for (collection, floor) in floors {
+        q.sequenced.raise_floor(collection, floor);
+    }
+    ticket
+}
+
+/// A record body is at most [`MAX_RECORD_BODY_BYTES`]; returns `body_bytes`.
+fn check_record_size(body_bytes: usize) -> Result<usize> {
+    if body_bytes > MAX_RECORD_BODY_BYTES {
+        return Err(Error::TooLarge {
+            what: LimitKind::Record,
+            size: body_bytes,
+            limit: MAX_RECORD_BODY_BYTES,
+        });
+    }
+    Ok(body_bytes)
 }
 
 /// A batch holds at most [`MAX_BATCH_OPS`] operations.

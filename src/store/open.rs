@@ -183,7 +183,9 @@ fn what_needs_space(path: &Path) -> &'static str {
     }
 }
 
-fn open(dir: &Path, options: Options) -> Result<Store> {
+/// Checks the options and the path, creates the directory if missing, refuses one that is
+/// not a store, and takes the lock: the steps before anything is written in the directory.
+fn prepare_dir(dir: &Path, options: &Options) -> Result<StoreLock> {
     options.validate()?;
     if dir.as_os_str().is_empty() {
         return Err(Error::InvalidPath {
@@ -191,10 +193,14 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
             reason: "an empty path names no directory (use \".\" for the current one)",
         });
     }
+    Fs(&*options.io).create_dir_all(dir)?;
+    check_is_store(&*options.io, dir)?;
+    take_lock(dir, options.lock_timeout, options.clock.now_unix_ns())
+}
+
+fn open(dir: &Path, options: Options) -> Result<Store> {
+    let lock = prepare_dir(dir, &options)?;
     let io = options.io.clone();
-    Fs(&*io).create_dir_all(dir)?;
-    check_is_store(&*io, dir)?;
-    let lock = take_lock(dir, options.lock_timeout, options.clock.now_unix_ns())?;
     let wal_dir = dir.join(WAL_DIR);
     let identity = load_or_create_identity(&*io, dir, &wal_dir, options.clock.now_unix_ns())?;
     Fs(&*io).create_dir_all(&wal_dir)?;

@@ -82,6 +82,16 @@ impl Quota {
         Err(Error::InvalidQuota { reason })
     }
 
+    /// [`validate`](Self::validate)s the quota and the cost `n` of one check against it: a
+    /// cost above the burst could never be allowed.
+    pub(crate) fn validate_cost(&self, n: u32) -> Result<()> {
+        self.validate()?;
+        if n > self.burst {
+            return Err(Error::InvalidQuota { reason: "cost exceeds the burst: never allowed" });
+        }
+        Ok(())
+    }
+
     fn window_ns(&self) -> u128 {
         u128::from(self.interval_ns) * u128::from(self.burst)
     }

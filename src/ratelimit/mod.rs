@@ -4,6 +4,7 @@
 //! time; recovery replays them, so a crash never hands out a fresh quota. Denials write nothing.
 //! See `docs/LIMITERS.md` for the formulas, the bytes and what is durable when.
 
+mod forget;
 pub(crate) mod gcra;
 
 pub use gcra::{Decision, Quota, MAX_QUOTA_WINDOW_NS};
@@ -166,7 +167,7 @@ impl RateLimiter {
     }
 
     /// Spends `n` cells at once (weighted request), all or nothing. `n = 0` is a
-    /// [`peek`](Self::peek); `n` above the burst fails with [`Error::InvalidQuota`], since it
+    /// [`peek`](Self::peek); `n` above the burst fails with [`Error::InvalidQuota`](crate::Error::InvalidQuota), since it
     /// could never be allowed.
     pub fn check_n(&self, key: &str, n: u32) -> Result<Decision> {
         self.check_with(key, n, &self.quota)
@@ -182,10 +183,7 @@ impl RateLimiter {
     /// e.g. per plan). The key's state is its TAT alone, so quotas may differ between calls.
     pub fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
         self.store.check_key(key)?;
-        quota.validate()?;
-        if n > quota.burst() {
-            return Err(Error::InvalidQuota { reason: "cost exceeds the burst: never allowed" });
-        }
+        quota.validate_cost(n)?;
         let inner = &self.store.inner;
         let clock_ns = inner.options.clock.now_unix_ns();
         let mut st = inner.ratelimits.lock();

@@ -6,7 +6,7 @@
 //! [`compact`], [`backup`], [`json`] and [`stats`].
 
 mod backup;
-mod batch;
+pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod document;
@@ -39,7 +39,7 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::error::{Error, LimitKind, Result};
+use crate::error::{Error, Result};
 use crate::io::StoreLock;
 use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
@@ -108,23 +108,12 @@ impl Store {
     /// limiters) comes through here, so this is also where a closed store is refused.
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
         self.check_open()?;
-        if key.is_empty() {
-            return Err(Error::InvalidName {
-                what: LimitKind::Key,
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
-        let limit = self.inner.options.max_key_bytes;
-        if key.len() > limit {
-            return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
-        }
-        Ok(())
+        names::check_key(key, self.inner.options.max_key_bytes)
     }
 
     /// Installs a validator for `collection`: every document written to it is passed to
     /// `validator` as JSON first, and an `Err(message)` rejects the write with
-    /// [`Error::Invalid`] before anything is logged. Replaces an earlier validator.
+    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier validator.
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,

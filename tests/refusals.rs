@@ -78,6 +78,9 @@ fn a_clone_kept_after_close_never_reads_stale_data() {
     assert!(matches!(kept.set_validator("c", |_| Ok(())), Err(Error::Closed)));
     assert!(matches!(kept.rate_limiter("l", Quota::per_second(1)), Err(Error::Closed)));
     assert!(matches!(kept.breaker("b", BreakerConfig::default()), Err(Error::Closed)));
+    assert!(matches!(kept.export_all_json(Vec::new()), Err(Error::Closed)));
+    assert!(matches!(kept.export_json("c", Vec::new()), Err(Error::Closed)));
+    assert!(matches!(kept.backup_to(t.path().join("backup")), Err(Error::Closed)));
     assert_eq!(other.get::<String>("c", "k").unwrap().unwrap().value, "new");
 }
 

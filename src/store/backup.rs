@@ -53,6 +53,7 @@ impl Store {
     /// snapshot and the sealed segments are immutable from then on and are copied while
     /// compaction waits. Writers only wait for the seal, not for the copy.
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        self.check_open()?;
         let dest = dest.as_ref();
         let io = &*self.inner.options.io;
         match io.list_dir(dest) {

@@ -238,7 +238,7 @@ fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     let redis2 = server2.backend();
     assert_eq!(walden::api::copy_all(&local, &redis2).unwrap(), 2_501);
     assert_eq!(walden::api::copy_all(&redis2, &all).unwrap(), 2_501);
-    assert_eq!(all.collections(), ["items", "other"]);
+    assert_eq!(all.collections().unwrap(), ["items", "other"]);
 }
 
 #[test]

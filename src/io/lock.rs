@@ -98,10 +98,15 @@ impl StoreLock {
             .open(path)
             .map_err(|e| IoError::new(IoOp::Lock, path, e))?;
         // A timeout too long to add to now (`Duration::MAX`) has no deadline: wait forever.
-        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started.checked_add(t));
+        let mut waiting = false;
         loop {
             match file.try_lock() {
                 Ok(()) => {
+                    if waiting {
+                        trace_taken(path, started);
+                    }
                     // Only a label for openers turned away: a failure to write it is no
                     // reason to refuse the store, and the lock itself is held.
                     let _ = file
@@ -110,11 +115,24 @@ impl StoreLock {
                     return Ok(Ok(StoreLock(file)));
                 }
                 Err(TryLockError::WouldBlock) => match deadline {
-                    Some(Some(d)) if Instant::now() < d => {
+                    Some(d) if d.is_none_or(|d| Instant::now() < d) => {
+                        if !waiting {
+                            waiting = true;
+                            trace_waiting(path, timeout);
+                        }
                         std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS))
                     }
-                    Some(None) => std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS)),
-                    _ => return Ok(Err(read_holder(&file))),
+                    _ => {
+                        if waiting {
+                            tracing::warn!(
+                                target: "walden",
+                                path = %path.display(),
+                                waited_ms = started.elapsed().as_millis() as u64,
+                                "gave up waiting for the store lock"
+                            );
+                        }
+                        return Ok(Err(read_holder(&file)));
+                    }
                 },
                 Err(TryLockError::Error(e)) => return Err(IoError::new(IoOp::Lock, path, e)),
             }
@@ -125,6 +143,24 @@ impl StoreLock {
     pub fn unlock(&self) {
         let _ = self.0.unlock();
     }
+}
+
+fn trace_taken(path: &Path, started: Instant) {
+    tracing::info!(
+        target: "walden",
+        path = %path.display(),
+        waited_ms = started.elapsed().as_millis() as u64,
+        "store lock taken after waiting"
+    );
+}
+
+fn trace_waiting(path: &Path, timeout: Option<Duration>) {
+    tracing::info!(
+        target: "walden",
+        path = %path.display(),
+        timeout_ms = timeout.map_or(0, |t| t.as_millis() as u64),
+        "store is locked by another opener; waiting"
+    );
 }
 
 fn read_holder(file: &File) -> Option<LockHolder> {

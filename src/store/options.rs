@@ -22,14 +22,30 @@ use crate::wal::Durability;
 pub type Validator =
     Arc<dyn Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync>;
 
-/// How a store is opened. Every field is checked when the store opens: a value outside its
-/// documented range is [`Error::InvalidOption`] naming the field and the range, never clamped.
+/// How a store is opened. Start from [`Options::default`] and change the fields you need.
+/// Every field is checked when the store opens: a value outside its documented range is
+/// [`Error::InvalidOption`] naming the field and the range, never clamped.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// use walden::{Error, Options, Store};
-/// let options = Options { segment_target_bytes: 0, ..Options::default() };
-/// match Store::open_with(dir.path(), options) {
+/// use std::time::Duration;
+/// use walden::{Durability, Error, Options, Store};
+/// let options = Options {
+///     // Acknowledge once the OS has the bytes; fsync every 50 ms in the background.
+///     durability: Durability::Buffered,
+///     buffered_flush_interval_ms: 50,
+///     // Wait up to 5 s for a previous process to release the store.
+///     lock_timeout: Some(Duration::from_secs(5)),
+///     max_document_bytes: 1 << 20,
+///     ..Options::default()
+/// };
+/// let store = Store::open_with(dir.path(), options.clone())?;
+/// store.put("jobs", "nightly", &"queued")?;
+/// store.sync()?; // make the buffered write durable now
+/// store.close()?;
+///
+/// let zero = Options { segment_target_bytes: 0, ..options };
+/// match Store::open_with(dir.path(), zero) {
 ///     Err(Error::InvalidOption { field, .. }) => assert_eq!(field, "segment_target_bytes"),
 ///     other => panic!("expected InvalidOption, got {other:?}"),
 /// }

@@ -132,7 +132,7 @@ impl Store {
     ///     }
     ///     other => panic!("expected Invalid, got {other:?}"),
     /// }
-    /// assert_eq!(store.count("accounts"), 1); // nothing was written for bob
+    /// assert_eq!(store.count("accounts")?, 1); // nothing was written for bob
     /// # Ok::<(), walden::Error>(())
     /// ```
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>

@@ -70,6 +70,8 @@ impl State {
                 let r = VersionFloorRecord::decode(f.body).map_err(CorruptionKind::BadBody)?;
                 raise_floor(&mut self.floors, r.collection, r.floor);
             }
+            // The reader never hands one over; it changes no state and consumes no LSN.
+            Some(RecordKind::Close) => return Ok(()),
             None => return Err(CorruptionKind::UnknownRecordKind(f.kind)),
         }
         self.applied_lsn = self.applied_lsn.max(f.lsn);

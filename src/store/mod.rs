@@ -163,12 +163,16 @@ impl Store {
     /// counts, rate limiters and breakers made from it) fails with [`Error::Closed`], and the
     /// directory's lock is released at once, so the store can be reopened right away. Only
     /// [`Store::stats`] still answers, with the counters as they were at the close.
-    /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
+    /// A clean close ends the log with a close marker (`docs/FORMAT.md`), so the next open
+    /// refuses any damage before it. Dropping the last clone without `close` is safe too (it
+    /// syncs and writes the marker, ignoring errors).
     pub fn close(self) -> Result<()> {
         // First, so no clone reads what another opener may soon overwrite.
         self.inner.closed.store(true, Ordering::Release);
-        let r = self.inner.wal.sync();
-        self.inner.wal.close();
+        let synced = self.inner.wal.sync();
+        // Writes the marker only if everything is durable; refuses later writes either way.
+        let closed = self.inner.wal.close();
+        let r = synced.and(closed);
         self.inner.stop_background();
         // Nothing can be written any more; let the next opener in.
         self.inner.lock.unlock();
@@ -202,6 +206,8 @@ impl Drop for Inner {
         // The flusher holds the log, not the store, so this runs on the thread that dropped
         // the last clone and the lock is free when the drop returns.
         self.stop_background();
-        let _ = self.wal.sync();
+        if self.wal.sync().is_ok() {
+            let _ = self.wal.close();
+        }
     }
 }

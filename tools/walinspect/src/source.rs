@@ -259,7 +259,7 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::VersionFloor) => VersionFloorRecord::decode(frame.body).map(|_| ()),
-        None => Ok(()),
+        Some(RecordKind::Close) | None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)
 }

@@ -259,7 +259,6 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let identity = load_or_create_identity(&*io, dir, &wal_dir, now, &created)?;
     Fs(&*io).create_dir_all(&wal_dir)?;
     Fs(&*io).sync_dir(dir)?;
-
     let names = Fs(&*io).list_dir(dir)?;
     // Temp files of snapshot writes a crash interrupted; no snapshot itself goes.
     remove_snapshots(&*io, dir, &names, |_| false)?;
@@ -272,7 +271,6 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
             _ => None,
         })
         .collect();
-
     let recovered = recover(&*io, &wal_dir, identity.store_id, snapshot_lsn, &mut |r| {
         state.apply_frame(&r.frame)
     })?;

@@ -369,9 +369,11 @@ fn scans_see_one_consistent_state_while_writers_run() {
             sc.spawn(move || {
                 let mut rng = common::Rng::new(w as u64 + 1);
                 let mut moved = 0;
-                // Keep transferring until a scan has overlapped the writers: Buffered writes
-                // are fast enough to finish before a scanner thread is first scheduled.
-                while moved < TRANSFERS || scans.load(Ordering::SeqCst) == 0 {
+                // Keep writing until a scan has overlapped the writes (on a loaded machine the
+                // scanners may be scheduled late), bounded so a broken scanner cannot hang.
+                while moved < TRANSFERS
+                    || (scans.load(Ordering::SeqCst) == 0 && moved < TRANSFERS * 1_000)
+                {
                     let (a, b) = (rng.range(0, ACCOUNTS as u64), rng.range(0, ACCOUNTS as u64));
                     if a == b {
                         continue;

@@ -187,8 +187,8 @@ fn limiter_peek_and_breaker_health_read_the_writers_state() {
     let store = Store::open(&dir).unwrap();
     let quota = Quota::per_minute(3);
     let limiter = store.rate_limiter("login", quota).unwrap();
-    limiter.check("ip1").unwrap();
-    limiter.check("ip1").unwrap();
+    let _ = limiter.check("ip1").unwrap();
+    let _ = limiter.check("ip1").unwrap();
     let breaker = store.breaker("db", BreakerConfig::default()).unwrap();
     breaker.force_open().unwrap();
     let f = Follower::open(&dir).unwrap();

@@ -11,6 +11,7 @@ mod bytes;
 mod corruption;
 mod durable;
 pub mod files;
+pub mod floor;
 mod identity;
 pub mod ratelimit;
 mod record;

@@ -14,6 +14,7 @@ mod sim;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
 pub use group::GroupReadableIo;
+pub use lock::LockHolder;
 pub(crate) use lock::StoreLock;
 pub use mark::IoMarkFile;
 pub use real::RealIo;

@@ -34,14 +34,17 @@ mod store;
 pub mod wal;
 
 pub use breaker::{
-    Acquire, BreakerConfig, BreakerHealth, BreakerRecord, CircuitBreaker, CircuitState,
-    FailureRate, Permit, BREAKER_BODY_VERSION, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+    Acquire, Backoff, BreakerConfig, BreakerCounts, BreakerHealth, BreakerRecord, CallError,
+    CircuitBreaker, CircuitState, FailureRate, HalfOpenProgress, Permit, StateChange,
+    TripPredicate, TripReason, BREAKER_BODY_VERSION, DEFAULT_COUNTS_LOG_INTERVAL,
+    MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
 pub use ratelimit::{
-    Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, MAX_OBJECT_NAME_BYTES,
-    MAX_QUOTA_WINDOW_NS, RATELIMIT_BODY_VERSION,
+    Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, ViolationHistory,
+    DEFAULT_VIOLATION_RETENTION_NS, MAX_OBJECT_NAME_BYTES, MAX_QUOTA_WINDOW_NS,
+    RATELIMIT_BODY_VERSION, VIOLATION_LOG_INTERVAL_NS,
 };
 pub use snapshot::compact::CompactionReport;
 pub use store::{

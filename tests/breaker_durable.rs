@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use walden::{
     Acquire, BreakerConfig, CircuitBreaker, CircuitState, Error, LimitKind, ManualClock, Options,
-    Permit, Store,
+    Permit, Store, TripReason,
 };
 
 const S: u64 = 1_000_000_000;
@@ -98,22 +98,28 @@ fn outcomes_from_an_older_generation_are_discarded() {
     let before_reset = permit(&b);
     b.reset().unwrap();
     assert!(!before_reset.failure().unwrap());
-    assert_eq!(b.health().consecutive_failures, 0);
+    assert_eq!(b.health().counts.consecutive_failures, 0);
 }
 
 #[test]
-fn a_dropped_probe_frees_its_slot() {
+fn a_dropped_probe_counts_as_failed_and_reopens() {
     let (_dir, clock, _store, b) = fresh();
     trip(&b);
     clock.advance_ns(60 * S);
-    drop(permit(&b));
-    assert!(permit(&b).success().unwrap());
-    assert_eq!(b.state(), CircuitState::Closed);
+    let probe = permit(&b);
+    clock.advance_ns(2 * S);
+    drop(probe); // cancelled, panicked or forgotten: a failure
+    let h = b.health();
+    assert_eq!((h.state, h.reason), (CircuitState::Open, Some(TripReason::ProbeFailed)));
+    assert_eq!(h.open_until_unix_ns, Some(T0 + 122 * S));
+    assert_eq!(rejected(&b), Some(Duration::from_secs(60)));
 }
 
 #[test]
 fn transitions_are_fsynced_before_the_call_returns_and_counters_write_nothing() {
-    let (_dir, _clock, store, b) = fresh();
+    let (_dir, _clock, store, _) = fresh();
+    let quiet = BreakerConfig { counts_log_interval: None, ..BreakerConfig::default() };
+    let b = store.breaker("quiet", quiet).unwrap();
     let lsn = store.stats().last_lsn;
     for _ in 0..2 {
         permit(&b).failure().unwrap();
@@ -156,9 +162,11 @@ fn open_state_and_manual_overrides_survive_a_reopen() {
         [
             ("forced".to_owned(), CircuitState::Closed),
             ("off".to_owned(), CircuitState::Disabled),
-            ("open".to_owned(), CircuitState::Open),
+            ("open".to_owned(), CircuitState::HalfOpen),
         ]
     );
+    let open = &store.breakers()[2];
+    assert_eq!(open.logged_state, CircuitState::Open, "effective HalfOpen: the wait is over");
 }
 
 #[test]
@@ -174,7 +182,7 @@ fn health_lists_every_breaker_with_its_counters() {
     let h = store.breakers();
     assert_eq!(h.len(), 2);
     assert_eq!(
-        (h[0].name.as_str(), h[0].state, h[0].consecutive_failures),
+        (h[0].name.as_str(), h[0].state, h[0].counts.consecutive_failures),
         ("a", CircuitState::Closed, 1)
     );
     assert_eq!(

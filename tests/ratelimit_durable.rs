@@ -111,7 +111,8 @@ fn per_call_quotas_weighted_checks_and_typed_errors() {
     assert_eq!(w.check_n("k", 7).unwrap().remaining, 3);
     assert!(!w.check_n("k", 4).unwrap().allowed, "all or nothing");
     assert_eq!(w.check_n("k", 3).unwrap().remaining, 0);
-    assert!(matches!(w.check_n("k", 11), Err(Error::InvalidQuota { .. })));
+    assert!(matches!(w.check_n("k", 11), Err(Error::InsufficientCapacity { cost: 11, burst: 10 })));
+    assert!(matches!(w.check_n("k", 0), Err(Error::ZeroCost)));
     assert!(matches!(
         store.rate_limiter("bad name", Quota::per_second(1)),
         Err(Error::InvalidName { what: LimitKind::LimiterName, .. })

@@ -3,33 +3,39 @@
 //! Every transition (Closed → Open → HalfOpen → Closed/Open, and the manual ForcedOpen,
 //! Disabled and reset) appends a `Breaker` record and is fsynced before the call that caused it
 //! returns; recovery replays them, so an open breaker stays open across a restart until its
-//! wall-clock `open_until`. Counters inside Closed live in memory only. See `docs/LIMITERS.md`.
+//! wall-clock `open_until`. Closed-state counters are logged too, at most once per breaker per
+//! `counts_log_interval` and without an fsync of their own, so failures add up across
+//! processes. See `docs/LIMITERS.md`.
 
+mod call;
+mod config;
+mod counters;
+mod health;
 mod machine;
 mod record;
 
+pub use call::{CallError, Permit};
+pub use config::{
+    Backoff, BreakerConfig, FailureRate, TripPredicate, DEFAULT_COUNTS_LOG_INTERVAL,
+    MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES,
+};
+pub use health::{BreakerCounts, BreakerHealth, HalfOpenProgress, StateChange, TripReason};
 pub use record::{BreakerRecord, BREAKER_BODY_VERSION};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::MutexGuard;
 
-use crate::error::{Error, LimitKind, Result};
+use crate::error::{LimitKind, Result};
 use crate::format::RecordKind;
 use crate::ratelimit::codec::check_object_name;
-use crate::ratelimit::MAX_QUOTA_WINDOW_NS;
 use crate::store::replay::SnapshotRecord;
 use crate::store::{Durability, Store};
 use crate::wal::writer::Ticket;
-use machine::{Admit, Entry, Outcome};
-
-/// Largest failure-rate window, in calls.
-pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
-/// Most probes a half-open breaker may admit at once.
-pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
+use machine::{Admit, Entry, Move, Outcome};
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -48,92 +54,20 @@ pub enum CircuitState {
     Disabled,
 }
 
-/// Failure-rate trip condition over a window of the last calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureRate {
-    /// Opens when at least this percentage (1–100) of the window's calls failed.
-    pub threshold_percent: u8,
-    /// Calls in the sliding window (1–[`MAX_BREAKER_WINDOW_CALLS`]).
-    pub window_calls: u32,
-    /// No decision before the window holds this many calls (1–`window_calls`).
-    pub minimum_calls: u32,
-}
+/// A state-change listener (see [`CircuitBreaker::on_state_change`]).
+type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 
-/// How a breaker trips and recovers. The default is the common setting: open after 3
-/// consecutive failures, for 60 s, then admit 1 probe; transitions fsynced.
-///
-/// ```
-/// use std::time::Duration;
-/// use walden::{BreakerConfig, FailureRate};
-/// let config = BreakerConfig {
-///     failure_rate: Some(FailureRate { threshold_percent: 50, window_calls: 20, minimum_calls: 10 }),
-///     slow_call_threshold: Some(Duration::from_secs(2)),
-///     ..BreakerConfig::default()
-/// };
-/// assert_eq!(config.consecutive_failures, Some(3));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Opens after this many failures in a row (`None`: no streak condition).
-    pub consecutive_failures: Option<u32>,
-    /// Opens when the failure rate over the window reaches the threshold (`None`: off).
-    pub failure_rate: Option<FailureRate>,
-    /// How long the breaker stays open before admitting probes.
-    pub open_duration: Duration,
-    /// Probes admitted in HalfOpen; all must succeed to close the breaker, one failure reopens.
-    pub half_open_probes: u32,
-    /// A call that takes at least this long counts as a failure even if it succeeded.
-    pub slow_call_threshold: Option<Duration>,
-    /// When a transition's record counts as done: `Immediate` (default) waits for the fsync.
-    pub durability: Durability,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            consecutive_failures: Some(3),
-            failure_rate: None,
-            open_duration: Duration::from_secs(60),
-            half_open_probes: 1,
-            slow_call_threshold: None,
-            durability: Durability::Immediate,
-        }
-    }
-}
-
-impl BreakerConfig {
-    fn validate(&self) -> Result<()> {
-        let bad = |reason| Err(Error::InvalidBreakerConfig { reason });
-        if self.consecutive_failures == Some(0) {
-            return bad("consecutive_failures must be at least 1");
-        }
-        if let Some(r) = &self.failure_rate {
-            if !(1..=100).contains(&r.threshold_percent) {
-                return bad("failure_rate.threshold_percent must be 1 to 100");
-            }
-            if !(1..=MAX_BREAKER_WINDOW_CALLS).contains(&r.window_calls) {
-                return bad("failure_rate.window_calls must be 1 to MAX_BREAKER_WINDOW_CALLS");
-            }
-            if !(1..=r.window_calls).contains(&r.minimum_calls) {
-                return bad("failure_rate.minimum_calls must be 1 to window_calls");
-            }
-        }
-        if self.open_duration.is_zero()
-            || self.open_duration.as_nanos() > u128::from(MAX_QUOTA_WINDOW_NS)
-        {
-            return bad("open_duration must be positive and at most MAX_QUOTA_WINDOW_NS");
-        }
-        if !(1..=MAX_HALF_OPEN_PROBES).contains(&self.half_open_probes) {
-            return bad("half_open_probes must be 1 to MAX_HALF_OPEN_PROBES");
-        }
-        Ok(())
-    }
-}
-
-/// Breaker state rebuilt from the log, by name.
-#[derive(Debug, Default)]
+/// Breaker state rebuilt from the log, by name, and the listeners registered in this process.
+#[derive(Default)]
 pub(crate) struct BreakerState {
     entries: BTreeMap<String, Entry>,
+    listeners: HashMap<String, Vec<Listener>>,
+}
+
+impl fmt::Debug for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerState").field("entries", &self.entries).finish_non_exhaustive()
+    }
 }
 
 impl BreakerState {
@@ -178,37 +112,23 @@ impl BreakerState {
     }
 }
 
-/// One breaker's state and counters, from [`Store::breakers`] or [`CircuitBreaker::health`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerHealth {
-    /// The breaker's name.
-    pub name: String,
-    /// Its state.
-    pub state: CircuitState,
-    /// Transitions so far (+1 on each); outcomes of older generations are ignored.
-    pub generation: u64,
-    /// Failures in a row in Closed (in memory only: 0 after a restart).
-    pub consecutive_failures: u32,
-    /// Calls in the failure-rate window (0 without a rate condition).
-    pub window_calls: usize,
-    /// Failed calls in the failure-rate window.
-    pub window_failures: u32,
-    /// When Open: the time probes may start, ns since the Unix epoch.
-    pub open_until_unix_ns: Option<u64>,
-    /// Time of the last transition, ns since the Unix epoch (0: never left Closed).
-    pub last_transition_unix_ns: u64,
-}
-
-fn health(name: &str, e: &Entry) -> BreakerHealth {
+fn health(name: &str, e: &mut Entry, now: u64) -> BreakerHealth {
+    e.counters.prune(&e.config, now);
+    let view = e.view(now);
+    let opened = matches!(view.state, CircuitState::Open | CircuitState::HalfOpen);
     BreakerHealth {
         name: name.to_owned(),
-        state: e.state,
+        state: view.state,
+        logged_state: e.state,
         generation: e.generation,
-        consecutive_failures: e.consecutive_failures,
-        window_calls: e.window_calls(),
-        window_failures: e.window_failures,
-        open_until_unix_ns: (e.state == CircuitState::Open).then_some(e.open_until_unix_ns),
+        reason: if opened { e.reason } else { None },
+        counts: e.counters.totals,
+        failure_rate_percent: e.config.failure_rate.and_then(|_| e.counters.failure_rate_percent()),
+        open_until_unix_ns: view.open_until_unix_ns,
+        half_open: e.half_open_progress().filter(|_| view.state == CircuitState::HalfOpen),
         last_transition_unix_ns: e.last_transition_unix_ns,
+        shadow: e.registered && e.config.shadow,
+        registered: e.registered,
     }
 }
 
@@ -216,16 +136,16 @@ fn health(name: &str, e: &Entry) -> BreakerHealth {
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// use walden::{Acquire, BreakerConfig, CircuitState, Store};
+/// use walden::{BreakerConfig, CallError, CircuitState, Store};
 /// let store = Store::open(dir.path())?;
 /// let db = store.breaker("payments-db", BreakerConfig::default())?;
 /// for _ in 0..3 {
-///     if let Acquire::Permitted(permit) = db.try_acquire()? {
-///         permit.failure()?; // the call failed
-///     }
+///     let r: Result<(), CallError<&str>> = db.call(|| Err("connection refused"));
+///     assert!(matches!(r, Err(CallError::Failed(_))));
 /// }
 /// assert_eq!(db.state(), CircuitState::Open);
-/// assert!(matches!(db.try_acquire()?, Acquire::Rejected { retry_after: Some(_) }));
+/// let r = db.call(|| Ok::<_, &str>("not called"));
+/// assert!(matches!(r, Err(CallError::Rejected { retry_after: Some(_) })));
 /// # Ok::<(), walden::Error>(())
 /// ```
 #[derive(Clone)]
@@ -254,24 +174,11 @@ pub enum Acquire {
     },
 }
 
-/// Permission for one call. Report its outcome with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`finish`](Self::finish); dropping it unreported counts
-/// nothing (and frees a half-open probe slot).
-#[must_use = "report the call's outcome with success() or failure()"]
-pub struct Permit {
-    breaker: CircuitBreaker,
-    generation: u64,
-    started_unix_ns: u64,
-    reported: bool,
-}
-
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("breaker", &self.breaker.name)
-            .field("generation", &self.generation)
-            .finish_non_exhaustive()
-    }
+/// A logged transition whose record the caller waits for before telling anyone.
+pub(crate) struct Pending {
+    ticket: Ticket,
+    durability: Durability,
+    change: StateChange,
 }
 
 impl Store {
@@ -289,17 +196,22 @@ impl Store {
         let e = st.entries.entry(name.to_owned()).or_default();
         e.configure(config);
         if e.interrupted_probe {
-            let pending = b.log_transition(e, CircuitState::Open, now)?;
+            let reason = Some(TripReason::ProbeInterrupted);
+            let m = Move { to: CircuitState::Open, at_unix_ns: now, reason };
+            let pending = b.log_transition(e, m)?;
             drop(st);
-            b.wait(pending)?;
+            b.finish_pending(vec![pending], true)?;
         }
         Ok(b)
     }
 
-    /// Every breaker the store knows (from the log or created since open), sorted by name.
-    /// Breakers recovered but not yet opened with [`Store::breaker`] show their logged state.
+    /// Every breaker the store knows, sorted by name: those with a transition or counts in
+    /// the log, and those opened with [`Store::breaker`] in this process. Each reports its
+    /// effective state now (see [`BreakerHealth::state`]).
     pub fn breakers(&self) -> Vec<BreakerHealth> {
-        self.inner.breakers.lock().entries.iter().map(|(n, e)| health(n, e)).collect()
+        let now = self.inner.options.clock.now_unix_ns();
+        let mut st = self.inner.breakers.lock();
+        st.entries.iter_mut().map(|(n, e)| health(n, e, now)).collect()
     }
 }
 
@@ -309,14 +221,26 @@ impl CircuitBreaker {
         &self.name
     }
 
-    /// Its current state.
+    /// Its effective state now: what the next call meets (an Open breaker whose wait is
+    /// over is HalfOpen, a half-open period past its timeout is Open).
     pub fn state(&self) -> CircuitState {
-        self.with_entry(|e| e.state)
+        let now = self.now();
+        self.with_entry(|e| e.view(now).state)
     }
 
     /// Its state and counters.
     pub fn health(&self) -> BreakerHealth {
-        self.with_entry(|e| health(&self.name, e))
+        let now = self.now();
+        self.with_entry(|e| health(&self.name, e, now))
+    }
+
+    /// Calls `listener` after every transition of this breaker (by any handle of this store),
+    /// once its record is durable, outside the breaker's lock. Listeners live as long as the
+    /// store; they must not panic. Every transition is also a `tracing` event (target
+    /// `walden::breaker`).
+    pub fn on_state_change(&self, listener: impl Fn(&StateChange) + Send + Sync + 'static) {
+        let mut st = self.store.inner.breakers.lock();
+        st.listeners.entry(self.name.to_string()).or_default().push(Arc::new(listener));
     }
 
     fn with_entry<T>(&self, f: impl FnOnce(&mut Entry) -> T) -> T {
@@ -334,22 +258,47 @@ impl CircuitBreaker {
     }
 
     /// Enqueues the record of a transition under the caller's lock, then applies it. The
-    /// caller releases the lock and [`wait`](Self::wait)s before acting on the new state.
-    fn log_transition(
-        &self,
-        e: &mut Entry,
-        to: CircuitState,
-        now: u64,
-    ) -> Result<(Ticket, Durability)> {
-        let rec = e.transition_record(&self.name, to, now);
+    /// caller releases the lock and calls [`finish_pending`](Self::finish_pending).
+    fn log_transition(&self, e: &mut Entry, m: Move) -> Result<Pending> {
+        let rec = e.transition_record(&self.name, &m);
         let ticket = self.store.append_record(RecordKind::Breaker, rec.encode())?;
+        let from = e.state;
         e.enter(&rec);
         e.lsn = ticket.lsn;
-        Ok((ticket, e.config.durability))
+        if m.to == CircuitState::Open {
+            e.reason = m.reason;
+        }
+        let change = StateChange {
+            breaker: self.name.to_string(),
+            from,
+            to: m.to,
+            generation: e.generation,
+            at_unix_ns: m.at_unix_ns,
+            open_until_unix_ns: (m.to == CircuitState::Open).then_some(e.open_until_unix_ns),
+            reason: e.reason.filter(|_| m.to == CircuitState::Open),
+        };
+        Ok(Pending { ticket, durability: e.config.durability, change })
     }
 
-    fn wait(&self, (ticket, durability): (Ticket, Durability)) -> Result<()> {
-        self.store.wait_for(ticket, durability)
+    /// Waits for logged transitions (for the fsync if `durable` and the breaker's
+    /// durability asks for it, else until written), then reports them to `tracing` and the
+    /// listeners.
+    fn finish_pending(&self, pending: Vec<Pending>, durable: bool) -> Result<()> {
+        for p in &pending {
+            let durability = if durable { p.durability } else { Durability::Buffered };
+            self.store.wait_for(p.ticket, durability)?;
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let listeners = self.store.inner.breakers.lock().listeners.get(&*self.name).cloned();
+        for p in &pending {
+            trace_change(&p.change);
+            for l in listeners.iter().flatten() {
+                l(&p.change);
+            }
+        }
+        Ok(())
     }
 
     /// Asks to make one call: a [`Permit`], or a rejection with how long the breaker stays
@@ -359,21 +308,45 @@ impl CircuitBreaker {
         let now = self.now();
         let mut st = self.store.inner.breakers.lock();
         let e = self.entry(&mut st);
-        let mut pending = None;
-        let generation = loop {
+        let mut pending = Vec::new();
+        let (generation, counted) = loop {
             match e.admit(now) {
-                Admit::Permit { generation } => break generation,
-                Admit::Reject { retry_after } => return Ok(Acquire::Rejected { retry_after }),
-                Admit::Transition(to) => pending = Some(self.log_transition(e, to, now)?),
+                Admit::Permit { generation, counted } => break (generation, counted),
+                Admit::Reject { retry_after } => {
+                    drop(st);
+                    self.finish_pending(pending, true)?;
+                    return Ok(Acquire::Rejected { retry_after });
+                }
+                Admit::Transition(m) => pending.push(self.log_transition(e, m)?),
             }
         };
         drop(st);
-        let permit =
-            Permit { breaker: self.clone(), generation, started_unix_ns: now, reported: false };
-        if let Some(p) = pending {
-            self.wait(p)?; // on error the permit is dropped, freeing its probe slot
-        }
+        let permit = Permit::new(self.clone(), generation, counted, now);
+        // On error the permit is dropped: a probe that never ran counts as failed.
+        self.finish_pending(pending, true)?;
         Ok(Acquire::Permitted(permit))
+    }
+
+    /// Counts a call's outcome; `durable`: wait for a transition's fsync (else until
+    /// written, for a permit dropped without an outcome). Returns whether it counted.
+    pub(crate) fn report(
+        &self,
+        generation: u64,
+        ok: bool,
+        duration: Duration,
+        durable: bool,
+    ) -> Result<bool> {
+        let now = self.now();
+        let mut st = self.store.inner.breakers.lock();
+        let e = self.entry(&mut st);
+        let pending = match e.outcome(generation, ok, duration, now) {
+            Outcome::Stale => return Ok(false),
+            Outcome::Counted => Vec::new(),
+            Outcome::Transition(m) => vec![self.log_transition(e, m)?],
+        };
+        drop(st);
+        self.finish_pending(pending, durable)?;
+        Ok(true)
     }
 
     /// Closes the breaker (from any state, including the manual ones) with fresh counters.
@@ -395,60 +368,28 @@ impl CircuitBreaker {
     fn set_state(&self, to: CircuitState) -> Result<()> {
         let now = self.now();
         let mut st = self.store.inner.breakers.lock();
-        let pending = self.log_transition(self.entry(&mut st), to, now)?;
+        let m = Move { to, at_unix_ns: now, reason: None };
+        let pending = self.log_transition(self.entry(&mut st), m)?;
         drop(st);
-        self.wait(pending)
+        self.finish_pending(vec![pending], true)
     }
 }
 
-impl Permit {
-    /// The breaker generation this call started in.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// The call succeeded; its duration is measured with the store's clock. Returns whether
-    /// the outcome counted (`false`: the breaker changed generation since the call started,
-    /// or it is disabled or forced open, states that count nothing).
-    pub fn success(self) -> Result<bool> {
-        let elapsed = self.elapsed();
-        self.finish(true, elapsed)
-    }
-
-    /// The call failed. Returns whether the outcome counted (see [`success`](Self::success)).
-    pub fn failure(self) -> Result<bool> {
-        let elapsed = self.elapsed();
-        self.finish(false, elapsed)
-    }
-
-    fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.breaker.now().saturating_sub(self.started_unix_ns))
-    }
-
-    /// Reports the outcome with an explicit duration (checked against the slow-call
-    /// threshold). A transition it causes is durable before this returns.
-    pub fn finish(mut self, ok: bool, duration: Duration) -> Result<bool> {
-        self.reported = true;
-        let b = &self.breaker;
-        let now = b.now();
-        let mut st = b.store.inner.breakers.lock();
-        let e = b.entry(&mut st);
-        let pending = match e.outcome(self.generation, ok, duration) {
-            Outcome::Stale => return Ok(false),
-            Outcome::Counted => return Ok(true),
-            Outcome::Transition(to) => b.log_transition(e, to, now)?,
-        };
-        drop(st);
-        b.wait(pending)?;
-        Ok(true)
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if !self.reported {
-            let mut st = self.breaker.store.inner.breakers.lock();
-            self.breaker.entry(&mut st).release(self.generation);
-        }
+/// The `tracing` event of a transition: WARN when a breaker opens, INFO otherwise.
+fn trace_change(c: &StateChange) {
+    let (from, to, reason) = (c.from, c.to, c.reason);
+    if c.to == CircuitState::Open {
+        tracing::warn!(
+            target: "walden::breaker",
+            breaker = %c.breaker, ?from, ?to, ?reason, generation = c.generation,
+            open_until_unix_ns = c.open_until_unix_ns,
+            "circuit breaker opened"
+        );
+    } else {
+        tracing::info!(
+            target: "walden::breaker",
+            breaker = %c.breaker, ?from, ?to, generation = c.generation,
+            "circuit breaker changed state"
+        );
     }
 }

@@ -108,7 +108,8 @@ fn ns(d: u128) -> Duration {
     Duration::from_nanos(u64::try_from(d).unwrap_or(u64::MAX))
 }
 
-/// Decides a check of cost `n` (0 = peek: is one cell available, how many are) for a key whose stored TAT is `tat`
+/// Decides a check of cost `n` (0 = peek: is one cell available, how many are) for a key
+/// whose stored TAT is `tat`
 /// (0 when absent) at `now`. Returns the decision and, when cells were consumed, the new TAT.
 ///
 /// The quota is valid and `n ≤ burst`. `now` is at most a few centuries past the epoch, so no

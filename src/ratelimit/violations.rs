@@ -1,0 +1,226 @@
+//! Violation history: per limiter and key, how many checks were denied and when, kept for a
+//! retention period after the last denial ("abuse tracking").
+//!
+//! A denial writes nothing on the check's path beyond a map update; the history reaches the
+//! log at most once per key per [`VIOLATION_LOG_INTERVAL_NS`], so a flood of denials is never
+//! a flood of records (and never an fsync: the records are written, not waited for). Each
+//! record carries the key's whole history, so replay keeps the last one; an entry whose
+//! `expires_unix_ns` has passed is dropped like an idle limiter key.
+
+use std::collections::HashMap;
+
+/// Shortest time between two violation records of one key, in ns (one second).
+pub const VIOLATION_LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Default time a key's violation history is kept after its last denial (24 hours).
+pub const DEFAULT_VIOLATION_RETENTION_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// One key's denials, from [`RateLimiter::violations`](crate::RateLimiter::violations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViolationHistory {
+    /// Denied checks since the history started (it starts again after it expired).
+    pub denials: u64,
+    /// Time of the first denial of this history, ns since the Unix epoch.
+    pub first_denied_unix_ns: u64,
+    /// Time of the last denial, ns since the Unix epoch.
+    pub last_denied_unix_ns: u64,
+    /// When the history is forgotten if no further denial comes, ns since the Unix epoch.
+    pub expires_unix_ns: u64,
+}
+
+/// A key's history and its logging state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    history: ViolationHistory,
+    /// Time of the last record of this key (0: never logged).
+    logged_unix_ns: u64,
+    /// Denials counted since that record.
+    dirty: bool,
+}
+
+/// Every live violation history, per limiter and key.
+#[derive(Debug, Default)]
+pub(crate) struct Violations {
+    limiters: HashMap<String, HashMap<Box<str>, Slot>>,
+    resident: usize,
+    /// Keys with denials not yet in the log (an upper bound; cleared entries stay counted
+    /// until the next flush walks them).
+    dirty: usize,
+}
+
+impl Violations {
+    /// Counts one denial of `key` at `now`; the history is kept `retention_ns` after it.
+    /// Returns the history to log now, if the key's last record is older than the interval.
+    pub fn note_denial(
+        &mut self,
+        limiter: &str,
+        key: &str,
+        now: u64,
+        retention_ns: u64,
+    ) -> Option<ViolationHistory> {
+        let m = match self.limiters.get_mut(limiter) {
+            Some(m) => m,
+            None => self.limiters.entry(limiter.to_owned()).or_default(),
+        };
+        let slot = match m.get_mut(key) {
+            Some(s) => s,
+            None => {
+                self.resident += 1;
+                m.entry(key.into()).or_default()
+            }
+        };
+        let h = &mut slot.history;
+        if h.expires_unix_ns <= now {
+            *h = ViolationHistory { first_denied_unix_ns: now, ..ViolationHistory::default() };
+        }
+        h.denials += 1;
+        h.last_denied_unix_ns = now;
+        h.expires_unix_ns = now.saturating_add(retention_ns).max(h.expires_unix_ns);
+        if slot.logged_unix_ns == 0 || now >= slot.logged_unix_ns + VIOLATION_LOG_INTERVAL_NS {
+            slot.logged_unix_ns = now.max(1);
+            slot.dirty = false;
+            Some(slot.history)
+        } else {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty += 1;
+            }
+            None
+        }
+    }
+
+    /// The histories with denials not yet logged, as `(limiter, key, history)`; they count as
+    /// logged at `now` from here on.
+    pub fn take_dirty(&mut self, now: u64) -> Vec<(String, String, ViolationHistory)> {
+        if self.dirty == 0 {
+            return Vec::new();
+        }
+        self.dirty = 0;
+        let mut out = Vec::new();
+        for (limiter, m) in &mut self.limiters {
+            for (key, slot) in m.iter_mut().filter(|(_, s)| s.dirty) {
+                slot.dirty = false;
+                slot.logged_unix_ns = now.max(1);
+                out.push((limiter.clone(), key.to_string(), slot.history));
+            }
+        }
+        out
+    }
+
+    /// A key's history, if it has one that has not expired at `now`.
+    pub fn get(&self, limiter: &str, key: &str, now: u64) -> Option<ViolationHistory> {
+        let h = self.limiters.get(limiter)?.get(key)?.history;
+        (h.expires_unix_ns > now).then_some(h)
+    }
+
+    /// Every live history of `limiter` at `now`, most denials first.
+    pub fn list(&self, limiter: &str, now: u64) -> Vec<(String, ViolationHistory)> {
+        let Some(m) = self.limiters.get(limiter) else { return Vec::new() };
+        let mut v: Vec<_> = m
+            .iter()
+            .filter(|(_, s)| s.history.expires_unix_ns > now)
+            .map(|(k, s)| (k.to_string(), s.history))
+            .collect();
+        v.sort_by(|a, b| b.1.denials.cmp(&a.1.denials).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+
+    /// Replays a logged history (the last record of a key wins; an expired one removes it).
+    pub fn restore(&mut self, limiter: &str, key: &str, h: ViolationHistory, now: u64) {
+        if h.expires_unix_ns <= now {
+            if let Some(m) = self.limiters.get_mut(limiter) {
+                if m.remove(key).is_some() {
+                    self.resident -= 1;
+                }
+            }
+            return;
+        }
+        let m = self.limiters.entry(limiter.to_owned()).or_default();
+        let slot = Slot { history: h, logged_unix_ns: h.last_denied_unix_ns.max(1), dirty: false };
+        if m.insert(key.into(), slot).is_none() {
+            self.resident += 1;
+        }
+    }
+
+    /// Drops every history expired at `now` (dirty ones too: an expired history needs no
+    /// record, replay drops it as well). Returns how many.
+    pub fn sweep(&mut self, now: u64) -> usize {
+        let before = self.resident;
+        for m in self.limiters.values_mut() {
+            m.retain(|_, s| s.history.expires_unix_ns > now);
+        }
+        self.limiters.retain(|_, m| !m.is_empty());
+        self.resident = self.limiters.values().map(HashMap::len).sum();
+        before - self.resident
+    }
+
+    /// Histories held in memory.
+    pub fn resident(&self) -> usize {
+        self.resident
+    }
+
+    /// Every live history at `now`, as `(limiter, key, history)` (for snapshots).
+    pub fn live(&self, now: u64) -> impl Iterator<Item = (&str, &str, ViolationHistory)> {
+        self.limiters.iter().flat_map(move |(l, m)| {
+            m.iter()
+                .filter(move |(_, s)| s.history.expires_unix_ns > now)
+                .map(move |(k, s)| (l.as_str(), &**k, s.history))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn a_flood_of_denials_is_logged_once_per_interval() {
+        let mut v = Violations::default();
+        let mut logged = 0;
+        // 10,000 denials over 10 s: one record per second at most.
+        for i in 0..10_000u64 {
+            if v.note_denial("api", "k", 100 * S + i * 1_000_000, 60 * S).is_some() {
+                logged += 1;
+            }
+        }
+        assert!((10..=11).contains(&logged), "{logged} records");
+        let h = v.get("api", "k", 110 * S).unwrap();
+        assert_eq!((h.denials, h.first_denied_unix_ns), (10_000, 100 * S));
+        let dirty = v.take_dirty(111 * S);
+        assert_eq!(dirty.len(), 1, "the denials since the last record are pending");
+        assert_eq!(dirty[0].2.denials, 10_000);
+        assert!(v.take_dirty(112 * S).is_empty());
+    }
+
+    #[test]
+    fn histories_expire_and_start_again() {
+        let mut v = Violations::default();
+        v.note_denial("api", "k", S, 10 * S);
+        v.note_denial("api", "k", 2 * S, 10 * S);
+        assert_eq!(v.get("api", "k", 11 * S).unwrap().denials, 2);
+        assert_eq!(v.get("api", "k", 12 * S), None, "expired 10 s after the last denial");
+        v.note_denial("api", "k", 13 * S, 10 * S);
+        assert_eq!(v.get("api", "k", 13 * S).unwrap().denials, 1, "a new history");
+        assert_eq!(v.sweep(30 * S), 1);
+        assert_eq!(v.resident(), 0);
+    }
+
+    #[test]
+    fn restore_keeps_the_last_record_and_drops_expired_ones() {
+        let mut v = Violations::default();
+        let h = ViolationHistory {
+            denials: 5,
+            first_denied_unix_ns: S,
+            last_denied_unix_ns: 2 * S,
+            expires_unix_ns: 10 * S,
+        };
+        v.restore("a", "k", h, 3 * S);
+        v.restore("a", "k", ViolationHistory { denials: 7, ..h }, 3 * S);
+        assert_eq!(v.get("a", "k", 3 * S).unwrap().denials, 7);
+        assert_eq!(v.resident(), 1);
+        v.restore("a", "k", h, 11 * S);
+        assert_eq!((v.get("a", "k", 3 * S), v.resident()), (None, 0));
+    }
+}

@@ -76,6 +76,8 @@ pub enum LimitKind {
     LimiterName,
     /// A circuit breaker's name.
     BreakerName,
+    /// A lockout's name.
+    LockoutName,
 }
 
 impl fmt::Display for LimitKind {
@@ -88,6 +90,7 @@ impl fmt::Display for LimitKind {
             LimitKind::BatchOps => "batch operation count",
             LimitKind::LimiterName => "rate limiter name",
             LimitKind::BreakerName => "circuit breaker name",
+            LimitKind::LockoutName => "lockout name",
         })
     }
 }

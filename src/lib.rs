@@ -35,9 +35,10 @@ pub mod wal;
 
 pub use breaker::{
     Acquire, Backoff, BreakerConfig, BreakerCounts, BreakerHealth, BreakerRecord, CallError,
-    CircuitBreaker, CircuitState, FailureRate, HalfOpenProgress, Permit, StateChange,
-    TripPredicate, TripReason, BREAKER_BODY_VERSION, DEFAULT_COUNTS_LOG_INTERVAL,
-    MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES,
+    CircuitBreaker, CircuitState, FailureRate, HalfOpenProgress, Lockout, LockoutConfig,
+    LockoutKey, LockoutStats, LockoutStatus, Permit, StateChange, TripPredicate, TripReason,
+    BREAKER_BODY_VERSION, DEFAULT_COUNTS_LOG_INTERVAL, MAX_BREAKER_WINDOW_CALLS,
+    MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES, MAX_LOCKOUT_FAILURES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};

@@ -11,6 +11,8 @@ mod call;
 mod config;
 mod counters;
 mod health;
+mod lockout;
+mod lockout_handle;
 mod machine;
 mod record;
 
@@ -20,6 +22,8 @@ pub use config::{
     MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES,
 };
 pub use health::{BreakerCounts, BreakerHealth, HalfOpenProgress, StateChange, TripReason};
+pub use lockout::{LockoutKey, LockoutStatus};
+pub use lockout_handle::{Lockout, LockoutConfig, LockoutStats, MAX_LOCKOUT_FAILURES};
 pub use record::{BreakerRecord, BREAKER_BODY_VERSION};
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +66,8 @@ type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 pub(crate) struct BreakerState {
     entries: BTreeMap<String, Entry>,
     listeners: HashMap<String, Vec<Listener>>,
+    /// Per-key lockouts: breakers by key, under the same lock.
+    pub(crate) lockouts: lockout::LockoutState,
 }
 
 impl fmt::Debug for BreakerState {

@@ -89,21 +89,27 @@ impl Violations {
         }
     }
 
-    /// The histories with denials not yet logged, as `(limiter, key, history)`; they count as
-    /// logged at `now` from here on.
-    pub fn take_dirty(&mut self, now: u64) -> Vec<(String, String, ViolationHistory)> {
+    /// The histories with denials not yet logged whose last record is at least
+    /// [`VIOLATION_LOG_INTERVAL_NS`] old at `now`, as `(limiter, key, history)`; they count as
+    /// logged at `now` from here on. The others stay pending.
+    pub fn take_due(&mut self, now: u64) -> Vec<(String, String, ViolationHistory)> {
         if self.dirty == 0 {
             return Vec::new();
         }
-        self.dirty = 0;
         let mut out = Vec::new();
+        let mut pending = 0;
         for (limiter, m) in &mut self.limiters {
             for (key, slot) in m.iter_mut().filter(|(_, s)| s.dirty) {
+                if now < slot.logged_unix_ns.saturating_add(VIOLATION_LOG_INTERVAL_NS) {
+                    pending += 1;
+                    continue;
+                }
                 slot.dirty = false;
                 slot.logged_unix_ns = now.max(1);
                 out.push((limiter.clone(), key.to_string(), slot.history));
             }
         }
+        self.dirty = pending;
         out
     }
 
@@ -188,10 +194,11 @@ mod tests {
         assert!((10..=11).contains(&logged), "{logged} records");
         let h = v.get("api", "k", 110 * S).unwrap();
         assert_eq!((h.denials, h.first_denied_unix_ns), (10_000, 100 * S));
-        let dirty = v.take_dirty(111 * S);
-        assert_eq!(dirty.len(), 1, "the denials since the last record are pending");
-        assert_eq!(dirty[0].2.denials, 10_000);
-        assert!(v.take_dirty(112 * S).is_empty());
+        assert!(v.take_due(109 * S + S / 2).is_empty(), "the last record is under 1 s old");
+        let due = v.take_due(111 * S);
+        assert_eq!(due.len(), 1, "the denials since the last record are pending");
+        assert_eq!(due[0].2.denials, 10_000);
+        assert!(v.take_due(112 * S).is_empty());
     }
 
     #[test]

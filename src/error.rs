@@ -8,55 +8,11 @@ use std::io;
 use std::path::PathBuf;
 
 pub use crate::format::CorruptionKind;
+use crate::io::IoError;
+pub use crate::io::IoOp;
 
 /// Result alias with walden's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The file operation that failed, carried by [`Error::Io`] and [`PoisonCause`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum IoOp {
-    /// Creating a directory.
-    CreateDir,
-    /// Listing a directory.
-    ListDir,
-    /// Opening or creating a file.
-    Open,
-    /// Reading or mapping a file.
-    Read,
-    /// Writing to a file.
-    Write,
-    /// `fdatasync` of a file.
-    Sync,
-    /// `fsync` of a directory.
-    SyncDir,
-    /// Renaming a file.
-    Rename,
-    /// Removing a file.
-    Remove,
-    /// Truncating a file.
-    Truncate,
-    /// Taking the store's lock.
-    Lock,
-}
-
-impl fmt::Display for IoOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IoOp::CreateDir => "create directory",
-            IoOp::ListDir => "list directory",
-            IoOp::Open => "open",
-            IoOp::Read => "read",
-            IoOp::Write => "write",
-            IoOp::Sync => "fsync",
-            IoOp::SyncDir => "fsync directory",
-            IoOp::Rename => "rename",
-            IoOp::Remove => "remove",
-            IoOp::Truncate => "truncate",
-            IoOp::Lock => "lock",
-        })
-    }
-}
 
 /// Which name or value broke a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,5 +234,23 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(op: IoOp, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io { op, path: path.into(), source }
+    }
+}
+
+impl From<IoError> for Error {
+    fn from(e: IoError) -> Error {
+        Error::Io { op: e.op, path: e.path, source: e.source }
+    }
+}
+
+impl PoisonCause {
+    /// The cause of a poisoning by a failed write-path step.
+    pub(crate) fn from_step(e: &IoError) -> PoisonCause {
+        PoisonCause {
+            op: e.op,
+            path: e.path.clone(),
+            kind: e.source.kind(),
+            raw_os_error: e.source.raw_os_error(),
+        }
     }
 }

@@ -20,7 +20,7 @@
 //! # Ok::<(), walden::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod breaker;
 mod clock;
@@ -30,27 +30,25 @@ pub mod io;
 pub mod limits;
 mod ratelimit;
 pub mod snapshot;
+mod state;
 mod store;
 pub mod wal;
 
 pub use breaker::{
-    Acquire, Backoff, BreakerConfig, BreakerCounts, BreakerHealth, BreakerRecord, CallError,
-    CircuitBreaker, CircuitState, FailureRate, HalfOpenProgress, Lockout, LockoutConfig,
-    LockoutKey, LockoutStats, LockoutStatus, Permit, StateChange, TripPredicate, TripReason,
-    BREAKER_BODY_VERSION, DEFAULT_COUNTS_LOG_INTERVAL, MAX_BREAKER_WINDOW_CALLS,
-    MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES, MAX_LOCKOUT_FAILURES,
+    Acquire, Backoff, BreakerConfig, BreakerCounts, BreakerHealth, CallError, CircuitBreaker,
+    CircuitState, FailureRate, HalfOpenProgress, Lockout, LockoutConfig, LockoutStats, Permit,
+    StateChange, TripPredicate, TripReason, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, IoOp, LimitKind, PoisonCause, Result};
+pub use limits::MAX_OBJECT_NAME_BYTES;
 pub use ratelimit::{
-    Decision, Quota, RateLimitRecord, RateLimitStats, RateLimiter, ViolationHistory,
-    DEFAULT_VIOLATION_RETENTION_NS, MAX_OBJECT_NAME_BYTES, MAX_QUOTA_WINDOW_NS,
-    RATELIMIT_BODY_VERSION, VIOLATION_LOG_INTERVAL_NS,
+    Decision, Quota, RateLimitStats, RateLimiter, ViolationHistory, MAX_QUOTA_WINDOW_NS,
 };
-pub use snapshot::compact::CompactionReport;
+pub use state::lockout::LockoutStatus;
 pub use store::{
-    prune_backups, BackupReport, Batch, Durability, ImportMode, ImportReport, Options,
-    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
+    prune_backups, BackupReport, Batch, CompactionReport, Durability, ImportMode, ImportReport,
+    Options, RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
 };
 
 /// The README's examples, compiled as doctests so they cannot rot.

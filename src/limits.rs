@@ -2,7 +2,14 @@
 //!
 //! Defaults can be changed through [`Options`](crate::Options) up to the hard limits here; the hard
 //! limits follow from the width of the on-disk field that stores the value, and are checked against
-//! those widths at compile time.
+//! those widths at compile time. A new limit goes here, named with its unit last.
+//!
+//! What is deliberately not here: the layout of the bytes on disk (offsets, lengths, magics and
+//! format versions live beside their encoders in `format/`, and the 20 digits of a file name in
+//! `format/files.rs`), and the number of buckets of the commit-latency histogram (a property of
+//! the histogram, `wal/counters.rs`).
+
+use std::time::Duration;
 
 /// Default largest key, in bytes (`Options::max_key_bytes`).
 pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
@@ -11,6 +18,58 @@ pub const MAX_KEY_BYTES_LIMIT: usize = u16::MAX as usize;
 
 /// Largest collection name, in bytes. Names are `[A-Za-z0-9_.-]`, non-empty.
 pub const MAX_COLLECTION_NAME_BYTES: usize = 64;
+
+/// Longest rate-limiter or circuit-breaker name, in bytes. Names are stored with a `u16`
+/// length.
+pub const MAX_OBJECT_NAME_BYTES: usize = 64;
+
+/// Longest burst window `B·T` a rate-limit quota may span, in ns (about 146 years): keeps
+/// every sum of a wall-clock time and a window far below `u64::MAX`.
+pub const MAX_QUOTA_WINDOW_NS: u64 = 1 << 62;
+
+/// Longest time a circuit breaker may stay open, in ns (the same bound as a quota window, for
+/// the same reason: a deadline `now + open_duration` never comes near `u64::MAX`).
+pub const MAX_BREAKER_OPEN_NS: u64 = MAX_QUOTA_WINDOW_NS;
+
+/// Largest failure-rate window of a circuit breaker, in calls.
+pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
+
+/// Most probes a half-open circuit breaker may admit per half-open period.
+pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
+
+/// Largest `consecutive_failures` threshold of a circuit breaker: the streak's failure times
+/// are logged one by one (8 bytes each), so a time-based window can forget the old ones.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 1_000;
+
+/// Default shortest time between two `BreakerCounts` records of one circuit breaker.
+pub const DEFAULT_COUNTS_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most failures a lockout may count before it locks a key (their times are logged one by one).
+pub const MAX_LOCKOUT_FAILURES: u32 = 1_000;
+
+/// Most times one `BreakerCounts` streak or `Lockout` failure list holds (a `u16` count on
+/// disk, 8 bytes per time).
+pub const MAX_LOGGED_TIMES: usize = 1_000;
+
+/// Shortest time between two `RateLimitViolations` records of one rate-limit key, in ns (1 s).
+pub const VIOLATION_LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Default time a rate-limit key's violation history is kept after its last denial, in ns
+/// (24 hours).
+pub const DEFAULT_VIOLATION_RETENTION_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// Resident rate-limit keys below which no automatic sweep of idle keys runs.
+pub const MIN_SWEEP_KEYS: usize = 1024;
+
+/// Bytes a snapshot writer buffers before one `write`.
+pub const SNAPSHOT_WRITE_CHUNK_BYTES: usize = 1 << 20;
+
+/// Above this capacity, in bytes, the log's group buffer is released after a write, so one
+/// large group does not pin its memory for the life of the store.
+pub const MAX_RETAINED_GROUP_BUF_BYTES: usize = 4 << 20;
+
+/// How often an opener waiting for another opener's `LOCK` tries again, in ms.
+pub const LOCK_POLL_INTERVAL_MS: u64 = 10;
 
 /// Default largest document (its JSON encoding), in bytes (`Options::max_document_bytes`).
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 16 << 20;
@@ -52,3 +111,8 @@ const _: () = assert!(MAX_RECORD_BODY_BYTES <= u32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_KEY_BYTES <= MAX_KEY_BYTES_LIMIT);
 const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
 const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);
+const _: () = assert!(MAX_OBJECT_NAME_BYTES <= u16::MAX as usize);
+const _: () = assert!(MAX_LOGGED_TIMES <= u16::MAX as usize);
+const _: () = assert!(MAX_CONSECUTIVE_FAILURES as usize <= MAX_LOGGED_TIMES);
+const _: () = assert!(MAX_LOCKOUT_FAILURES as usize <= MAX_LOGGED_TIMES);
+const _: () = assert!(MAX_QUOTA_WINDOW_NS < u64::MAX / 2);

@@ -207,3 +207,38 @@ fn invalid_names_and_configs_are_typed_errors() {
     let never = BreakerConfig { open_duration: Duration::ZERO, ..BreakerConfig::default() };
     assert!(matches!(store.breaker("b", never), Err(Error::InvalidBreakerConfig { .. })));
 }
+
+#[test]
+fn closed_counts_are_logged_at_most_once_per_interval_and_never_on_the_success_path() {
+    let (_dir, clock, store, _) = fresh();
+    // No trip condition: it counts for ever.
+    let config = BreakerConfig { consecutive_failures: None, ..BreakerConfig::default() };
+    let b = store.breaker("flood", config.clone()).unwrap();
+    let (lsn, fsyncs) = (store.stats().last_lsn, store.stats().fsyncs);
+    for _ in 0..100 {
+        assert!(permit(&b).success().unwrap());
+    }
+    assert_eq!(store.stats().last_lsn, lsn, "successes write nothing");
+    // A flood: 900 failures within one second, then 900 in the next.
+    for _ in 0..900 {
+        assert!(permit(&b).failure().unwrap());
+    }
+    assert_eq!(store.stats().last_lsn, lsn + 1, "one record for the first second");
+    clock.advance_ns(S);
+    for _ in 0..900 {
+        assert!(permit(&b).failure().unwrap());
+    }
+    let s = store.stats();
+    assert_eq!(s.last_lsn, lsn + 2, "one more for the next second");
+    // The background flusher may sync the two records (a few times at most, every 100 ms);
+    // no failure waits for an fsync of its own.
+    assert!(s.fsyncs - fsyncs < 100, "{} fsyncs for 1,800 failures", s.fsyncs - fsyncs);
+    drop(b);
+    // The last 899 failures are held back until the interval passes or the store closes.
+    let dir = _dir.path().to_path_buf();
+    store.close().unwrap();
+    let store = open(&dir, &clock);
+    let h = store.breaker("flood", config).unwrap().health();
+    assert_eq!((h.counts.calls, h.counts.failures), (1900, 1800));
+    assert_eq!(h.counts.consecutive_failures, 1800);
+}

@@ -32,7 +32,7 @@ fn five_failures_lock_a_key_for_fifteen_minutes() {
     let logins = store.lockout("login", config()).unwrap();
     for i in 0..4 {
         let s = logins.failure("alice").unwrap();
-        assert_eq!((s.locked, s.remaining_attempts), (false, 3 - i));
+        assert_eq!((s.locked, s.remaining_attempts), (false, 4 - i));
         clock.advance_ns(MIN);
     }
     let lsn = store.stats().last_lsn;

@@ -1,23 +1,20 @@
-//! How a breaker trips and recovers: [`BreakerConfig`] and its parts, with validation.
+//! What a breaker is configured with and the states it can be in: plain data, free of locks
+//! and I/O, shared by the state machine and the handle, with validation.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::BreakerCounts;
+use crate::breaker::health::BreakerCounts;
 use crate::error::{Error, Result};
-use crate::ratelimit::MAX_QUOTA_WINDOW_NS;
-use crate::store::Durability;
+pub use crate::format::breaker::CircuitState;
+use crate::limits::MAX_QUOTA_WINDOW_NS;
+use crate::wal::Durability;
 
-/// Largest failure-rate window, in calls.
-pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
-/// Most probes a half-open breaker may admit per half-open period.
-pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
-/// Largest `consecutive_failures` threshold: the streak's failure times are kept (and logged)
-/// one by one, 8 bytes each, so a time-based window can forget the old ones.
-pub const MAX_CONSECUTIVE_FAILURES: u32 = 1_000;
-/// Default shortest time between two counts records of one breaker (1 s).
-pub const DEFAULT_COUNTS_LOG_INTERVAL: Duration = Duration::from_secs(1);
+pub use crate::limits::{
+    DEFAULT_COUNTS_LOG_INTERVAL, MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES,
+    MAX_HALF_OPEN_PROBES,
+};
 
 /// Failure-rate trip condition over a window of the last calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 
-use super::{BreakerConfig, BreakerCounts, TripReason};
+use crate::breaker::config::BreakerConfig;
+use crate::breaker::health::{BreakerCounts, TripReason};
 
 /// Everything of the counters that the log keeps (a `BreakerCounts` record); replaying it
 /// rebuilds the counters, approximately for the window (see [`Counters::restore`]).
@@ -62,7 +63,7 @@ impl Counters {
     /// Drops streak failures and window calls older than `failure_window` at `now`.
     pub fn prune(&mut self, config: &BreakerConfig, now: u64) {
         let Some(w) = config.failure_window else { return };
-        let oldest = now.saturating_sub(super::config::ns(w));
+        let oldest = now.saturating_sub(crate::breaker::config::ns(w));
         let streak_before = self.streak.len();
         while self.streak.front().is_some_and(|&t| t < oldest) {
             self.streak.pop_front();

@@ -1,6 +1,6 @@
 //! What a breaker reports: its counts, why it opened, its health, and its state changes.
 
-use super::CircuitState;
+use crate::breaker::config::CircuitState;
 
 /// A breaker's counters (gobreaker's `Counts`, Resilience4j's `Metrics`). Totals cover the
 /// breaker's whole life in the log (restored at open as of its last counts record); streak

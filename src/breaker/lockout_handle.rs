@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::lockout::{LockoutKey, LockoutStatus, Rule};
 use crate::error::{Error, LimitKind, Result};
-use crate::ratelimit::codec::check_object_name;
-use crate::ratelimit::MAX_QUOTA_WINDOW_NS;
+use crate::format::RecordKind;
+use crate::limits::{MAX_LOCKOUT_FAILURES, MAX_QUOTA_WINDOW_NS};
+use crate::state::lockout::{LockoutKey, LockoutState, LockoutStatus, Rule};
+use crate::store::names::check_object_name;
 use crate::store::{Durability, Store};
-
-/// Largest `max_failures` of a lockout: a key's failure times are kept and logged one by one.
-pub const MAX_LOCKOUT_FAILURES: u32 = 1_000;
+use crate::wal::commit::Ticket;
 
 /// The rule of a [`Lockout`]: `max_failures` failures within `window` lock a key out for
 /// `lockout`.
@@ -115,14 +114,14 @@ impl Store {
 
     /// Counters of the lockout state.
     pub fn lockout_stats(&self) -> LockoutStats {
-        let st = self.inner.breakers.lock();
-        LockoutStats { resident_keys: st.lockouts.resident(), swept_keys: st.lockouts.swept }
+        let st = self.inner.lockouts.lock();
+        LockoutStats { resident_keys: st.resident(), swept_keys: st.swept }
     }
 
     /// Drops every idle lockout key now (sweeps also run on their own as keys are added).
     pub fn sweep_lockouts(&self) -> usize {
         let now = self.inner.options.clock.now_unix_ns();
-        self.inner.breakers.lock().lockouts.sweep(now)
+        self.inner.lockouts.lock().sweep(now)
     }
 }
 
@@ -140,7 +139,7 @@ impl Lockout {
     pub fn check(&self, key: &str) -> Result<LockoutStatus> {
         self.store.check_key(key)?;
         let now = self.now();
-        Ok(self.store.inner.breakers.lock().lockouts.check(&self.name, key, &self.rule, now))
+        Ok(self.store.inner.lockouts.lock().check(&self.name, key, &self.rule, now))
     }
 
     /// Counts a failed attempt of `key` (logged); the one that reaches `max_failures` locks
@@ -148,11 +147,11 @@ impl Lockout {
     pub fn failure(&self, key: &str) -> Result<LockoutStatus> {
         self.store.check_key(key)?;
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
-        let (k, status) = st.lockouts.failure(&self.name, key, &self.rule, now);
+        let mut st = self.store.inner.lockouts.lock();
+        let (k, status) = st.failure(&self.name, key, &self.rule, now);
         let Some(k) = k else { return Ok(status) };
         let durability = if status.locked { self.config.durability } else { Durability::Buffered };
-        let ticket = self.store.append_lockout(&self.name, key, &k, now)?;
+        let ticket = self.log(&mut st, key, &k, now)?;
         drop(st);
         self.store.wait_for(ticket, durability)?;
         Ok(status)
@@ -173,25 +172,22 @@ impl Lockout {
     fn forgive(&self, key: &str, lift: bool) -> Result<bool> {
         self.store.check_key(key)?;
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
-        let Some(k) = st.lockouts.forgive(&self.name, key, now, lift) else { return Ok(false) };
-        let ticket = self.store.append_lockout(&self.name, key, &k, now)?;
+        let mut st = self.store.inner.lockouts.lock();
+        let Some(k) = st.forgive(&self.name, key, now, lift) else { return Ok(false) };
+        let ticket = self.log(&mut st, key, &k, now)?;
         drop(st);
         self.store.wait_for(ticket, self.config.durability)?;
         Ok(true)
     }
 }
 
-impl Store {
-    /// Enqueues the `Lockout` record of one key's state (call it under the breaker lock).
-    fn append_lockout(
-        &self,
-        name: &str,
-        key: &str,
-        k: &LockoutKey,
-        now: u64,
-    ) -> Result<crate::wal::writer::Ticket> {
-        let _ = (name, key, k, now);
-        todo!("wired to the Lockout record kind")
+impl Lockout {
+    /// Enqueues the `Lockout` record of one key's new state, under the lockout lock (`st`),
+    /// so LSN order is change order.
+    fn log(&self, st: &mut LockoutState, key: &str, k: &LockoutKey, now: u64) -> Result<Ticket> {
+        let body = LockoutState::record(&self.name, key, k, now);
+        let ticket = self.store.append_record(RecordKind::Lockout, body)?;
+        st.note_record(ticket.lsn, now);
+        Ok(ticket)
     }
 }

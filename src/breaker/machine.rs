@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::config::ns;
-use super::counters::{Counters, CountsSnapshot};
-use super::record::BreakerRecord;
-use super::{BreakerConfig, CircuitState, HalfOpenProgress, TripReason};
+use crate::breaker::config::{ns, BreakerConfig, CircuitState};
+use crate::breaker::counters::{Counters, CountsSnapshot};
+use crate::breaker::health::{HalfOpenProgress, TripReason};
+use crate::format::breaker::BreakerRecord;
 
 /// A transition to make: its record is logged, then it is entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub(crate) struct Entry {
     /// The counters of the last replayed counts record, until a handle's configuration
     /// says how to read them.
     logged_counts: Option<CountsSnapshot>,
+    /// LSN of the last counts record of the current generation (0: none).
+    pub counts_lsn: u64,
 }
 
 impl Entry {
@@ -159,6 +161,7 @@ impl Entry {
         self.counts_logged_unix_ns = 0;
         self.counts_logged_failures = false;
         self.logged_counts = None;
+        self.counts_lsn = 0;
     }
 
     /// The end of the current half-open period, if it has a timeout.
@@ -280,12 +283,13 @@ impl Entry {
     }
 
     /// The counters to log, if they changed and the last counts record is at least
-    /// `counts_log_interval` old at `now` (or `force`); they count as logged from here on.
+    /// `counts_log_interval` old at `now` (or unconditionally with `force`, after a
+    /// transition); they count as logged from here on. `None` when counts are not logged.
     pub fn counts_due(&mut self, now: u64, force: bool) -> Option<CountsSnapshot> {
         let interval = ns(self.config.counts_log_interval?);
         let due = self.counts_logged_unix_ns == 0
             || now >= self.counts_logged_unix_ns.saturating_add(interval);
-        if !self.counts_dirty || !(due || force) {
+        if !force && !(self.counts_dirty && due) {
             return None;
         }
         self.counts_dirty = false;
@@ -302,9 +306,9 @@ impl Entry {
         last_open_ns: u64,
         s: &CountsSnapshot,
         logged_unix_ns: u64,
-    ) {
+    ) -> bool {
         if generation != self.generation {
-            return;
+            return false;
         }
         self.reason = reason;
         self.last_open_ns = last_open_ns;
@@ -315,6 +319,13 @@ impl Entry {
         self.counts_logged_unix_ns = logged_unix_ns.max(1);
         self.counts_logged_failures = self.counters.has_failures();
         self.counts_dirty = false;
+        true
+    }
+
+    /// The counters as last logged or replayed (exactly as in the record when the breaker
+    /// has no handle in this process), for a snapshot.
+    pub fn logged_snapshot(&self) -> CountsSnapshot {
+        self.logged_counts.clone().unwrap_or_else(|| self.counters.snapshot())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Unit tests of the pure state machine: every rule of `docs/LIMITERS.md` at exact times.
 
 use super::*;
-use crate::breaker::{Backoff, FailureRate, TripPredicate};
+use crate::breaker::config::{Backoff, FailureRate, TripPredicate};
 
 const S: u64 = 1_000_000_000;
 const D: Duration = Duration::ZERO;

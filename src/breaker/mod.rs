@@ -8,25 +8,20 @@
 //! processes. See `docs/LIMITERS.md`.
 
 mod call;
-mod config;
-mod counters;
-mod health;
-mod lockout;
+pub(crate) mod config;
+pub(crate) mod counters;
+pub(crate) mod health;
 mod lockout_handle;
-mod machine;
-mod record;
+pub(crate) mod machine;
 
-pub use call::{CallError, Permit};
+pub use call::CallError;
 pub use config::{
-    Backoff, BreakerConfig, FailureRate, TripPredicate, DEFAULT_COUNTS_LOG_INTERVAL,
-    MAX_BREAKER_WINDOW_CALLS, MAX_CONSECUTIVE_FAILURES, MAX_HALF_OPEN_PROBES,
+    Backoff, BreakerConfig, CircuitState, FailureRate, TripPredicate, MAX_BREAKER_WINDOW_CALLS,
+    MAX_HALF_OPEN_PROBES,
 };
 pub use health::{BreakerCounts, BreakerHealth, HalfOpenProgress, StateChange, TripReason};
-pub use lockout::{LockoutKey, LockoutStatus};
-pub use lockout_handle::{Lockout, LockoutConfig, LockoutStats, MAX_LOCKOUT_FAILURES};
-pub use record::{BreakerRecord, BREAKER_BODY_VERSION};
+pub use lockout_handle::{Lockout, LockoutConfig, LockoutStats};
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,88 +30,11 @@ use parking_lot::MutexGuard;
 
 use crate::error::{LimitKind, Result};
 use crate::format::RecordKind;
-use crate::ratelimit::codec::check_object_name;
-use crate::store::replay::SnapshotRecord;
+use crate::state::breaker::{counts_record, BreakerState};
+use crate::store::names::check_object_name;
 use crate::store::{Durability, Store};
-use crate::wal::writer::Ticket;
+use crate::wal::commit::Ticket;
 use machine::{Admit, Entry, Move, Outcome};
-
-/// The state of a circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum CircuitState {
-    /// Calls flow; outcomes are counted.
-    #[default]
-    Closed,
-    /// Calls are rejected until `open_until`; then the breaker turns half-open.
-    Open,
-    /// A limited number of probe calls flow; their outcomes close or reopen the breaker.
-    HalfOpen,
-    /// Manually opened: every call is rejected until [`CircuitBreaker::reset`].
-    ForcedOpen,
-    /// Manually disabled: every call flows and nothing is counted until
-    /// [`CircuitBreaker::reset`].
-    Disabled,
-}
-
-/// A state-change listener (see [`CircuitBreaker::on_state_change`]).
-type Listener = Arc<dyn Fn(&StateChange) + Send + Sync>;
-
-/// Breaker state rebuilt from the log, by name, and the listeners registered in this process.
-#[derive(Default)]
-pub(crate) struct BreakerState {
-    entries: BTreeMap<String, Entry>,
-    listeners: HashMap<String, Vec<Listener>>,
-    /// Per-key lockouts: breakers by key, under the same lock.
-    pub(crate) lockouts: lockout::LockoutState,
-}
-
-impl fmt::Debug for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerState").field("entries", &self.entries).finish_non_exhaustive()
-    }
-}
-
-impl BreakerState {
-    /// Re-applies one `Breaker` record during recovery.
-    pub(crate) fn replay(
-        &mut self,
-        lsn: u64,
-        _timestamp_unix_ns: u64,
-        body: &[u8],
-    ) -> Result<(), String> {
-        let rec = BreakerRecord::decode(body)?;
-        let e = self.entries.entry(rec.name.to_owned()).or_default();
-        e.enter(&rec);
-        e.lsn = lsn;
-        // A half-open breaker at a crash had probes in flight; their fate is unknown.
-        e.interrupted_probe = rec.state == CircuitState::HalfOpen;
-        Ok(())
-    }
-
-    /// Record bodies that recreate every breaker's durable state (state, generation,
-    /// open_until, transition time) when replayed (for snapshots), each with the LSN of the
-    /// breaker's last transition. Breakers that never left Closed need none. All breaker state
-    /// matters whatever the time (an expired Open still means "probe first"), so `_now_unix_ns`
-    /// drops nothing.
-    pub(crate) fn snapshot_records(&self, _now_unix_ns: u64) -> Vec<SnapshotRecord> {
-        self.entries
-            .iter()
-            .filter(|(_, e)| e.generation > 0)
-            .map(|(name, e)| SnapshotRecord {
-                lsn: e.lsn,
-                timestamp_unix_ns: e.last_transition_unix_ns,
-                body: BreakerRecord {
-                    state: e.state,
-                    generation: e.generation,
-                    open_until_unix_ns: e.open_until_unix_ns,
-                    transition_unix_ns: e.last_transition_unix_ns,
-                    name,
-                }
-                .encode(),
-            })
-            .collect()
-    }
-}
 
 fn health(name: &str, e: &mut Entry, now: u64) -> BreakerHealth {
     e.counters.prune(&e.config, now);
@@ -180,11 +98,110 @@ pub enum Acquire {
     },
 }
 
+// A permit dropped without an outcome (an async caller cancelled by a timeout, a panic, a
+// forgotten permit) counts as a failed call with its elapsed time, so it is also a slow call
+// past the slow-call threshold. The same rule holds for every breaker in walden.
+/// Permission for one call. Report its outcome with [`success`](Self::success),
+/// [`failure`](Self::failure) or [`finish`](Self::finish); dropping it unreported counts as
+/// a failure that took the time since the permit was issued.
+#[must_use = "report the call's outcome with success() or failure()"]
+pub struct Permit {
+    breaker: CircuitBreaker,
+    generation: u64,
+    /// `false` for a call a shadow breaker would have rejected: its outcome counts nothing.
+    counted: bool,
+    started_unix_ns: u64,
+    reported: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("breaker", &self.breaker.name)
+            .field("generation", &self.generation)
+            .field("counted", &self.counted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit {
+    pub(crate) fn new(
+        breaker: CircuitBreaker,
+        generation: u64,
+        counted: bool,
+        started_unix_ns: u64,
+    ) -> Permit {
+        Permit { breaker, generation, counted, started_unix_ns, reported: false }
+    }
+
+    /// The breaker generation this call started in.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the outcome will count: `false` for a call a shadow breaker lets through
+    /// although it would have rejected it.
+    pub fn is_counted(&self) -> bool {
+        self.counted
+    }
+
+    /// The call succeeded; its duration is measured with the store's clock. Returns whether
+    /// the outcome counted (`false`: the breaker changed generation since the call started,
+    /// it is disabled or forced open, states that count nothing, or the permit is a shadow
+    /// one).
+    pub fn success(self) -> Result<bool> {
+        let elapsed = self.elapsed();
+        self.finish(true, elapsed)
+    }
+
+    /// The call failed. Returns whether the outcome counted (see [`success`](Self::success)).
+    pub fn failure(self) -> Result<bool> {
+        let elapsed = self.elapsed();
+        self.finish(false, elapsed)
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.breaker.now().saturating_sub(self.started_unix_ns))
+    }
+
+    /// Reports the outcome with an explicit duration (checked against the slow-call
+    /// threshold). A transition it causes is durable before this returns.
+    pub fn finish(mut self, ok: bool, duration: Duration) -> Result<bool> {
+        self.reported = true;
+        if !self.counted {
+            return Ok(false);
+        }
+        self.breaker.report(self.generation, ok, duration, true)
+    }
+}
+
+impl Drop for Permit {
+    /// No outcome: a failed call of the elapsed time. A transition it causes is logged and
+    /// written before the drop returns, but not waited for to be fsynced (the store's
+    /// flusher syncs it within `buffered_flush_interval_ms`): a drop may run on an async
+    /// executor's thread, and it has nobody to acknowledge to.
+    fn drop(&mut self) {
+        if self.reported || !self.counted {
+            return;
+        }
+        let elapsed = self.elapsed();
+        if let Err(error) = self.breaker.report(self.generation, false, elapsed, false) {
+            tracing::warn!(
+                target: "walden::breaker",
+                breaker = %self.breaker.name, %error,
+                "could not record a permit dropped without an outcome"
+            );
+        }
+    }
+}
+
 /// A logged transition whose record the caller waits for before telling anyone.
 pub(crate) struct Pending {
     ticket: Ticket,
     durability: Durability,
     change: StateChange,
+    /// The counts record that follows the transition, if counts are logged.
+    counts: Option<Ticket>,
 }
 
 impl Store {
@@ -283,7 +300,20 @@ impl CircuitBreaker {
             open_until_unix_ns: (m.to == CircuitState::Open).then_some(e.open_until_unix_ns),
             reason: e.reason.filter(|_| m.to == CircuitState::Open),
         };
-        Ok(Pending { ticket, durability: e.config.durability, change })
+        // The new generation's counters (totals, why it opened, the open period) follow the
+        // transition, so a restart or a snapshot finds them.
+        let counts = self.log_counts(e, m.at_unix_ns, true)?;
+        Ok(Pending { ticket, durability: e.config.durability, change, counts })
+    }
+
+    /// Enqueues a `BreakerCounts` record of `e` if one is due at `now` (or, with `force`,
+    /// whenever counts are logged at all); returns its ticket.
+    fn log_counts(&self, e: &mut Entry, now: u64, force: bool) -> Result<Option<Ticket>> {
+        let Some(s) = e.counts_due(now, force) else { return Ok(None) };
+        let body = counts_record(&self.name, e, &s, now);
+        let ticket = self.store.append_record(RecordKind::BreakerCounts, body)?;
+        e.counts_lsn = ticket.lsn;
+        Ok(Some(ticket))
     }
 
     /// Waits for logged transitions (for the fsync if `durable` and the breaker's
@@ -293,6 +323,10 @@ impl CircuitBreaker {
         for p in &pending {
             let durability = if durable { p.durability } else { Durability::Buffered };
             self.store.wait_for(p.ticket, durability)?;
+            if let Some(counts) = p.counts {
+                // Counts are written, never waited for to be fsynced.
+                self.store.wait_for(counts, Durability::Buffered)?;
+            }
         }
         if pending.is_empty() {
             return Ok(());
@@ -347,7 +381,14 @@ impl CircuitBreaker {
         let e = self.entry(&mut st);
         let pending = match e.outcome(generation, ok, duration, now) {
             Outcome::Stale => return Ok(false),
-            Outcome::Counted => Vec::new(),
+            Outcome::Counted => {
+                let counts = self.log_counts(e, now, false)?;
+                drop(st);
+                if let Some(ticket) = counts {
+                    self.store.wait_for(ticket, Durability::Buffered)?;
+                }
+                return Ok(true);
+            }
             Outcome::Transition(m) => vec![self.log_transition(e, m)?],
         };
         drop(st);

@@ -6,140 +6,35 @@
 
 mod batch;
 pub(crate) mod body;
+pub mod breaker;
+pub mod breaker_counts;
+mod bytes;
+mod corruption;
+pub mod files;
 mod identity;
+pub mod lockout;
+pub mod ratelimit;
 mod record;
 mod segment;
 mod snapshot;
+pub mod violations;
 
 pub use batch::{
     batch_op_encoded_len, batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps,
     BATCH_COUNT_BYTES, BATCH_OP_DELETE, BATCH_OP_PUT,
 };
+pub use files::{
+    parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name,
+};
 pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
 pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN};
 pub use segment::{
-    parse_segment_file_name, segment_file_name, segment_salt, SegmentHeader,
-    SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    segment_salt, SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
 pub use snapshot::{
-    parse_snapshot_file_name, snapshot_file_name, snapshot_salt, SnapshotFooter, SnapshotHeader,
-    SNAPSHOT_FOOTER_LEN, SNAPSHOT_FOOTER_MAGIC, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN,
-    SNAPSHOT_MAGIC,
+    snapshot_salt, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_FOOTER_MAGIC,
+    SNAPSHOT_FORMAT_VERSION, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC,
 };
 
-use std::fmt;
-
-/// Why a structure on disk was rejected. Carried by [`Error::Corruption`](crate::Error::Corruption)
-/// together with the file and byte offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CorruptionKind {
-    /// The file does not start with the expected magic bytes.
-    BadMagic,
-    /// The file was written by a format version this build does not read.
-    UnsupportedVersion {
-        /// The version found on disk.
-        found: u32,
-    },
-    /// A header's checksum does not match its contents.
-    HeaderChecksum {
-        /// Checksum stored in the header.
-        stored: u32,
-        /// Checksum computed over the header.
-        computed: u32,
-    },
-    /// A header is shorter than its fixed length.
-    ShortHeader,
-    /// A record failed its checks and valid records follow it: real corruption, not a torn write.
-    BadRecord(FrameError),
-    /// A record's body does not decode although its checksum matched (a writer bug or a future
-    /// format).
-    BadBody(String),
-    /// The record kind is not one this build knows.
-    UnknownRecordKind(u8),
-    /// The LSN chain is broken: a record or segment does not carry the LSN that must come next.
-    LsnGap {
-        /// The LSN that had to come next.
-        expected: u64,
-        /// The LSN found.
-        found: u64,
-    },
-    /// A segment number is missing from the sequence.
-    MissingSegment {
-        /// The segment number that is absent.
-        segment_no: u64,
-    },
-    /// A segment's header names a different segment number than its file name.
-    SegmentNumberMismatch {
-        /// Number in the file name.
-        expected: u64,
-        /// Number in the header.
-        found: u64,
-    },
-    /// A file belongs to another store (its store id differs).
-    ForeignStore,
-    /// A segment's epoch is older than the one before it.
-    EpochRegression {
-        /// Epoch of the previous segment.
-        previous: u64,
-        /// Epoch found.
-        found: u64,
-    },
-    /// WAL segments exist but the store's identity file is missing.
-    MissingIdentity,
-    /// A file that must not be empty is.
-    Empty,
-}
-
-impl fmt::Display for CorruptionKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CorruptionKind::BadMagic => write!(f, "bad magic bytes"),
-            CorruptionKind::UnsupportedVersion { found } => {
-                write!(f, "unsupported format version {found}")
-            }
-            CorruptionKind::HeaderChecksum { stored, computed } => write!(
-                f,
-                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-            ),
-            CorruptionKind::ShortHeader => write!(f, "header is truncated"),
-            CorruptionKind::BadRecord(e) => {
-                write!(f, "bad record followed by valid records: {e}")
-            }
-            CorruptionKind::BadBody(why) => write!(f, "record body does not decode: {why}"),
-            CorruptionKind::UnknownRecordKind(k) => write!(f, "unknown record kind {k}"),
-            CorruptionKind::LsnGap { expected, found } => {
-                write!(f, "LSN gap: expected {expected}, found {found}")
-            }
-            CorruptionKind::MissingSegment { segment_no } => {
-                write!(f, "segment {segment_no} is missing")
-            }
-            CorruptionKind::SegmentNumberMismatch { expected, found } => {
-                write!(f, "segment header says number {found}, file name says {expected}")
-            }
-            CorruptionKind::ForeignStore => write!(f, "file belongs to another store"),
-            CorruptionKind::EpochRegression { previous, found } => {
-                write!(f, "epoch went back from {previous} to {found}")
-            }
-            CorruptionKind::MissingIdentity => {
-                write!(f, "WAL segments exist but the STORE identity file is missing")
-            }
-            CorruptionKind::Empty => write!(f, "file is empty"),
-        }
-    }
-}
-
-/// Reads a little-endian `u16` at `at`. The caller has checked the bounds.
-pub(crate) fn le_u16(buf: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([buf[at], buf[at + 1]])
-}
-
-/// Reads a little-endian `u32` at `at`. The caller has checked the bounds.
-pub(crate) fn le_u32(buf: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// Reads a little-endian `u64` at `at`. The caller has checked the bounds.
-pub(crate) fn le_u64(buf: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
-}
+pub(crate) use bytes::{le_u16, le_u32, le_u64};
+pub use corruption::CorruptionKind;

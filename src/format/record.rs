@@ -27,6 +27,12 @@ pub enum RecordKind {
     RateLimit = 2,
     /// Circuit-breaker state.
     Breaker = 3,
+    /// A circuit breaker's closed-state counters (format version 2).
+    BreakerCounts = 4,
+    /// One lockout key's state (format version 2).
+    Lockout = 5,
+    /// One rate-limit key's violation history (format version 2).
+    RateLimitViolations = 6,
 }
 
 impl RecordKind {
@@ -36,6 +42,9 @@ impl RecordKind {
             1 => Some(RecordKind::Batch),
             2 => Some(RecordKind::RateLimit),
             3 => Some(RecordKind::Breaker),
+            4 => Some(RecordKind::BreakerCounts),
+            5 => Some(RecordKind::Lockout),
+            6 => Some(RecordKind::RateLimitViolations),
             _ => None,
         }
     }
@@ -46,6 +55,9 @@ impl RecordKind {
             RecordKind::Batch => "batch",
             RecordKind::RateLimit => "ratelimit",
             RecordKind::Breaker => "breaker",
+            RecordKind::BreakerCounts => "breaker-counts",
+            RecordKind::Lockout => "lockout",
+            RecordKind::RateLimitViolations => "violations",
         }
     }
 }

@@ -102,24 +102,10 @@ pub fn segment_salt(store_id: &[u8; 16], epoch: u64, segment_no: u64) -> u32 {
     h.finalize()
 }
 
-/// File name of segment `segment_no`: 20 zero-padded decimal digits and `.wal`, so names sort
-/// in segment order.
-pub fn segment_file_name(segment_no: u64) -> String {
-    format!("{segment_no:020}.wal")
-}
-
-/// Parses a segment file name back into its number; `None` for any other file.
-pub fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".wal")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::files::{parse_segment_file_name, segment_file_name};
 
     fn header() -> SegmentHeader {
         SegmentHeader { store_id: [7; 16], epoch: 3, segment_no: 9, first_lsn: 1234 }

@@ -130,7 +130,7 @@ impl SnapshotFooter {
     /// Decodes and verifies a footer (exactly the last 32 bytes of the file).
     pub fn decode(b: &[u8]) -> Result<SnapshotFooter, CorruptionKind> {
         if b.len() != SNAPSHOT_FOOTER_LEN {
-            return Err(CorruptionKind::ShortHeader);
+            return Err(CorruptionKind::ShortFooter);
         }
         if b[F_MAGIC_OFFSET..F_COUNT_OFFSET] != SNAPSHOT_FOOTER_MAGIC {
             return Err(CorruptionKind::BadMagic);
@@ -138,7 +138,7 @@ impl SnapshotFooter {
         let stored = le_u32(b, F_CRC_OFFSET);
         let computed = crc32fast::hash(&b[..F_CRC_OFFSET]);
         if stored != computed {
-            return Err(CorruptionKind::HeaderChecksum { stored, computed });
+            return Err(CorruptionKind::FooterChecksum { stored, computed });
         }
         if le_u32(b, F_RESERVED_OFFSET) != 0 {
             return Err(CorruptionKind::UnsupportedVersion { found: 0 });
@@ -160,23 +160,10 @@ pub fn snapshot_salt(store_id: &[u8; 16], lsn: u64) -> u32 {
     h.finalize()
 }
 
-/// File name of the snapshot at `lsn`: `snapshot-` + 20 zero-padded digits + `.snap`.
-pub fn snapshot_file_name(lsn: u64) -> String {
-    format!("snapshot-{lsn:020}.snap")
-}
-
-/// Parses a snapshot file name back into its LSN; `None` for any other file.
-pub fn parse_snapshot_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("snapshot-")?.strip_suffix(".snap")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::files::{parse_snapshot_file_name, snapshot_file_name};
 
     #[test]
     fn header_and_footer_round_trip_and_reject_every_bit_flip() {

@@ -5,15 +5,66 @@
 //! failure through every step of a protocol. Pass one in [`Options::io`](crate::Options::io).
 
 mod fault;
+mod lock;
 mod real;
+mod seam;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
+pub(crate) use lock::StoreLock;
 pub use real::RealIo;
+pub(crate) use seam::{Fs, IoError, SeamFile};
 
 use std::fmt;
 use std::io;
 use std::ops::Deref;
 use std::path::Path;
+
+/// The file operation that failed, carried by [`Error::Io`](crate::Error::Io) and
+/// [`PoisonCause`](crate::PoisonCause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IoOp {
+    /// Creating a directory.
+    CreateDir,
+    /// Listing a directory.
+    ListDir,
+    /// Opening or creating a file.
+    Open,
+    /// Reading or mapping a file.
+    Read,
+    /// Writing to a file.
+    Write,
+    /// `fdatasync` of a file.
+    Sync,
+    /// `fsync` of a directory.
+    SyncDir,
+    /// Renaming a file.
+    Rename,
+    /// Removing a file.
+    Remove,
+    /// Truncating a file.
+    Truncate,
+    /// Taking the store's lock.
+    Lock,
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            IoOp::CreateDir => "create directory",
+            IoOp::ListDir => "list directory",
+            IoOp::Open => "open",
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::Sync => "fsync",
+            IoOp::SyncDir => "fsync directory",
+            IoOp::Rename => "rename",
+            IoOp::Remove => "remove",
+            IoOp::Truncate => "truncate",
+            IoOp::Lock => "lock",
+        })
+    }
+}
 
 /// The bytes of a whole file, memory-mapped or read into memory.
 pub enum FileBytes {
@@ -79,4 +130,17 @@ pub trait Io: Send + Sync + fmt::Debug {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// fsyncs a directory, making creations, renames and removals in it durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// The length of a file, in bytes. The default asks the operating system.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        std::fs::metadata(path).map(|m| m.len())
+    }
+    /// Removes a directory and everything in it. The default asks the operating system.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+    /// Whether `path` is a directory (`false` if it does not exist). The default asks the
+    /// operating system.
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
 }

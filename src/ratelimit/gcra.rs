@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Longest burst window `B·T` a quota may span (about 146 years): keeps every sum of a
-/// wall-clock time and a window far below `u64::MAX`.
-pub const MAX_QUOTA_WINDOW_NS: u64 = 1 << 62;
+pub use crate::limits::MAX_QUOTA_WINDOW_NS;
 
 /// How many cells a key may spend, how fast they come back, and how many may be spent at once.
 ///

@@ -5,23 +5,18 @@
 //! [`read_snapshot`], which verifies header, footer and every entry and never panics on any
 //! bytes. The layout is in `docs/FORMAT.md`.
 
-pub(crate) mod compact;
-
 use std::path::{Path, PathBuf};
 
-use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::error::{CorruptionKind, Result};
 use crate::format::{
-    decode_frame, encode_batch_op, encode_frame, snapshot_file_name, BatchOp, BatchOpKind, Frame,
+    decode_frame, encode_frame, files::snapshot_tmp_file_name, snapshot_file_name, Frame,
     RecordKind, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
 };
-use crate::io::Io;
-use crate::store::replay::State;
-
-/// Bytes buffered before one `write` while a snapshot is written.
-const SNAPSHOT_WRITE_CHUNK_BYTES: usize = 1 << 20;
+use crate::io::{Fs, Io};
+use crate::limits::SNAPSHOT_WRITE_CHUNK_BYTES;
 
 /// Suffix of a snapshot being written; leftovers from a crash are removed at open.
-pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
+pub use crate::format::files::TMP_SUFFIX as SNAPSHOT_TMP_SUFFIX;
 
 /// One verified entry of a snapshot: a record frame (documents are one-put batches).
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +25,15 @@ pub struct SnapshotEntry<'a> {
     pub offset: u64,
     /// The entry: for a document, the LSN and time of the write that produced this version.
     pub frame: Frame<'a>,
+}
+
+/// A record body that, replayed, recreates one piece of rate-limit or breaker state; what
+/// those kinds contribute to a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SnapshotRecord {
+    pub lsn: u64,
+    pub timestamp_unix_ns: u64,
+    pub body: Vec<u8>,
 }
 
 /// Why a snapshot was rejected, and where.
@@ -57,7 +61,7 @@ pub fn read_snapshot<'a>(
         return Err(err(0, CorruptionKind::ForeignStore));
     }
     if bytes.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_FOOTER_LEN {
-        return Err(err(bytes.len(), CorruptionKind::ShortHeader));
+        return Err(err(bytes.len(), CorruptionKind::ShortFooter));
     }
     let footer_at = bytes.len() - SNAPSHOT_FOOTER_LEN;
     let footer = SnapshotFooter::decode(&bytes[footer_at..]).map_err(|k| err(footer_at, k))?;
@@ -105,91 +109,64 @@ pub(crate) struct SnapshotInfo {
     pub bytes: u64,
 }
 
-/// Writes `state` as the snapshot at `lsn`: temp file, fsync, rename, fsync directory.
+/// Receives one snapshot entry as `(kind, lsn, timestamp_unix_ns, body)`.
+pub(crate) type EntrySink<'a> = dyn FnMut(RecordKind, u64, u64, &[u8]) -> Result<()> + 'a;
+
+/// The entries a snapshot is written from: the snapshot knows record kinds and bytes, never
+/// the state they describe.
+pub(crate) trait SnapshotSource {
+    /// How many entries [`SnapshotSource::for_each_entry`] hands over.
+    fn entry_count(&self) -> u64;
+    /// Hands every entry to `sink` as `(kind, lsn, timestamp_unix_ns, body)`.
+    fn for_each_entry(&self, sink: &mut EntrySink<'_>) -> Result<()>;
+}
+
+/// Writes the entries of `source` as the snapshot at `lsn`: temp file, fsync, rename, fsync
+/// directory.
 pub(crate) fn write_snapshot(
     io: &dyn Io,
     dir: &Path,
     store_id: [u8; 16],
     epoch: u64,
     lsn: u64,
-    state: &State,
-    now_unix_ns: u64,
+    source: &dyn SnapshotSource,
 ) -> Result<SnapshotInfo> {
     let name = snapshot_file_name(lsn);
     let path = dir.join(&name);
-    let tmp = dir.join(format!("{name}{SNAPSHOT_TMP_SUFFIX}"));
-    let extra: Vec<(RecordKind, crate::store::replay::SnapshotRecord)> = state
-        .ratelimits
-        .snapshot_records(now_unix_ns)
-        .into_iter()
-        .map(|r| (RecordKind::RateLimit, r))
-        .chain(
-            state
-                .breakers
-                .snapshot_records(now_unix_ns)
-                .into_iter()
-                .map(|r| (RecordKind::Breaker, r)),
-        )
-        .collect();
-    let doc_count: usize = state.docs.values().map(|c| c.len()).sum();
-    let header =
-        SnapshotHeader { store_id, epoch, lsn, entry_count: (doc_count + extra.len()) as u64 };
+    let tmp_name = snapshot_tmp_file_name(lsn);
+    let tmp = dir.join(&tmp_name);
+    let header = SnapshotHeader { store_id, epoch, lsn, entry_count: source.entry_count() };
     let salt = header.salt();
 
-    if io
-        .list_dir(dir)
-        .map_err(|e| Error::io(IoOp::ListDir, dir, e))?
-        .contains(&format!("{name}{SNAPSHOT_TMP_SUFFIX}"))
-    {
-        io.remove_file(&tmp).map_err(|e| Error::io(IoOp::Remove, &tmp, e))?;
+    if Fs(io).list_dir(dir)?.contains(&tmp_name) {
+        Fs(io).remove_file(&tmp)?;
     }
-    let mut file = io.create_new(&tmp).map_err(|e| Error::io(IoOp::Open, &tmp, e))?;
+    let mut file = Fs(io).create_new(&tmp)?;
     let mut buf = Vec::with_capacity(SNAPSHOT_WRITE_CHUNK_BYTES + 4096);
     buf.extend_from_slice(&header.encode());
-    let mut body = Vec::new();
     let mut written = 0u64;
     let mut flush = |buf: &mut Vec<u8>, force: bool| -> Result<()> {
         if force || buf.len() >= SNAPSHOT_WRITE_CHUNK_BYTES {
-            file.write_all(buf).map_err(|e| Error::io(IoOp::Write, &tmp, e))?;
+            file.write_all(buf)?;
             written += buf.len() as u64;
             buf.clear();
         }
         Ok(())
     };
     let mut entry_bytes = 0u64;
-    for (collection, docs) in &state.docs {
-        for (key, doc) in docs {
-            body.clear();
-            body.extend_from_slice(&1u32.to_le_bytes());
-            encode_batch_op(
-                &mut body,
-                &BatchOp {
-                    kind: BatchOpKind::Put,
-                    collection,
-                    key,
-                    version: doc.version,
-                    value: &doc.json,
-                },
-            );
-            let before = buf.len();
-            encode_frame(&mut buf, salt, doc.lsn, doc.written_unix_ns, RecordKind::Batch, &body);
-            entry_bytes += (buf.len() - before) as u64;
-            flush(&mut buf, false)?;
-        }
-    }
-    for (kind, r) in &extra {
+    source.for_each_entry(&mut |kind, lsn, timestamp_unix_ns, body| {
         let before = buf.len();
-        encode_frame(&mut buf, salt, r.lsn, r.timestamp_unix_ns, *kind, &r.body);
+        encode_frame(&mut buf, salt, lsn, timestamp_unix_ns, kind, body);
         entry_bytes += (buf.len() - before) as u64;
-        flush(&mut buf, false)?;
-    }
+        flush(&mut buf, false)
+    })?;
     buf.extend_from_slice(
         &SnapshotFooter { entry_count: header.entry_count, entry_bytes }.encode(),
     );
     flush(&mut buf, true)?;
-    file.sync_data().map_err(|e| Error::io(IoOp::Sync, &tmp, e))?;
+    file.sync_data()?;
     drop(file);
-    io.rename(&tmp, &path).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
-    io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    Fs(io).rename(&tmp, &path)?;
+    Fs(io).sync_dir(dir)?;
     Ok(SnapshotInfo { lsn, path, bytes: written })
 }

@@ -3,16 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::open::IDENTITY_FILE;
 use super::Store;
-use crate::error::{Error, IoOp, Result};
-use crate::io::Io;
+use crate::error::{Error, Result};
+use crate::format::files::{backup_dir_name, parse_backup_dir_name, IDENTITY_FILE, WAL_DIR};
+use crate::io::{Fs, Io, RealIo};
 use crate::wal::recovery::list_segments;
-use crate::wal::WAL_DIR;
 
 /// Prefix of the directories [`Store::backup_rotated`] creates; the rest of the name is the
 /// backup time in milliseconds since the Unix epoch, 20 digits.
-pub const BACKUP_DIR_PREFIX: &str = "backup-";
+pub use crate::format::files::BACKUP_DIR_PREFIX;
 
 /// What a backup wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,10 +37,10 @@ pub struct Retention {
 }
 
 fn copy_file(io: &dyn Io, from: &Path, to: &Path) -> Result<u64> {
-    let bytes = io.read(from).map_err(|e| Error::io(IoOp::Read, from, e))?;
-    let mut f = io.create_new(to).map_err(|e| Error::io(IoOp::Open, to, e))?;
-    f.write_all(&bytes).map_err(|e| Error::io(IoOp::Write, to, e))?;
-    f.sync_data().map_err(|e| Error::io(IoOp::Sync, to, e))?;
+    let bytes = Fs(io).read(from)?;
+    let mut f = Fs(io).create_new(to)?;
+    f.write_all(&bytes)?;
+    f.sync_data()?;
     Ok(bytes.len() as u64)
 }
 
@@ -67,7 +66,7 @@ impl Store {
         let current = compactor.current.lock().clone();
         let (active, sealed_lsn) = self.inner.wal.seal()?;
         let dest_wal = dest.join(WAL_DIR);
-        io.create_dir_all(&dest_wal).map_err(|e| Error::io(IoOp::CreateDir, &dest_wal, e))?;
+        Fs(io).create_dir_all(&dest_wal)?;
         let mut files = 0;
         let mut bytes = 0;
         bytes += copy_file(io, &self.inner.dir.join(IDENTITY_FILE), &dest.join(IDENTITY_FILE))?;
@@ -85,10 +84,10 @@ impl Store {
             }
         }
         drop(serial);
-        io.sync_dir(&dest_wal).map_err(|e| Error::io(IoOp::SyncDir, &dest_wal, e))?;
-        io.sync_dir(dest).map_err(|e| Error::io(IoOp::SyncDir, dest, e))?;
+        Fs(io).sync_dir(&dest_wal)?;
+        Fs(io).sync_dir(dest)?;
         if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-            io.sync_dir(parent).map_err(|e| Error::io(IoOp::SyncDir, parent, e))?;
+            Fs(io).sync_dir(parent)?;
         }
         Ok(BackupReport { path: dest.to_path_buf(), lsn: sealed_lsn, files, bytes })
     }
@@ -96,7 +95,7 @@ impl Store {
     /// Backs up into a new directory `parent/backup-<unix ms>` (see [`prune_backups`]).
     pub fn backup_rotated(&self, parent: impl AsRef<Path>) -> Result<BackupReport> {
         let ms = self.inner.options.clock.now_unix_ns() / 1_000_000;
-        self.backup_to(parent.as_ref().join(format!("{BACKUP_DIR_PREFIX}{ms:020}")))
+        self.backup_to(parent.as_ref().join(backup_dir_name(ms)))
     }
 }
 
@@ -123,19 +122,12 @@ pub fn prune_backups(
         return Ok(Vec::new());
     }
     let mut backups: Vec<(u64, PathBuf)> = Vec::new();
-    let entries = std::fs::read_dir(parent).map_err(|e| Error::io(IoOp::ListDir, parent, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(IoOp::ListDir, parent, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(ms) = name
-            .strip_prefix(BACKUP_DIR_PREFIX)
-            .filter(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|d| d.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if entry.path().is_dir() {
-            backups.push((ms, entry.path()));
+    let fs = Fs(&RealIo);
+    for name in fs.list_dir(parent)? {
+        let Some(ms) = parse_backup_dir_name(&name) else { continue };
+        let path = parent.join(&name);
+        if RealIo.is_dir(&path) {
+            backups.push((ms, path));
         }
     }
     backups.sort();
@@ -147,14 +139,12 @@ pub fn prune_backups(
         let kept_by_age =
             retention.max_age.is_some_and(|age| now_ms.saturating_sub(ms) < age.as_millis() as u64);
         if !kept_by_count && !kept_by_age {
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+            fs.remove_dir_all(&path)?;
             deleted.push(path);
         }
     }
     if !deleted.is_empty() {
-        std::fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| Error::io(IoOp::SyncDir, parent, e))?;
+        fs.sync_dir(parent)?;
     }
     Ok(deleted)
 }

@@ -4,9 +4,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 
 use serde_json::value::RawValue;
 
+use super::reads::{decode_doc, Versioned};
 use super::{Batch, Store};
 use crate::error::{Error, IoOp, Result};
 use crate::limits::MAX_BATCH_OPS;
+use crate::state::docs::Doc;
 
 /// How an import commits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,7 +62,7 @@ impl Store {
     /// instant. Returns the number of documents written.
     pub fn export_all_json<W: Write>(&self, mut out: W) -> Result<u64> {
         // Collect every collection under one read lock: one instant for the whole store.
-        let all: Vec<(String, Vec<(String, super::Doc)>)> = {
+        let all: Vec<(String, Vec<(String, Doc)>)> = {
             let docs = self.inner.docs.read();
             docs.iter()
                 .map(|(c, m)| (c.clone(), m.iter().map(|(k, d)| (k.clone(), d.clone())).collect()))
@@ -74,9 +76,9 @@ impl Store {
             }
             serde_json::to_writer(&mut out, &collection).map_err(|e| export_io(e.into()))?;
             out.write_all(b":").map_err(export_io)?;
-            let items = docs.into_iter().map(|(k, d)| {
-                super::decode_doc::<Box<RawValue>>(&collection, &k, &d).map(|v| (k, v))
-            });
+            let items = docs
+                .into_iter()
+                .map(|(k, d)| decode_doc::<Box<RawValue>>(&collection, &k, &d).map(|v| (k, v)));
             n += write_object(&mut out, items)?;
         }
         out.write_all(b"}\n").map_err(export_io)?;
@@ -170,7 +172,7 @@ impl Store {
 
 fn write_object<W: Write>(
     out: &mut W,
-    items: impl Iterator<Item = Result<(String, super::Versioned<Box<RawValue>>)>>,
+    items: impl Iterator<Item = Result<(String, Versioned<Box<RawValue>>)>>,
 ) -> Result<u64> {
     out.write_all(b"{").map_err(export_io)?;
     let mut n = 0;

@@ -1,53 +1,32 @@
 //! Opening a store: directory, lock, identity, recovery, writer.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{File, OpenOptions, TryLockError};
 use std::hash::{BuildHasher, Hasher};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::replay::State;
-use super::{apply_group, Inner, Options, Store};
-use crate::error::{CorruptionKind, Error, IoOp, Result};
+use super::compact::{CompactionPolicy, Compactor};
+use super::hook::{DocHook, DocLog};
+use super::pending::HeldBack;
+use super::{Inner, Options, RecoveryStats, Store};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::{
+    is_snapshot_tmp_file_name, IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR,
+};
 use crate::format::{parse_snapshot_file_name, StoreIdentity};
-use crate::io::Io;
-use crate::snapshot::compact::{CompactionPolicy, Compactor};
-use crate::snapshot::{SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
-use crate::wal::recovery::{list_segments, recover};
-use crate::wal::writer::{SegmentWriter, Wal};
-use crate::wal::WAL_DIR;
+use crate::io::{Fs, Io, StoreLock};
+use crate::snapshot::SnapshotInfo;
+use crate::state::State;
+use crate::wal::recovery::{list_segments, recover, ReplayReport};
+use crate::wal::segment_writer::SegmentWriter;
 
-/// Name of the lock file.
-pub(crate) const LOCK_FILE: &str = "LOCK";
-/// Name of the identity file.
-pub(crate) const IDENTITY_FILE: &str = "STORE";
-const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-fn take_lock(dir: &Path, timeout: Option<Duration>) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::io(IoOp::Lock, &path, e))?;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) => match deadline {
-                Some(d) if Instant::now() < d => std::thread::sleep(LOCK_POLL_INTERVAL),
-                _ => return Err(Error::Locked { path: dir.to_path_buf() }),
-            },
-            Err(TryLockError::Error(e)) => return Err(Error::io(IoOp::Lock, &path, e)),
-        }
-    }
+fn take_lock(dir: &Path, timeout: Option<Duration>) -> Result<StoreLock> {
+    StoreLock::acquire(&dir.join(LOCK_FILE), timeout)?
+        .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })
 }
 
 fn random_id() -> [u8; 16] {
@@ -74,9 +53,9 @@ fn load_or_create_identity(
     now_unix_ns: u64,
 ) -> Result<StoreIdentity> {
     let path = dir.join(IDENTITY_FILE);
-    let names = io.list_dir(dir).map_err(|e| Error::io(IoOp::ListDir, dir, e))?;
+    let names = Fs(io).list_dir(dir)?;
     if names.iter().any(|n| n == IDENTITY_FILE) {
-        let bytes = io.read(&path).map_err(|e| Error::io(IoOp::Read, &path, e))?;
+        let bytes = Fs(io).read(&path)?;
         return StoreIdentity::decode(&bytes).map_err(|kind| Error::Corruption {
             file: path.clone(),
             offset: 0,
@@ -93,41 +72,196 @@ fn load_or_create_identity(
         });
     }
     let identity = StoreIdentity { store_id: random_id(), created_unix_ns: now_unix_ns };
-    let tmp = dir.join(format!("{IDENTITY_FILE}.tmp"));
-    if names.iter().any(|n| *n == format!("{IDENTITY_FILE}.tmp")) {
-        io.remove_file(&tmp).map_err(|e| Error::io(IoOp::Remove, &tmp, e))?;
+    let tmp = dir.join(IDENTITY_TMP_FILE);
+    if names.iter().any(|n| n == IDENTITY_TMP_FILE) {
+        Fs(io).remove_file(&tmp)?;
     }
-    let mut f = io.create_new(&tmp).map_err(|e| Error::io(IoOp::Open, &tmp, e))?;
-    f.write_all(&identity.encode()).map_err(|e| Error::io(IoOp::Write, &tmp, e))?;
-    f.sync_data().map_err(|e| Error::io(IoOp::Sync, &tmp, e))?;
+    let mut f = Fs(io).create_new(&tmp)?;
+    f.write_all(&identity.encode())?;
+    f.sync_data()?;
     drop(f);
-    io.rename(&tmp, &path).map_err(|e| Error::io(IoOp::Rename, &path, e))?;
-    io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    Fs(io).rename(&tmp, &path)?;
+    Fs(io).sync_dir(dir)?;
     Ok(identity)
 }
 
-pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
+impl Store {
+    /// Opens (or creates) the store in directory `path` with default [`Options`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path, Options::default())
+    }
+
+    /// Opens (or creates) the store in directory `path`, replaying its log.
+    ///
+    /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
+    /// (file and byte offset) if the log is damaged anywhere but a torn tail.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
+        open(path.as_ref(), options)
+    }
+}
+
+fn open(dir: &Path, options: Options) -> Result<Store> {
     let io = options.io.clone();
-    io.create_dir_all(dir).map_err(|e| Error::io(IoOp::CreateDir, dir, e))?;
+    Fs(&*io).create_dir_all(dir)?;
     let lock = take_lock(dir, options.lock_timeout)?;
     let wal_dir = dir.join(WAL_DIR);
     let identity = load_or_create_identity(&*io, dir, &wal_dir, options.clock.now_unix_ns())?;
-    io.create_dir_all(&wal_dir).map_err(|e| Error::io(IoOp::CreateDir, &wal_dir, e))?;
-    io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+    Fs(&*io).create_dir_all(&wal_dir)?;
+    Fs(&*io).sync_dir(dir)?;
 
-    // Snapshots, newest first; a damaged one is skipped if an older one and the log cover it.
-    let names = io.list_dir(dir).map_err(|e| Error::io(IoOp::ListDir, dir, e))?;
+    let names = Fs(&*io).list_dir(dir)?;
+    remove_tmp_snapshots(&*io, dir, &names)?;
+    let (mut state, loaded, rejected) = load_snapshot(&*io, dir, &names, identity.store_id)?;
+    let snapshot_lsn = loaded.as_ref().map_or(0, |(s, _)| s.lsn);
+    let rejected_paths: Vec<PathBuf> = rejected
+        .iter()
+        .filter_map(|e| match e {
+            Error::Corruption { file, .. } => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+
+    let recovered = recover(&*io, &wal_dir, identity.store_id, snapshot_lsn, &mut |r| {
+        state.apply_frame(&r.frame)
+    })?;
+    check_log_start(recovered.first.as_ref(), loaded.is_some(), snapshot_lsn, rejected)?;
+    let stats =
+        recovery_stats(&recovered.report, loaded.as_ref().map(|(s, _)| s.lsn), rejected_paths);
+    let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
+
+    let writer = SegmentWriter::create(
+        io.clone(),
+        &wal_dir,
+        identity.store_id,
+        epoch,
+        recovered.next_segment_no,
+        recovered.next_lsn,
+        options.segment_target_bytes,
+    )?;
+    let State { docs, ratelimits, breakers, lockouts, .. } = state;
+    let docs = Arc::new(RwLock::new(docs));
+    let hook = DocHook { docs: docs.clone() };
+    let wal = Arc::new(
+        DocLog::new(writer, recovered.next_lsn, recovered.last_timestamp_unix_ns, hook)
+            .with_max_commit_delay(options.max_commit_delay),
+    );
+    wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
+    let snapshot = loaded.map(|(s, _)| s);
+    let compactor =
+        Arc::new(compactor(&options, dir, &wal_dir, identity.store_id, epoch, &wal, snapshot));
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let held_back = HeldBack::new(wal.clone(), ratelimits, breakers, options.clock.clone());
+    let threads = spawn_background(&options, &held_back, &compactor, &stop);
+    let inner = Arc::new(Inner {
+        dir: dir.to_path_buf(),
+        options,
+        docs,
+        wal,
+        compactor,
+        validators: RwLock::new(Default::default()),
+        recovery: stats,
+        ratelimits: held_back.ratelimits.clone(),
+        breakers: held_back.breakers.clone(),
+        lockouts: Mutex::new(lockouts),
+        held_back,
+        threads: Mutex::new(threads),
+        stop,
+        lock,
+    });
+    Ok(Store { inner })
+}
+
+/// The log must start right after the snapshot (or at LSN 1 without one). If it does not, the
+/// newest rejected snapshot (if any) is the error to report, else the gap.
+fn check_log_start(
+    first: Option<&(u64, PathBuf)>,
+    loaded: bool,
+    snapshot_lsn: u64,
+    rejected: Vec<Error>,
+) -> Result<()> {
+    if let Some((first_lsn, first_path)) = first {
+        if *first_lsn > snapshot_lsn + 1 {
+            return Err(rejected.into_iter().next().unwrap_or(Error::Corruption {
+                file: first_path.clone(),
+                offset: 0,
+                last_good_lsn: None,
+                kind: CorruptionKind::LsnGap { expected: snapshot_lsn + 1, found: *first_lsn },
+            }));
+        }
+    } else if !loaded {
+        if let Some(e) = rejected.into_iter().next() {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn recovery_stats(
+    report: &ReplayReport,
+    snapshot_lsn: Option<u64>,
+    snapshots_rejected: Vec<PathBuf>,
+) -> RecoveryStats {
+    RecoveryStats {
+        records_replayed: report.records_replayed,
+        segments_read: report.segments_read,
+        bytes_read: report.bytes_read,
+        replay_us: report.replay_us,
+        torn_tail: report.torn_tail.clone(),
+        torn_saved_to: report.torn_saved_to.clone(),
+        snapshot_lsn,
+        snapshots_rejected,
+    }
+}
+
+/// The compactor of a store opened at `epoch`, whose newest snapshot is `snapshot`.
+fn compactor(
+    options: &Options,
+    dir: &Path,
+    wal_dir: &Path,
+    store_id: [u8; 16],
+    epoch: u64,
+    wal: &Arc<DocLog>,
+    snapshot: Option<SnapshotInfo>,
+) -> Compactor {
+    Compactor {
+        io: options.io.clone(),
+        dir: dir.to_path_buf(),
+        wal_dir: wal_dir.to_path_buf(),
+        store_id,
+        epoch,
+        wal: wal.clone(),
+        clock: options.clock.clone(),
+        current: Mutex::new(snapshot),
+        serial: Mutex::new(()),
+        policy: CompactionPolicy {
+            auto: options.auto_compact,
+            min_wal_bytes: options.compaction_min_wal_bytes,
+            wal_to_snapshot_ratio: options.compaction_wal_to_snapshot_ratio,
+        },
+        counters: Default::default(),
+    }
+}
+
+/// Removes the temp files of snapshots whose writing a crash interrupted.
+fn remove_tmp_snapshots(io: &dyn Io, dir: &Path, names: &[String]) -> Result<()> {
     let mut removed_tmp = false;
-    for name in &names {
-        if name.starts_with("snapshot-") && name.ends_with(SNAPSHOT_TMP_SUFFIX) {
+    for name in names {
+        if is_snapshot_tmp_file_name(name) {
             let path = dir.join(name);
-            io.remove_file(&path).map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+            Fs(io).remove_file(&path)?;
             removed_tmp = true;
         }
     }
     if removed_tmp {
-        io.sync_dir(dir).map_err(|e| Error::io(IoOp::SyncDir, dir, e))?;
+        Fs(io).sync_dir(dir)?;
     }
+    Ok(())
+}
+
+/// The state of the newest snapshot that verifies, with the snapshot and its epoch, and the
+/// newer snapshots rejected on the way (newest first). A damaged snapshot is skipped if an
+/// older one and the log cover it; the caller checks that they do.
+fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) -> Result<Loaded> {
     let mut snapshots: Vec<(u64, PathBuf)> = names
         .iter()
         .filter_map(|n| parse_snapshot_file_name(n).map(|lsn| (lsn, dir.join(n))))
@@ -137,8 +271,8 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
     let mut loaded: Option<(SnapshotInfo, u64)> = None;
     let mut rejected: Vec<Error> = Vec::new();
     for (lsn, path) in snapshots {
-        let bytes = io.read(&path).map_err(|e| Error::io(IoOp::Read, &path, e))?;
-        match State::from_snapshot(&bytes, identity.store_id) {
+        let bytes = Fs(io).read(&path)?;
+        match State::from_snapshot(&bytes, store_id) {
             Ok((candidate, h)) if h.lsn == lsn => {
                 state = candidate;
                 loaded = Some((SnapshotInfo { lsn, path, bytes: bytes.len() as u64 }, h.epoch));
@@ -158,81 +292,26 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
             }),
         }
     }
-    let snapshot_lsn = loaded.as_ref().map_or(0, |(s, _)| s.lsn);
-    let rejected_paths: Vec<PathBuf> = rejected
-        .iter()
-        .filter_map(|e| match e {
-            Error::Corruption { file, .. } => Some(file.clone()),
-            _ => None,
-        })
-        .collect();
+    Ok((state, loaded, rejected))
+}
 
-    let recovered = recover(&*io, &wal_dir, identity.store_id, snapshot_lsn, &mut |r| {
-        state.apply_frame(&r.frame)
-    })?;
-    // The log must start right after the snapshot (or at LSN 1 without one).
-    if let Some((first_lsn, first_path)) = &recovered.first {
-        if *first_lsn > snapshot_lsn + 1 {
-            return Err(rejected.into_iter().next().unwrap_or(Error::Corruption {
-                file: first_path.clone(),
-                offset: 0,
-                last_good_lsn: None,
-                kind: CorruptionKind::LsnGap { expected: snapshot_lsn + 1, found: *first_lsn },
-            }));
-        }
-    } else if loaded.is_none() {
-        if let Some(e) = rejected.into_iter().next() {
-            return Err(e);
-        }
-    }
-    let mut stats = recovered.stats;
-    stats.snapshot_lsn = loaded.as_ref().map(|(s, _)| s.lsn);
-    stats.snapshots_rejected = rejected_paths;
-    let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
+/// What [`load_snapshot`] found: the state, the snapshot and its epoch, the rejected ones.
+type Loaded = (State, Option<(SnapshotInfo, u64)>, Vec<Error>);
 
-    let writer = SegmentWriter::create(
-        io.clone(),
-        &wal_dir,
-        identity.store_id,
-        epoch,
-        recovered.next_segment_no,
-        recovered.next_lsn,
-        options.segment_target_bytes,
-    )?;
-    let State { docs, ratelimits, breakers, .. } = state;
-    let docs = Arc::new(RwLock::new(docs));
-    let apply_docs = docs.clone();
-    let wal = Arc::new(
-        Wal::new(
-            writer,
-            recovered.next_lsn,
-            recovered.last_timestamp_unix_ns,
-            Box::new(move |group| apply_group(&apply_docs, group)),
-        )
-        .with_max_commit_delay(options.max_commit_delay),
-    );
-    wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
-    let compactor = Arc::new(Compactor {
-        io: io.clone(),
-        dir: dir.to_path_buf(),
-        wal_dir: wal_dir.clone(),
-        store_id: identity.store_id,
-        epoch,
-        wal: wal.clone(),
-        clock: options.clock.clone(),
-        current: Mutex::new(loaded.map(|(s, _)| s)),
-        serial: Mutex::new(()),
-        policy: CompactionPolicy {
-            auto: options.auto_compact,
-            min_wal_bytes: options.compaction_min_wal_bytes,
-            wal_to_snapshot_ratio: options.compaction_wal_to_snapshot_ratio,
-        },
-        counters: Default::default(),
-    });
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+/// Starts the flusher and the compactor threads.
+fn spawn_background(
+    options: &Options,
+    held_back: &HeldBack,
+    compactor: &Arc<Compactor>,
+    stop: &Arc<(Mutex<bool>, Condvar)>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
-    let flusher_wal = wal.clone();
+    let held_back = held_back.clone();
+    let flusher_wal = held_back.wal.clone();
     let flusher = spawn_periodic("walden-flusher", stop.clone(), flush_interval, move || {
+        // Breaker counters and violation histories whose interval has passed; a failure
+        // poisons the store, and the writers see it.
+        let _ = held_back.flush(false);
         if flusher_wal.has_unsynced() {
             // A failure poisons the store; writers see it on their next call.
             let _ = flusher_wal.sync();
@@ -246,21 +325,7 @@ pub(super) fn open(dir: &Path, options: Options) -> Result<Store> {
             let _ = background.compact();
         }
     });
-    let inner = Arc::new(Inner {
-        dir: dir.to_path_buf(),
-        options,
-        docs,
-        wal,
-        compactor,
-        validators: RwLock::new(Default::default()),
-        recovery: stats,
-        ratelimits: Mutex::new(ratelimits),
-        breakers: Mutex::new(breakers),
-        threads: Mutex::new(vec![flusher, compaction]),
-        stop,
-        lock,
-    });
-    Ok(Store { inner })
+    vec![flusher, compaction]
 }
 
 /// Runs `tick` every `interval` on a named thread until `stop` is set.

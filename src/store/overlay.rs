@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::Doc;
+use crate::state::docs::Doc;
 
 /// `(collection, key)`.
 pub(crate) type DocKey = (String, String);

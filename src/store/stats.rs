@@ -3,31 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
-use super::Inner;
+use super::recovery::RecoveryStats;
+use super::{Inner, Store};
 use crate::error::PoisonCause;
-use crate::wal::TornTail;
-
-/// What the last open found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecoveryStats {
-    /// Records replayed from the log.
-    pub records_replayed: u64,
-    /// Segment files read.
-    pub segments_read: u64,
-    /// Bytes of log read.
-    pub bytes_read: u64,
-    /// Time the replay took, in microseconds.
-    pub replay_us: u64,
-    /// The torn tail cut off the log, if any.
-    pub torn_tail: Option<TornTail>,
-    /// Where the cut bytes were kept for forensics.
-    pub torn_saved_to: Option<std::path::PathBuf>,
-    /// LSN of the snapshot the state was loaded from, if any.
-    pub snapshot_lsn: Option<u64>,
-    /// Snapshots that failed verification and were passed over for an older one (left on
-    /// disk for forensics; removed by the next compaction).
-    pub snapshots_rejected: Vec<std::path::PathBuf>,
-}
+use crate::wal::recovery::list_segments;
 
 /// A picture of the store's state and work so far (this process, since open).
 #[derive(Debug, Clone, Default)]
@@ -90,7 +69,14 @@ pub struct Stats {
     pub recovery: RecoveryStats,
 }
 
-pub(super) fn collect(inner: &Inner) -> Stats {
+impl Store {
+    /// Counters and positions: see [`Stats`].
+    pub fn stats(&self) -> Stats {
+        collect(&self.inner)
+    }
+}
+
+fn collect(inner: &Inner) -> Stats {
     let documents_per_collection: BTreeMap<String, u64> =
         inner.docs.read().iter().map(|(c, m)| (c.clone(), m.len() as u64)).collect();
     let pos = inner.wal.positions();
@@ -98,13 +84,8 @@ pub(super) fn collect(inner: &Inner) -> Stats {
     let groups = c.groups.load(Ordering::Relaxed);
     let commits = c.records.load(Ordering::Relaxed);
     let wal_bytes = c.wal_bytes_on_disk.load(Ordering::Relaxed);
-    let wal_segments = std::fs::read_dir(inner.dir.join(crate::wal::WAL_DIR)).map_or(0, |rd| {
-        rd.flatten()
-            .filter(|e| {
-                crate::format::parse_segment_file_name(&e.file_name().to_string_lossy()).is_some()
-            })
-            .count() as u64
-    });
+    let wal_dir = inner.dir.join(crate::wal::WAL_DIR);
+    let wal_segments = list_segments(&*inner.options.io, &wal_dir).map_or(0, |s| s.len() as u64);
     let live_bytes: u64 = inner
         .docs
         .read()

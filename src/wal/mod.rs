@@ -1,17 +1,20 @@
 //! The write-ahead log: segment files in `<store>/wal/`.
 //!
-//! [`reader`] walks and classifies the log (shared by recovery and `walinspect`); the writer
-//! appends with group commit; recovery acts on the reader's verdict (the only code that
-//! truncates).
+//! [`reader`] walks and classifies the log (shared by recovery and `walinspect`); `commit`
+//! queues records and group-commits them through the segment writer; recovery acts on the
+//! reader's verdict (the only code that truncates). The log knows record kinds and bytes, never
+//! what a record means: the layer above plugs in through `commit::CommitHook`.
 
+pub(crate) mod commit;
+pub(crate) mod counters;
 pub mod reader;
 pub(crate) mod recovery;
-pub(crate) mod writer;
+pub(crate) mod segment_writer;
 
+pub use commit::Durability;
 pub use reader::{
     find_next_valid, list_segment_files, scan_log, walk_segment_lenient, LenientItem,
     LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput, SegmentSummary, TornTail,
 };
 
-/// Name of the log directory inside a store.
-pub const WAL_DIR: &str = "wal";
+pub use crate::format::files::WAL_DIR;

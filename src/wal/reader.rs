@@ -16,6 +16,7 @@ use crate::format::{
     decode_frame, parse_segment_file_name, CorruptionKind, Frame, FrameError, RecordKind,
     SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
+use crate::io::{Io, RealIo};
 use crate::limits::MAX_RESYNC_SCAN_BYTES;
 
 /// One segment file's bytes, as handed to [`scan_log`].
@@ -159,15 +160,18 @@ pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, expected_lsn: u64) 
 ///
 /// Read-only: lists the directory and nothing else.
 pub fn list_segment_files(wal_dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
-    let mut segs = Vec::new();
-    for entry in std::fs::read_dir(wal_dir)? {
-        let entry = entry?;
-        if let Some(no) = entry.file_name().to_str().and_then(parse_segment_file_name) {
-            segs.push((no, entry.path()));
-        }
-    }
+    RealIo.list_dir(wal_dir).map(|names| segments_named(&names, wal_dir))
+}
+
+/// The segment files among the `names` of `wal_dir`'s entries, sorted by number: the one
+/// listing of the log, shared by recovery, compaction, backup, stats and `walinspect`.
+pub(crate) fn segments_named(names: &[String], wal_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut segs: Vec<(u64, PathBuf)> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n).map(|no| (no, wal_dir.join(n))))
+        .collect();
     segs.sort();
-    Ok(segs)
+    segs
 }
 
 /// One step of [`walk_segment_lenient`].
@@ -282,25 +286,28 @@ fn corrupt(
     }))
 }
 
-fn scan_segment<'a>(
-    seg: &SegmentInput<'a>,
+/// Checks a segment's header and its place in the chain (number, store, epoch, first LSN).
+/// `Err`: the verdict the header alone decides.
+// Over 70 lines because each check is one row of the decision table in the module doc, in the
+// table's order; split up, the table could no longer be read against the code.
+fn check_segment_header(
+    seg: &SegmentInput<'_>,
     index: usize,
     is_last: bool,
     scan: &mut LogScan,
     summary: &mut SegmentSummary,
-    on_record: &mut dyn FnMut(&RecordRef<'a>) -> Result<(), CorruptionKind>,
-) -> Option<LogVerdict> {
+) -> Result<SegmentHeader, Option<LogVerdict>> {
     let path = seg.path;
     if let Some(prev) = scan.segments.last() {
         if seg.segment_no != prev.segment_no + 1 {
             let missing = prev.segment_no + 1;
-            return corrupt(
+            return Err(corrupt(
                 path,
                 0,
                 scan.last_lsn,
                 CorruptionKind::MissingSegment { segment_no: missing },
                 None,
-            );
+            ));
         }
     }
     let header = match SegmentHeader::decode(seg.bytes) {
@@ -311,20 +318,20 @@ fn scan_segment<'a>(
             let never_completed =
                 seg.bytes.len() < SEGMENT_HEADER_LEN || seg.bytes.iter().all(|&b| b == 0);
             if is_last && never_completed {
-                return Some(LogVerdict::TornTail(TornTail {
+                return Err(Some(LogVerdict::TornTail(TornTail {
                     path: path.to_path_buf(),
                     segment_no: seg.segment_no,
                     offset: 0,
                     len: seg.bytes.len() as u64,
                     error: None,
-                }));
+                })));
             }
-            return corrupt(path, 0, scan.last_lsn, kind, None);
+            return Err(corrupt(path, 0, scan.last_lsn, kind, None));
         }
     };
     summary.header = Some(header);
     if header.segment_no != seg.segment_no {
-        return corrupt(
+        return Err(corrupt(
             path,
             0,
             scan.last_lsn,
@@ -333,39 +340,57 @@ fn scan_segment<'a>(
                 found: header.segment_no,
             },
             None,
-        );
+        ));
     }
     match scan.store_id {
         Some(id) if id != header.store_id => {
-            return corrupt(path, 0, scan.last_lsn, CorruptionKind::ForeignStore, None);
+            return Err(corrupt(path, 0, scan.last_lsn, CorruptionKind::ForeignStore, None));
         }
         _ => scan.store_id = Some(header.store_id),
     }
     if index > 0 && header.epoch < scan.max_epoch {
-        return corrupt(
+        return Err(corrupt(
             path,
             0,
             scan.last_lsn,
             CorruptionKind::EpochRegression { previous: scan.max_epoch, found: header.epoch },
             None,
-        );
+        ));
     }
     scan.max_epoch = scan.max_epoch.max(header.epoch);
     match scan.next_lsn {
         Some(expected) if expected != header.first_lsn => {
-            return corrupt(
+            return Err(corrupt(
                 path,
                 0,
                 scan.last_lsn,
                 CorruptionKind::LsnGap { expected, found: header.first_lsn },
                 None,
-            );
+            ));
         }
         None => {
             scan.first_lsn = Some(header.first_lsn);
         }
         _ => {}
     }
+    Ok(header)
+}
+
+// Over 70 lines because the record loop is the per-record rows of the decision table (bad
+// frame: torn tail or corruption; LSN gap; unknown kind; body refused), in the table's order.
+fn scan_segment<'a>(
+    seg: &SegmentInput<'a>,
+    index: usize,
+    is_last: bool,
+    scan: &mut LogScan,
+    summary: &mut SegmentSummary,
+    on_record: &mut dyn FnMut(&RecordRef<'a>) -> Result<(), CorruptionKind>,
+) -> Option<LogVerdict> {
+    let header = match check_segment_header(seg, index, is_last, scan, summary) {
+        Ok(header) => header,
+        Err(verdict) => return verdict,
+    };
+    let path = seg.path;
     let mut next_lsn = header.first_lsn;
     scan.next_lsn = Some(next_lsn);
     let salt = header.salt();

@@ -3,12 +3,29 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::error::{CorruptionKind, Error, IoOp, Result};
-use crate::format::{parse_segment_file_name, segment_file_name};
-use crate::io::{FileBytes, Io};
-use crate::store::RecoveryStats;
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::torn_file_name;
+use crate::io::{FileBytes, Fs, Io};
 
-use super::reader::{scan_log, LogVerdict, RecordRef, SegmentInput};
+use super::counters::elapsed_us;
+use super::reader::{scan_log, segments_named, LogVerdict, RecordRef, SegmentInput, TornTail};
+
+/// What replaying the log found and did (the store reports it in its recovery stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReplayReport {
+    /// Records replayed (those above the snapshot).
+    pub records_replayed: u64,
+    /// Segment files read.
+    pub segments_read: u64,
+    /// Bytes of log read.
+    pub bytes_read: u64,
+    /// Time the replay took, in microseconds.
+    pub replay_us: u64,
+    /// The torn tail cut off the log, if any.
+    pub torn_tail: Option<TornTail>,
+    /// Where the cut bytes were kept for forensics.
+    pub torn_saved_to: Option<PathBuf>,
+}
 
 /// Where the writer continues after recovery.
 pub(crate) struct Recovered {
@@ -20,29 +37,38 @@ pub(crate) struct Recovered {
     pub next_segment_no: u64,
     /// Bytes of the segment files left on disk.
     pub wal_bytes_on_disk: u64,
-    pub stats: RecoveryStats,
+    pub report: ReplayReport,
 }
 
 /// Segment files in `wal_dir`, sorted by number.
 pub(crate) fn list_segments(io: &dyn Io, wal_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
-    let mut segs: Vec<(u64, PathBuf)> = names
-        .iter()
-        .filter_map(|n| parse_segment_file_name(n).map(|no| (no, wal_dir.join(n))))
-        .collect();
-    segs.sort();
-    Ok(segs)
+    Ok(segments_named(&Fs(io).list_dir(wal_dir)?, wal_dir))
+}
+
+/// The bytes of every segment in `segs` (memory-mapped when large).
+pub(crate) fn read_segments(io: &dyn Io, segs: &[(u64, PathBuf)]) -> Result<Vec<FileBytes>> {
+    segs.iter().map(|(_, p)| Fs(io).read(p).map_err(Error::from)).collect()
+}
+
+/// The reader's view of segments read by [`read_segments`].
+pub(crate) fn segment_inputs<'a>(
+    segs: &'a [(u64, PathBuf)],
+    files: &'a [FileBytes],
+) -> Vec<SegmentInput<'a>> {
+    segs.iter()
+        .zip(files)
+        .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
+        .collect()
 }
 
 /// A name for the cut bytes that does not exist yet.
 fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Result<PathBuf> {
-    let names = io.list_dir(wal_dir).map_err(|e| Error::io(IoOp::ListDir, wal_dir, e))?;
-    let base = format!("{}.torn-{offset}", segment_file_name(segment_no));
-    let mut name = base.clone();
-    let mut n = 1;
+    let names = Fs(io).list_dir(wal_dir)?;
+    let mut attempt = 0;
+    let mut name = torn_file_name(segment_no, offset, attempt);
     while names.contains(&name) {
-        name = format!("{base}.{n}");
-        n += 1;
+        attempt += 1;
+        name = torn_file_name(segment_no, offset, attempt);
     }
     Ok(wal_dir.join(name))
 }
@@ -59,15 +85,8 @@ pub(crate) fn recover(
 ) -> Result<Recovered> {
     let started = Instant::now();
     let segs = list_segments(io, wal_dir)?;
-    let files: Vec<FileBytes> = segs
-        .iter()
-        .map(|(_, p)| io.read(p).map_err(|e| Error::io(IoOp::Read, p, e)))
-        .collect::<Result<_>>()?;
-    let inputs: Vec<SegmentInput<'_>> = segs
-        .iter()
-        .zip(&files)
-        .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
-        .collect();
+    let files = read_segments(io, &segs)?;
+    let inputs = segment_inputs(&segs, &files);
     let mut last_ts = 0;
     let mut replayed = 0u64;
     let scan = scan_log(&inputs, Some(store_id), &mut |r| {
@@ -78,11 +97,11 @@ pub(crate) fn recover(
         replayed += 1;
         apply(r)
     });
-    let mut stats = RecoveryStats {
+    let mut stats = ReplayReport {
         records_replayed: replayed,
         segments_read: segs.len() as u64,
         bytes_read: files.iter().map(|f| f.len() as u64).sum(),
-        ..RecoveryStats::default()
+        ..ReplayReport::default()
     };
     let mut last_segment_records = scan.segments.last().map(|s| s.records);
     let mut wal_bytes_on_disk: u64 = files.iter().map(|f| f.len() as u64).sum();
@@ -100,11 +119,11 @@ pub(crate) fn recover(
             // Keep the cut bytes for forensics, durably, before cutting them.
             let bytes = &files.last().expect("a torn tail has a segment")[t.offset as usize..];
             let saved = torn_path(io, wal_dir, t.segment_no, t.offset)?;
-            let mut f = io.create_new(&saved).map_err(|e| Error::io(IoOp::Open, &saved, e))?;
-            f.write_all(bytes).map_err(|e| Error::io(IoOp::Write, &saved, e))?;
-            f.sync_data().map_err(|e| Error::io(IoOp::Sync, &saved, e))?;
+            let mut f = Fs(io).create_new(&saved)?;
+            f.write_all(bytes)?;
+            f.sync_data()?;
             drop(f);
-            io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+            Fs(io).sync_dir(wal_dir)?;
             stats.torn_tail = Some(t.clone());
             wal_bytes_on_disk -= t.len;
             stats.torn_saved_to = Some(saved);
@@ -112,8 +131,7 @@ pub(crate) fn recover(
                 // The header never completed: the segment holds nothing.
                 last_segment_records = Some(0);
             } else {
-                io.truncate(&t.path, t.offset)
-                    .map_err(|e| Error::io(IoOp::Truncate, &t.path, e))?;
+                Fs(io).truncate(&t.path, t.offset)?;
             }
         }
     }
@@ -124,13 +142,13 @@ pub(crate) fn recover(
     // a store without writing does not pile up files.
     let mut next_segment_no = segs.last().map_or(1, |(no, _)| no + 1);
     if let (Some((no, path)), Some(0)) = (segs.last(), last_segment_records) {
-        io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
-        io.sync_dir(wal_dir).map_err(|e| Error::io(IoOp::SyncDir, wal_dir, e))?;
+        Fs(io).remove_file(path)?;
+        Fs(io).sync_dir(wal_dir)?;
         next_segment_no = *no;
         let cut = stats.torn_tail.as_ref().map_or(0, |t| t.len);
         wal_bytes_on_disk = wal_bytes_on_disk.saturating_sub(files_len_last.saturating_sub(cut));
     }
-    stats.replay_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+    stats.replay_us = elapsed_us(started);
     Ok(Recovered {
         first: scan.first_lsn.zip(segs.first().map(|(_, p)| p.clone())),
         next_lsn: scan.next_lsn.unwrap_or(skip_upto + 1).max(skip_upto + 1),
@@ -138,6 +156,6 @@ pub(crate) fn recover(
         max_epoch: scan.max_epoch,
         next_segment_no,
         wal_bytes_on_disk,
-        stats,
+        report: stats,
     })
 }

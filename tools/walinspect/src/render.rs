@@ -1,9 +1,14 @@
 //! Turning records and verdicts into NDJSON objects and human text.
 
 use serde_json::{json, Map, Value};
+use walden::format::breaker::BreakerRecord;
+use walden::format::breaker_counts::BreakerCountsRecord;
+use walden::format::lockout::LockoutRecord;
+use walden::format::ratelimit::RateLimitRecord;
+use walden::format::violations::ViolationsRecord;
 use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
-use walden::{BreakerRecord, CircuitState, RateLimitRecord};
+use walden::CircuitState;
 
 use crate::snapshots;
 use crate::source::Source;
@@ -54,6 +59,49 @@ pub fn describe_state_body(kind: Option<RecordKind>, body: &[u8]) -> Map<String,
                 "open_until_unix_ns": b.open_until_unix_ns,
                 "transition": format_ns(b.transition_unix_ns),
                 "transition_unix_ns": b.transition_unix_ns,
+            })
+        }),
+        Some(RecordKind::BreakerCounts) => BreakerCountsRecord::decode(body).map(|c| {
+            json!({
+                "breaker": c.name,
+                "generation": c.generation,
+                "logged": format_ns(c.logged_unix_ns),
+                "logged_unix_ns": c.logged_unix_ns,
+                "reason": c.reason,
+                "reason_detail": [c.reason_a, c.reason_b],
+                "last_open_ns": c.last_open_ns,
+                "calls": c.calls,
+                "successes": c.successes,
+                "failures": c.failures,
+                "slow_calls": c.slow_calls,
+                "rejected": c.rejected,
+                "consecutive_failures": c.consecutive_failures,
+                "consecutive_successes": c.consecutive_successes,
+                "window_calls": c.window_calls,
+                "window_failures": c.window_failures,
+                "streak_unix_ns": c.streak_unix_ns,
+            })
+        }),
+        Some(RecordKind::Lockout) => LockoutRecord::decode(body).map(|l| {
+            json!({
+                "lockout": l.name,
+                "key": l.key,
+                "now": format_ns(l.now_unix_ns),
+                "now_unix_ns": l.now_unix_ns,
+                "locked_until_unix_ns": l.locked_until_unix_ns,
+                "expires_unix_ns": l.expires_unix_ns,
+                "failures_unix_ns": l.failures_unix_ns,
+            })
+        }),
+        Some(RecordKind::RateLimitViolations) => ViolationsRecord::decode(body).map(|v| {
+            json!({
+                "limiter": v.limiter,
+                "key": v.key,
+                "denials": v.denials,
+                "first_denied_unix_ns": v.first_denied_unix_ns,
+                "last_denied": format_ns(v.last_denied_unix_ns),
+                "last_denied_unix_ns": v.last_denied_unix_ns,
+                "expires_unix_ns": v.expires_unix_ns,
             })
         }),
         _ => Err("no decoder for this kind".to_owned()),
@@ -201,6 +249,8 @@ pub fn corruption_name(kind: &CorruptionKind) -> &'static str {
         CorruptionKind::UnsupportedVersion { .. } => "unsupported_version",
         CorruptionKind::HeaderChecksum { .. } => "header_checksum",
         CorruptionKind::ShortHeader => "short_header",
+        CorruptionKind::ShortFooter => "short_footer",
+        CorruptionKind::FooterChecksum { .. } => "footer_checksum",
         CorruptionKind::BadRecord(_) => "bad_record",
         CorruptionKind::BadBody(_) => "bad_body",
         CorruptionKind::UnknownRecordKind(_) => "unknown_record_kind",
@@ -240,7 +290,8 @@ fn frame_error_name(e: &FrameError) -> &'static str {
 fn crcs(kind: Option<&CorruptionKind>, frame: Option<&FrameError>) -> Option<(u32, u32)> {
     match (kind, frame) {
         (_, Some(FrameError::Checksum { stored, computed }))
-        | (Some(CorruptionKind::HeaderChecksum { stored, computed }), _) => {
+        | (Some(CorruptionKind::HeaderChecksum { stored, computed }), _)
+        | (Some(CorruptionKind::FooterChecksum { stored, computed }), _) => {
             Some((*stored, *computed))
         }
         (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _) => {

@@ -7,15 +7,17 @@ use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use walden::format::breaker::BreakerRecord;
+use walden::format::files::is_torn_file_name;
+use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{
     decode_batch, parse_segment_file_name, parse_snapshot_file_name, CorruptionKind, Frame,
     RecordKind, SegmentHeader, StoreIdentity, SEGMENT_MAGIC, SNAPSHOT_MAGIC,
 };
 use walden::wal::{list_segment_files, scan_log, LogScan, RecordRef, SegmentInput, WAL_DIR};
-use walden::{BreakerRecord, RateLimitRecord};
 
 /// Name of the identity file inside a store directory.
-pub const IDENTITY_FILE: &str = "STORE";
+pub use walden::format::files::IDENTITY_FILE;
 
 /// The input cannot be read or is not a walden store (exit code 4).
 #[derive(Debug)]
@@ -183,7 +185,7 @@ fn torn_files(wal_dir: &Path) -> Vec<(PathBuf, u64)> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(".wal.torn-"))
+        .filter(|e| is_torn_file_name(&e.file_name().to_string_lossy()))
         .map(|e| (e.path(), e.metadata().map_or(0, |m| m.len())))
         .collect();
     out.sort();
@@ -255,6 +257,15 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::Batch) => decode_batch(frame.body).map(|_| ()),
         Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
+        Some(RecordKind::BreakerCounts) => {
+            walden::format::breaker_counts::BreakerCountsRecord::decode(frame.body).map(|_| ())
+        }
+        Some(RecordKind::Lockout) => {
+            walden::format::lockout::LockoutRecord::decode(frame.body).map(|_| ())
+        }
+        Some(RecordKind::RateLimitViolations) => {
+            walden::format::violations::ViolationsRecord::decode(frame.body).map(|_| ())
+        }
         None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)

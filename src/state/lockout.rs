@@ -1,5 +1,5 @@
-//! Lockouts: a circuit breaker per key for "5 failed logins within 15 minutes, then locked
-//! out for 15 minutes". The pure state, free of locks and I/O.
+//! Lockout state rebuilt from the log: a circuit breaker per key for "5 failed logins within
+//! 15 minutes, then locked out for 15 minutes", and its rules, free of locks and I/O.
 //!
 //! A key's whole state is the times of its recent failures (at most `max_failures`) and the
 //! end of its lock. It is idle, and dropped, once the lock has ended and its newest failure
@@ -9,9 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::breaker::config::ns;
-
-/// Resident keys below which no automatic sweep runs.
-const MIN_SWEEP_KEYS: usize = 1024;
+use crate::format::lockout::LockoutRecord;
+use crate::limits::MIN_SWEEP_KEYS;
+use crate::snapshot::SnapshotRecord;
 
 /// One key's lockout state, as logged (a `Lockout` record) and held in memory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -53,6 +53,9 @@ pub(crate) struct LockoutState {
     resident: usize,
     next_sweep_at: usize,
     pub swept: u64,
+    /// LSN and timestamp of the newest `Lockout` record in this state (for snapshots).
+    last_lsn: u64,
+    last_timestamp_unix_ns: u64,
 }
 
 impl Default for LockoutState {
@@ -62,6 +65,8 @@ impl Default for LockoutState {
             resident: 0,
             next_sweep_at: MIN_SWEEP_KEYS,
             swept: 0,
+            last_lsn: 0,
+            last_timestamp_unix_ns: 0,
         }
     }
 }
@@ -184,13 +189,53 @@ impl LockoutState {
         self.resident
     }
 
-    /// Every key not idle at `now`, as `(lockout, key, state)` (for snapshots).
-    pub fn live(&self, now: u64) -> impl Iterator<Item = (&str, &str, &LockoutKey)> {
-        self.lockouts.iter().flat_map(move |(l, m)| {
-            m.iter()
-                .filter(move |(_, k)| k.expires_unix_ns > now)
-                .map(move |(k, s)| (l.as_str(), &**k, s))
-        })
+    /// The record of a key's new state at `now` (encode it under the same lock as the change).
+    pub fn record(name: &str, key: &str, k: &LockoutKey, now: u64) -> Vec<u8> {
+        LockoutRecord {
+            now_unix_ns: now,
+            locked_until_unix_ns: k.locked_until_unix_ns,
+            expires_unix_ns: k.expires_unix_ns,
+            failures_unix_ns: k.failures_unix_ns.clone(),
+            name,
+            key,
+        }
+        .encode()
+    }
+
+    /// Notes the LSN of a record just enqueued for this state.
+    pub fn note_record(&mut self, lsn: u64, timestamp_unix_ns: u64) {
+        self.last_lsn = self.last_lsn.max(lsn);
+        self.last_timestamp_unix_ns = self.last_timestamp_unix_ns.max(timestamp_unix_ns);
+    }
+
+    /// Re-applies one `Lockout` record during recovery (the last record of a key wins; an
+    /// idle one removes it).
+    pub fn replay(&mut self, lsn: u64, timestamp_unix_ns: u64, body: &[u8]) -> Result<(), String> {
+        let rec = LockoutRecord::decode(body)?;
+        self.note_record(lsn, timestamp_unix_ns);
+        let k = LockoutKey {
+            failures_unix_ns: rec.failures_unix_ns,
+            locked_until_unix_ns: rec.locked_until_unix_ns,
+            expires_unix_ns: rec.expires_unix_ns,
+        };
+        self.set(rec.name, rec.key, k, rec.now_unix_ns);
+        Ok(())
+    }
+
+    /// Record bodies that recreate every key still live at `now` (for snapshots), each with
+    /// the LSN and timestamp of the newest `Lockout` record folded into this state.
+    pub fn snapshot_records(&self, now: u64) -> Vec<SnapshotRecord> {
+        let mut out = Vec::new();
+        for (name, m) in &self.lockouts {
+            for (key, k) in m.iter().filter(|(_, k)| k.expires_unix_ns > now) {
+                out.push(SnapshotRecord {
+                    lsn: self.last_lsn,
+                    timestamp_unix_ns: self.last_timestamp_unix_ns,
+                    body: Self::record(name, key, k, now),
+                });
+            }
+        }
+        out
     }
 }
 

@@ -22,15 +22,17 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::{write_snapshot, SnapshotInfo, SNAPSHOT_TMP_SUFFIX};
+use super::hook::DocLog;
 use crate::clock::Clock;
-use crate::error::{CorruptionKind, Error, IoOp, Result};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::is_snapshot_tmp_file_name;
 use crate::format::parse_snapshot_file_name;
-use crate::io::{FileBytes, Io};
-use crate::store::replay::State;
-use crate::wal::recovery::list_segments;
-use crate::wal::writer::Wal;
-use crate::wal::{scan_log, LogVerdict, SegmentInput};
+use crate::io::{Fs, Io};
+use crate::snapshot::{write_snapshot, SnapshotInfo};
+use crate::state::State;
+use crate::wal::counters::elapsed_us;
+use crate::wal::recovery::{list_segments, read_segments, segment_inputs};
+use crate::wal::{scan_log, LogVerdict};
 
 /// What one compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +70,7 @@ pub(crate) struct Compactor {
     pub wal_dir: PathBuf,
     pub store_id: [u8; 16],
     pub epoch: u64,
-    pub wal: Arc<Wal>,
+    pub wal: Arc<DocLog>,
     pub clock: Arc<dyn Clock>,
     /// The newest snapshot (held only for an instant, so `stats()` never waits on a compaction).
     pub current: Mutex<Option<SnapshotInfo>>,
@@ -119,28 +121,57 @@ impl Compactor {
         if sealed_lsn <= base_lsn {
             return Ok(None);
         }
-        let mut state = match current.as_ref() {
+        let segs: Vec<(u64, PathBuf)> =
+            list_segments(io, &self.wal_dir)?.into_iter().filter(|(no, _)| *no < active).collect();
+        let (state, segment_bytes) = self.fold(current.as_ref(), sealed_lsn, &segs)?;
+
+        let source = state.snapshot_source(self.clock.now_unix_ns());
+        let info = write_snapshot(io, &self.dir, self.store_id, self.epoch, sealed_lsn, &source)?;
+        drop(source);
+        drop(state);
+        // From here on the new snapshot is the base, even if a deletion below fails: the next
+        // compaction must not fold an older snapshot with segments this one let go of.
+        let snapshot_bytes = info.bytes;
+        *current = Some(info);
+        self.counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
+
+        let reclaimed = self.delete_covered(&segs, segment_bytes, sealed_lsn)?;
+        let duration_us = elapsed_us(started);
+        self.counters.last_duration_us.store(duration_us, Ordering::Relaxed);
+        let report = CompactionReport {
+            snapshot_lsn: sealed_lsn,
+            snapshot_bytes,
+            segments_deleted: segs.len() as u64,
+            bytes_reclaimed: reclaimed,
+            duration_us,
+        };
+        Ok(Some(report))
+    }
+
+    /// Folds the sealed segments `segs` into the state of the `base` snapshot (or an empty
+    /// state), checking that together they cover every LSN up to `sealed_lsn`. Returns the
+    /// state and the bytes of the segments.
+    fn fold(
+        &self,
+        base: Option<&SnapshotInfo>,
+        sealed_lsn: u64,
+        segs: &[(u64, PathBuf)],
+    ) -> Result<(State, u64)> {
+        let io = &*self.io;
+        let base_lsn = base.map_or(0, |c| c.lsn);
+        let mut state = match base {
             Some(c) => {
-                let bytes = io.read(&c.path).map_err(|e| Error::io(IoOp::Read, &c.path, e))?;
+                let bytes = Fs(io).read(&c.path)?;
                 State::from_snapshot(&bytes, self.store_id)
                     .map_err(|e| corruption(&c.path, e.offset, e.kind))?
                     .0
             }
             None => State::default(),
         };
-        let segs: Vec<(u64, PathBuf)> =
-            list_segments(io, &self.wal_dir)?.into_iter().filter(|(no, _)| *no < active).collect();
-        let files: Vec<FileBytes> = segs
-            .iter()
-            .map(|(_, p)| io.read(p).map_err(|e| Error::io(IoOp::Read, p, e)))
-            .collect::<Result<_>>()?;
+        let files = read_segments(io, segs)?;
         let segment_bytes: u64 = files.iter().map(|f| f.len() as u64).sum();
         {
-            let inputs: Vec<SegmentInput<'_>> = segs
-                .iter()
-                .zip(&files)
-                .map(|((no, path), bytes)| SegmentInput { segment_no: *no, path, bytes })
-                .collect();
+            let inputs = segment_inputs(segs, &files);
             let scan = scan_log(&inputs, Some(self.store_id), &mut |r| {
                 if r.frame.lsn <= base_lsn {
                     Ok(())
@@ -155,9 +186,8 @@ impl Compactor {
                     return Err(corruption(
                         &t.path,
                         t.offset,
-                        CorruptionKind::BadRecord(t.error.unwrap_or(
-                            crate::format::FrameError::Truncated { needed: 0, available: 0 },
-                        )),
+                        // No frame error: the segment header itself is incomplete.
+                        t.error.map_or(CorruptionKind::ShortHeader, CorruptionKind::BadRecord),
                     ));
                 }
                 LogVerdict::Corrupt(c) => return Err(corruption(&c.path, c.offset, c.kind)),
@@ -176,63 +206,48 @@ impl Compactor {
                 return Err(corruption(&path, 0, kind));
             }
         }
-        drop(files);
+        Ok((state, segment_bytes))
+    }
 
-        let info = write_snapshot(
-            io,
-            &self.dir,
-            self.store_id,
-            self.epoch,
-            sealed_lsn,
-            &state,
-            self.clock.now_unix_ns(),
-        )?;
-        drop(state);
-        // From here on the new snapshot is the base, even if a deletion below fails: the next
-        // compaction must not fold an older snapshot with segments this one let go of.
-        let snapshot_bytes = info.bytes;
-        *current = Some(info);
-        self.counters.snapshots_written.fetch_add(1, Ordering::Relaxed);
-
+    /// Deletes what a durable snapshot at `sealed_lsn` covers: the sealed segments `segs`
+    /// (oldest first), older snapshots and leftover temp files. Returns the bytes freed.
+    fn delete_covered(
+        &self,
+        segs: &[(u64, PathBuf)],
+        segment_bytes: u64,
+        sealed_lsn: u64,
+    ) -> Result<u64> {
+        let io = &*self.io;
         // The snapshot is durable: delete what it covers, oldest first.
         let mut reclaimed = 0;
-        for (_, path) in &segs {
-            io.remove_file(path).map_err(|e| Error::io(IoOp::Remove, path, e))?;
+        for (_, path) in segs {
+            Fs(io).remove_file(path)?;
         }
         if !segs.is_empty() {
-            io.sync_dir(&self.wal_dir).map_err(|e| Error::io(IoOp::SyncDir, &self.wal_dir, e))?;
+            Fs(io).sync_dir(&self.wal_dir)?;
             self.wal.counters.wal_bytes_on_disk.fetch_sub(
                 segment_bytes.min(self.wal.counters.wal_bytes_on_disk.load(Ordering::Relaxed)),
                 Ordering::Relaxed,
             );
             reclaimed += segment_bytes;
         }
-        let names = io.list_dir(&self.dir).map_err(|e| Error::io(IoOp::ListDir, &self.dir, e))?;
+        let names = Fs(io).list_dir(&self.dir)?;
         let mut removed_snapshot = false;
         for name in names {
             let old = parse_snapshot_file_name(&name).is_some_and(|lsn| lsn < sealed_lsn);
-            let tmp = name.ends_with(SNAPSHOT_TMP_SUFFIX) && name.starts_with("snapshot-");
+            let tmp = is_snapshot_tmp_file_name(&name);
             if old || tmp {
                 let path = self.dir.join(&name);
                 if old {
-                    reclaimed += std::fs::metadata(&path).map_or(0, |m| m.len());
+                    reclaimed += io.file_len(&path).unwrap_or(0);
                 }
-                io.remove_file(&path).map_err(|e| Error::io(IoOp::Remove, &path, e))?;
+                Fs(io).remove_file(&path)?;
                 removed_snapshot = true;
             }
         }
         if removed_snapshot {
-            io.sync_dir(&self.dir).map_err(|e| Error::io(IoOp::SyncDir, &self.dir, e))?;
+            Fs(io).sync_dir(&self.dir)?;
         }
-        let duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-        self.counters.last_duration_us.store(duration_us, Ordering::Relaxed);
-        let report = CompactionReport {
-            snapshot_lsn: sealed_lsn,
-            snapshot_bytes,
-            segments_deleted: segs.len() as u64,
-            bytes_reclaimed: reclaimed,
-            duration_us,
-        };
-        Ok(Some(report))
+        Ok(reclaimed)
     }
 }

@@ -9,13 +9,11 @@
 
 use std::collections::HashMap;
 
-/// Shortest time between two violation records of one key, in ns (one second).
-pub const VIOLATION_LOG_INTERVAL_NS: u64 = 1_000_000_000;
+use crate::format::violations::ViolationsRecord;
+use crate::limits::VIOLATION_LOG_INTERVAL_NS;
+use crate::snapshot::SnapshotRecord;
 
-/// Default time a key's violation history is kept after its last denial (24 hours).
-pub const DEFAULT_VIOLATION_RETENTION_NS: u64 = 24 * 3600 * 1_000_000_000;
-
-/// One key's denials, from [`RateLimiter::violations`](crate::RateLimiter::violations).
+/// One key's denials, from `RateLimiter::violations`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ViolationHistory {
     /// Denied checks since the history started (it starts again after it expired).
@@ -46,6 +44,9 @@ pub(crate) struct Violations {
     /// Keys with denials not yet in the log (an upper bound; cleared entries stay counted
     /// until the next flush walks them).
     dirty: usize,
+    /// LSN and timestamp of the newest violations record in this state (for snapshots).
+    last_lsn: u64,
+    last_timestamp_unix_ns: u64,
 }
 
 impl Violations {
@@ -90,9 +91,10 @@ impl Violations {
     }
 
     /// The histories with denials not yet logged whose last record is at least
-    /// [`VIOLATION_LOG_INTERVAL_NS`] old at `now`, as `(limiter, key, history)`; they count as
-    /// logged at `now` from here on. The others stay pending.
-    pub fn take_due(&mut self, now: u64) -> Vec<(String, String, ViolationHistory)> {
+    /// [`VIOLATION_LOG_INTERVAL_NS`] old at `now` (with `all`: every one), as
+    /// `(limiter, key, history)`; they count as logged at `now` from here on. The others stay
+    /// pending.
+    pub fn take_due(&mut self, now: u64, all: bool) -> Vec<(String, String, ViolationHistory)> {
         if self.dirty == 0 {
             return Vec::new();
         }
@@ -100,7 +102,7 @@ impl Violations {
         let mut pending = 0;
         for (limiter, m) in &mut self.limiters {
             for (key, slot) in m.iter_mut().filter(|(_, s)| s.dirty) {
-                if now < slot.logged_unix_ns.saturating_add(VIOLATION_LOG_INTERVAL_NS) {
+                if !all && now < slot.logged_unix_ns.saturating_add(VIOLATION_LOG_INTERVAL_NS) {
                     pending += 1;
                     continue;
                 }
@@ -165,13 +167,54 @@ impl Violations {
         self.resident
     }
 
-    /// Every live history at `now`, as `(limiter, key, history)` (for snapshots).
-    pub fn live(&self, now: u64) -> impl Iterator<Item = (&str, &str, ViolationHistory)> {
-        self.limiters.iter().flat_map(move |(l, m)| {
-            m.iter()
-                .filter(move |(_, s)| s.history.expires_unix_ns > now)
-                .map(move |(k, s)| (l.as_str(), &**k, s.history))
-        })
+    /// The record of a key's history at `now`.
+    pub fn record(limiter: &str, key: &str, h: &ViolationHistory, now: u64) -> Vec<u8> {
+        ViolationsRecord {
+            now_unix_ns: now,
+            denials: h.denials,
+            first_denied_unix_ns: h.first_denied_unix_ns,
+            last_denied_unix_ns: h.last_denied_unix_ns,
+            expires_unix_ns: h.expires_unix_ns,
+            limiter,
+            key,
+        }
+        .encode()
+    }
+
+    /// Notes the LSN of a record just enqueued for this state.
+    pub fn note_record(&mut self, lsn: u64, timestamp_unix_ns: u64) {
+        self.last_lsn = self.last_lsn.max(lsn);
+        self.last_timestamp_unix_ns = self.last_timestamp_unix_ns.max(timestamp_unix_ns);
+    }
+
+    /// Re-applies one `RateLimitViolations` record during recovery.
+    pub fn replay(&mut self, lsn: u64, timestamp_unix_ns: u64, body: &[u8]) -> Result<(), String> {
+        let rec = ViolationsRecord::decode(body)?;
+        self.note_record(lsn, timestamp_unix_ns);
+        let h = ViolationHistory {
+            denials: rec.denials,
+            first_denied_unix_ns: rec.first_denied_unix_ns,
+            last_denied_unix_ns: rec.last_denied_unix_ns,
+            expires_unix_ns: rec.expires_unix_ns,
+        };
+        self.restore(rec.limiter, rec.key, h, rec.now_unix_ns);
+        Ok(())
+    }
+
+    /// Record bodies that recreate every history live at `now` (for snapshots), including
+    /// denials not yet logged, each with the LSN and timestamp of the newest violations record.
+    pub fn snapshot_records(&self, now: u64) -> Vec<SnapshotRecord> {
+        let mut out = Vec::new();
+        for (limiter, m) in &self.limiters {
+            for (key, slot) in m.iter().filter(|(_, s)| s.history.expires_unix_ns > now) {
+                out.push(SnapshotRecord {
+                    lsn: self.last_lsn,
+                    timestamp_unix_ns: self.last_timestamp_unix_ns,
+                    body: Self::record(limiter, key, &slot.history, now),
+                });
+            }
+        }
+        out
     }
 }
 
@@ -194,11 +237,11 @@ mod tests {
         assert!((10..=11).contains(&logged), "{logged} records");
         let h = v.get("api", "k", 110 * S).unwrap();
         assert_eq!((h.denials, h.first_denied_unix_ns), (10_000, 100 * S));
-        assert!(v.take_due(109 * S + S / 2).is_empty(), "the last record is under 1 s old");
-        let due = v.take_due(111 * S);
+        assert!(v.take_due(109 * S + S / 2, false).is_empty(), "the last record is under 1 s old");
+        let due = v.take_due(111 * S, false);
         assert_eq!(due.len(), 1, "the denials since the last record are pending");
         assert_eq!(due[0].2.denials, 10_000);
-        assert!(v.take_due(112 * S).is_empty());
+        assert!(v.take_due(112 * S, true).is_empty());
     }
 
     #[test]

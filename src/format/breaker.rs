@@ -10,8 +10,24 @@
 //! ```
 //! All integers little-endian; nothing may follow the name.
 
-use super::CircuitState;
-use crate::ratelimit::codec::{put_str16, Reader};
+use super::body::{put_str16, BodyReader};
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CircuitState {
+    /// Calls flow; outcomes are counted.
+    #[default]
+    Closed,
+    /// Calls are rejected until `open_until`; then the breaker turns half-open.
+    Open,
+    /// A limited number of probe calls flow; their outcomes close or reopen the breaker.
+    HalfOpen,
+    /// Manually opened: every call is rejected until `CircuitBreaker::reset`.
+    ForcedOpen,
+    /// Manually disabled: every call flows and nothing is counted until
+    /// `CircuitBreaker::reset`.
+    Disabled,
+}
 
 /// Body format version of `Breaker` records this build writes and reads.
 pub const BREAKER_BODY_VERSION: u8 = 1;
@@ -69,7 +85,7 @@ impl<'a> BreakerRecord<'a> {
 
     /// Decodes a body; any malformed input is an `Err` with a description, never a panic.
     pub fn decode(body: &'a [u8]) -> Result<BreakerRecord<'a>, String> {
-        let mut r = Reader::with_version(body, BREAKER_BODY_VERSION)?;
+        let mut r = BodyReader::with_version(body, BREAKER_BODY_VERSION)?;
         let b = r.u8("state")?;
         let state = CircuitState::from_byte(b).ok_or_else(|| format!("unknown state byte {b}"))?;
         let rec = BreakerRecord {
@@ -87,7 +103,7 @@ impl<'a> BreakerRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::codec::fuzz_decoder;
+    use crate::format::body::fuzz_decoder;
 
     fn sample() -> BreakerRecord<'static> {
         BreakerRecord {

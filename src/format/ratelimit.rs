@@ -10,7 +10,7 @@
 //! All integers little-endian; nothing may follow the key. A `tat_unix_ns` ≤ `now_unix_ns`
 //! means the key is idle (equivalent to a fresh key), and replay drops it.
 
-use super::codec::{put_str16, Reader};
+use super::body::{put_str16, BodyReader};
 
 /// Body format version of `RateLimit` records this build writes and reads.
 pub const RATELIMIT_BODY_VERSION: u8 = 1;
@@ -42,7 +42,7 @@ impl<'a> RateLimitRecord<'a> {
 
     /// Decodes a body; any malformed input is an `Err` with a description, never a panic.
     pub fn decode(body: &'a [u8]) -> Result<RateLimitRecord<'a>, String> {
-        let mut r = Reader::with_version(body, RATELIMIT_BODY_VERSION)?;
+        let mut r = BodyReader::with_version(body, RATELIMIT_BODY_VERSION)?;
         let rec = RateLimitRecord {
             now_unix_ns: r.u64("now_unix_ns")?,
             tat_unix_ns: r.u64("tat_unix_ns")?,
@@ -57,7 +57,7 @@ impl<'a> RateLimitRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ratelimit::codec::fuzz_decoder;
+    use crate::format::body::fuzz_decoder;
 
     #[test]
     fn body_bytes_are_exactly_as_documented() {

@@ -1,14 +1,28 @@
-//! Rebuilding state from records: shared by recovery (snapshot + log at open) and compaction
-//! (previous snapshot + sealed segments, folded into the next snapshot).
+//! The replayed in-memory state: documents, rate-limit, lockout and breaker state, and the
+//! record that built them.
+//!
+//! One [`State::apply_frame`] is shared by recovery (snapshot + log at open) and compaction
+//! (previous snapshot + sealed segments, folded into the next snapshot). A new record kind
+//! gets its piece of state here (a file beside [`ratelimit`] and [`breaker`]), its arm in
+//! `apply_frame` and its entries in [`State::snapshot_entries`].
+
+pub(crate) mod breaker;
+pub(crate) mod docs;
+pub(crate) mod lockout;
+pub(crate) mod ratelimit;
+pub(crate) mod violations;
 
 use std::sync::Arc;
 
-use super::{apply_doc, Doc, Docs};
-use crate::breaker::BreakerState;
-use crate::error::CorruptionKind;
-use crate::format::{batch_ops, BatchOpKind, Frame, RecordKind, SnapshotHeader};
-use crate::ratelimit::RateLimitState;
-use crate::snapshot::{read_snapshot, SnapshotError};
+use crate::error::{CorruptionKind, Result};
+use crate::format::{
+    batch_ops, encode_batch_op, BatchOp, BatchOpKind, Frame, RecordKind, SnapshotHeader,
+};
+use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotRecord, SnapshotSource};
+use breaker::BreakerState;
+use docs::{apply_doc, Doc, Docs};
+use lockout::LockoutState;
+use ratelimit::RateLimitState;
 
 /// Everything the log describes, as of `applied_lsn`.
 #[derive(Debug, Default)]
@@ -16,6 +30,7 @@ pub(crate) struct State {
     pub docs: Docs,
     pub ratelimits: RateLimitState,
     pub breakers: BreakerState,
+    pub lockouts: LockoutState,
     /// LSN of the last record applied (0: none).
     pub applied_lsn: u64,
     /// Timestamp of the last record applied.
@@ -49,21 +64,25 @@ impl State {
                 .breakers
                 .replay(f.lsn, f.timestamp_unix_ns, f.body)
                 .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::BreakerCounts) => self
+                .breakers
+                .replay_counts(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::Lockout) => self
+                .lockouts
+                .replay(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::RateLimitViolations) => self
+                .ratelimits
+                .violations
+                .replay(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
             None => return Err(CorruptionKind::UnknownRecordKind(f.kind)),
         }
         self.applied_lsn = self.applied_lsn.max(f.lsn);
         self.last_timestamp_unix_ns = self.last_timestamp_unix_ns.max(f.timestamp_unix_ns);
         Ok(())
     }
-}
-
-/// A record body that, replayed, recreates one piece of rate-limit or breaker state; what
-/// those kinds contribute to a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SnapshotRecord {
-    pub lsn: u64,
-    pub timestamp_unix_ns: u64,
-    pub body: Vec<u8>,
 }
 
 impl State {
@@ -111,5 +130,61 @@ impl State {
         }
         state.applied_lsn = header.lsn;
         Ok((state, header))
+    }
+}
+
+impl State {
+    /// What a snapshot of this state at `now_unix_ns` holds: every document as a one-put
+    /// batch, then the rate-limit, violation, breaker and lockout records that recreate their
+    /// state.
+    pub fn snapshot_source(&self, now_unix_ns: u64) -> StateSnapshot<'_> {
+        let limits = self.ratelimits.snapshot_records(now_unix_ns).into_iter();
+        let now = self.ratelimits.high_water_unix_ns.max(now_unix_ns);
+        let violations = self.ratelimits.violations.snapshot_records(now).into_iter();
+        let breakers = self.breakers.snapshot_records(now_unix_ns).into_iter();
+        let lockouts = self.lockouts.snapshot_records(now_unix_ns).into_iter();
+        let extra = limits
+            .map(|r| (RecordKind::RateLimit, r))
+            .chain(violations.map(|r| (RecordKind::RateLimitViolations, r)))
+            .chain(breakers)
+            .chain(lockouts.map(|r| (RecordKind::Lockout, r)))
+            .collect();
+        StateSnapshot { state: self, extra }
+    }
+}
+
+/// A [`State`] as the entries of one snapshot (see [`State::snapshot_source`]).
+pub(crate) struct StateSnapshot<'a> {
+    state: &'a State,
+    extra: Vec<(RecordKind, SnapshotRecord)>,
+}
+
+impl SnapshotSource for StateSnapshot<'_> {
+    fn entry_count(&self) -> u64 {
+        let docs: usize = self.state.docs.values().map(|c| c.len()).sum();
+        (docs + self.extra.len()) as u64
+    }
+
+    fn for_each_entry(&self, sink: &mut EntrySink<'_>) -> Result<()> {
+        let mut body = Vec::new();
+        for (collection, docs) in &self.state.docs {
+            for (key, doc) in docs {
+                body.clear();
+                body.extend_from_slice(&1u32.to_le_bytes());
+                let op = BatchOp {
+                    kind: BatchOpKind::Put,
+                    collection,
+                    key,
+                    version: doc.version,
+                    value: &doc.json,
+                };
+                encode_batch_op(&mut body, &op);
+                sink(RecordKind::Batch, doc.lsn, doc.written_unix_ns, &body)?;
+            }
+        }
+        for (kind, r) in &self.extra {
+            sink(*kind, r.lsn, r.timestamp_unix_ns, &r.body)?;
+        }
+        Ok(())
     }
 }

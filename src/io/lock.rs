@@ -1,0 +1,45 @@
+//! The store's `LOCK`: one opener at a time, across processes (`File::try_lock`).
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{IoError, IoOp};
+use crate::limits::LOCK_POLL_INTERVAL_MS;
+
+/// The held lock; released by [`StoreLock::unlock`] or when dropped.
+#[derive(Debug)]
+pub(crate) struct StoreLock(File);
+
+impl StoreLock {
+    /// Takes the lock file at `path` (created with mode 0600), waiting up to `timeout` while
+    /// another opener holds it. `Ok(None)`: still held by another opener when time ran out.
+    pub fn acquire(path: &Path, timeout: Option<Duration>) -> Result<Option<StoreLock>, IoError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| IoError::new(IoOp::Lock, path, e))?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(StoreLock(file))),
+                Err(TryLockError::WouldBlock) => match deadline {
+                    Some(d) if Instant::now() < d => {
+                        std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS))
+                    }
+                    _ => return Ok(None),
+                },
+                Err(TryLockError::Error(e)) => return Err(IoError::new(IoOp::Lock, path, e)),
+            }
+        }
+    }
+
+    /// Releases the lock now (the store is closed; the next opener may come in).
+    pub fn unlock(&self) {
+        let _ = self.0.unlock();
+    }
+}

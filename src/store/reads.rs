@@ -1,0 +1,145 @@
+//! Reading documents: point reads, scans, and the versioned values they return.
+
+use std::ops::Bound;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+
+use super::hook::DocQueue;
+use super::names::check_collection;
+use super::overlay::DocKey;
+use super::Store;
+use crate::error::{Error, Result};
+use crate::state::docs::Doc;
+
+/// A document with its version and the time it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The document.
+    pub value: T,
+    /// Its version: 1 for the first write, +1 for each later one. A document deleted and
+    /// created again starts at 1.
+    pub version: u64,
+    /// Commit time of the write, nanoseconds since the Unix epoch.
+    pub written_unix_ns: u64,
+}
+
+impl<T> Versioned<T> {
+    /// Commit time of the write as a `SystemTime`.
+    pub fn written_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.written_unix_ns)
+    }
+}
+
+impl Store {
+    /// Reads a document: its value, version and write time, or `None` if absent.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        check_collection(collection)?;
+        self.check_key(key)?;
+        self.applied(collection, key).map(|d| decode_doc(collection, key, &d)).transpose()
+    }
+
+    /// The state of a key in the log (what readers see).
+    pub(crate) fn applied(&self, collection: &str, key: &str) -> Option<Doc> {
+        self.inner.docs.read().get(collection).and_then(|c| c.get(key)).cloned()
+    }
+
+    /// The newest sequenced state of a key: the overlay, else the applied documents.
+    pub(crate) fn latest(&self, q: &DocQueue, key: &DocKey) -> Option<Doc> {
+        match q.sequenced.get(key) {
+            Some(state) => state.clone(),
+            None => self.applied(&key.0, &key.1),
+        }
+    }
+
+    /// Documents of `collection` in key order, as of one instant: writes that commit while
+    /// the caller iterates are not seen.
+    pub fn scan<T: DeserializeOwned>(&self, collection: &str) -> Result<Scan<T>> {
+        self.scan_range(collection, Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// Documents of `collection` whose keys start with `prefix`, in key order, as of one instant.
+    pub fn scan_prefix<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        prefix: &str,
+    ) -> Result<Scan<T>> {
+        check_collection(collection)?;
+        let docs = self.inner.docs.read();
+        let items = docs.get(collection).map_or_else(Vec::new, |c| {
+            c.range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, d)| (k.clone(), d.clone()))
+                .collect()
+        });
+        Ok(Scan {
+            collection: collection.to_owned(),
+            items: items.into_iter(),
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// Documents of `collection` with keys in `(start, end)`, in key order, as of one instant.
+    pub fn scan_range<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        start: Bound<&str>,
+        end: Bound<&str>,
+    ) -> Result<Scan<T>> {
+        check_collection(collection)?;
+        let docs = self.inner.docs.read();
+        let items = docs.get(collection).map_or_else(Vec::new, |c| {
+            c.range::<str, _>((start, end)).map(|(k, d)| (k.clone(), d.clone())).collect()
+        });
+        Ok(Scan {
+            collection: collection.to_owned(),
+            items: items.into_iter(),
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// Names of the collections that hold documents, sorted.
+    pub fn collections(&self) -> Vec<String> {
+        self.inner.docs.read().keys().cloned().collect()
+    }
+
+    /// Number of documents in `collection`.
+    pub fn count(&self, collection: &str) -> usize {
+        self.inner.docs.read().get(collection).map_or(0, |c| c.len())
+    }
+}
+
+pub(crate) fn decode_doc<T: DeserializeOwned>(
+    collection: &str,
+    key: &str,
+    doc: &Doc,
+) -> Result<Versioned<T>> {
+    let value = serde_json::from_slice(&doc.json).map_err(|source| Error::Json {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        source,
+    })?;
+    Ok(Versioned { value, version: doc.version, written_unix_ns: doc.written_unix_ns })
+}
+
+/// A point-in-time iterator over documents, yielding `(key, document)` in key order.
+pub struct Scan<T> {
+    collection: String,
+    items: std::vec::IntoIter<(String, Doc)>,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Iterator for Scan<T> {
+    type Item = Result<(String, Versioned<T>)>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let (k, d) = self.items.next()?;
+        Some(decode_doc(&self.collection, &k, &d).map(|v| (k, v)))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.items.size_hint()
+    }
+}

@@ -1,0 +1,125 @@
+//! Writing single documents: put, insert, compare-and-set, delete, read-modify-write. Each
+//! is a one-operation [`Batch`] through [`Store::commit`].
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::names::check_collection;
+use super::overlay::DocKey;
+use super::reads::decode_doc;
+use super::{Batch, Store};
+use crate::error::{Error, Result};
+
+impl Store {
+    /// Stores `value` under `key` and returns its new version (1 for a new document).
+    pub fn put<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<u64> {
+        let mut b = Batch::new();
+        b.put(collection, key, value);
+        self.commit_one(b)
+    }
+
+    /// Stores `value` only if `key` is absent; otherwise [`Error::AlreadyExists`] and nothing is
+    /// written. Returns the version (1).
+    pub fn insert<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<u64> {
+        let mut b = Batch::new();
+        b.insert(collection, key, value);
+        self.commit_one(b)
+    }
+
+    /// Compare-and-set: stores `value` only if the document is at `expected_version`;
+    /// otherwise [`Error::Conflict`] with the current version and nothing is written.
+    pub fn put_if_version<T: Serialize + ?Sized>(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &T,
+        expected_version: u64,
+    ) -> Result<u64> {
+        let mut b = Batch::new();
+        b.put_if_version(collection, key, value, expected_version);
+        self.commit_one(b)
+    }
+
+    /// Deletes a document; returns the version it had, or `None` if there was none (then
+    /// nothing is written).
+    pub fn delete(&self, collection: &str, key: &str) -> Result<Option<u64>> {
+        let mut b = Batch::new();
+        b.delete(collection, key);
+        Ok(self.commit(b)?.pop().flatten())
+    }
+
+    /// Deletes a document only if it is at `expected_version`; otherwise [`Error::Conflict`].
+    pub fn delete_if_version(
+        &self,
+        collection: &str,
+        key: &str,
+        expected_version: u64,
+    ) -> Result<()> {
+        let mut b = Batch::new();
+        b.delete_if_version(collection, key, expected_version);
+        self.commit(b).map(|_| ())
+    }
+
+    fn commit_one(&self, batch: Batch) -> Result<u64> {
+        let v = self.commit(batch)?;
+        Ok(v.first().copied().flatten().expect("a put yields a version"))
+    }
+
+    /// Atomic read-modify-write: `f` gets the current document (or `None`) and returns the new
+    /// one (or `None` to delete). Retried on a concurrent change, so `f` may run more than once
+    /// and must not have side effects. Returns the new version, or `None` if the document is
+    /// absent afterwards.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = walden::Store::open(dir.path())?;
+    /// store.update::<u64, _>("counters", "hits", |n| Some(n.unwrap_or(0) + 1))?;
+    /// assert_eq!(store.get::<u64>("counters", "hits")?.unwrap().value, 1);
+    /// # Ok::<(), walden::Error>(())
+    /// ```
+    pub fn update<T, F>(&self, collection: &str, key: &str, mut f: F) -> Result<Option<u64>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnMut(Option<T>) -> Option<T>,
+    {
+        check_collection(collection)?;
+        self.check_key(key)?;
+        let dkey: DocKey = (collection.to_owned(), key.to_owned());
+        loop {
+            let current = {
+                let q = self.inner.wal.lock();
+                self.latest(&q, &dkey)
+            };
+            let (cur_version, cur_value) = match &current {
+                Some(doc) => {
+                    (Some(doc.version), Some(decode_doc::<T>(collection, key, doc)?.value))
+                }
+                None => (None, None),
+            };
+            let new = f(cur_value);
+            let is_put = new.is_some();
+            let mut b = Batch::new();
+            match (new, cur_version) {
+                (Some(new), Some(v)) => b.put_if_version(collection, key, &new, v),
+                (Some(new), None) => b.insert(collection, key, &new),
+                (None, Some(v)) => b.delete_if_version(collection, key, v),
+                (None, None) => b.expect_version(collection, key, None),
+            };
+            match self.commit(b) {
+                Ok(versions) => return Ok(if is_put { versions[0] } else { None }),
+                Err(Error::Conflict { .. }) | Err(Error::AlreadyExists { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Result};
 use crate::format::{
-    decode_frame, encode_frame, files::snapshot_tmp_file_name, snapshot_file_name, Frame,
-    RecordKind, SnapshotFooter, SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
+    decode_frame, encode_frame,
+    files::{is_snapshot_tmp_file_name, snapshot_tmp_file_name},
+    parse_snapshot_file_name, snapshot_file_name, Frame, RecordKind, SnapshotFooter,
+    SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
 };
 use crate::io::{Fs, Io};
 use crate::limits::SNAPSHOT_WRITE_CHUNK_BYTES;
@@ -169,4 +171,32 @@ pub(crate) fn write_snapshot(
     Fs(io).rename(&tmp, &path)?;
     Fs(io).sync_dir(dir)?;
     Ok(SnapshotInfo { lsn, path, bytes: written })
+}
+
+/// Removes, in name order, the snapshots of `dir` (whose entries are `names`) whose LSN
+/// `doomed` picks and the temp files of interrupted snapshot writes, then fsyncs `dir` if
+/// anything went. Returns the bytes of the removed snapshots (temp files not counted).
+pub(crate) fn remove_snapshots(
+    io: &dyn Io,
+    dir: &Path,
+    names: &[String],
+    doomed: impl Fn(u64) -> bool,
+) -> Result<u64> {
+    let mut removed_bytes = 0;
+    let mut removed = false;
+    for name in names {
+        let old = parse_snapshot_file_name(name).is_some_and(&doomed);
+        if old || is_snapshot_tmp_file_name(name) {
+            let path = dir.join(name);
+            if old {
+                removed_bytes += io.file_len(&path).unwrap_or(0);
+            }
+            Fs(io).remove_file(&path)?;
+            removed = true;
+        }
+    }
+    if removed {
+        Fs(io).sync_dir(dir)?;
+    }
+    Ok(removed_bytes)
 }

@@ -25,10 +25,8 @@ use parking_lot::Mutex;
 use super::hook::DocLog;
 use crate::clock::Clock;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::files::is_snapshot_tmp_file_name;
-use crate::format::parse_snapshot_file_name;
 use crate::io::{Fs, Io};
-use crate::snapshot::{write_snapshot, SnapshotInfo};
+use crate::snapshot::{remove_snapshots, write_snapshot, SnapshotInfo};
 use crate::state::State;
 use crate::wal::counters::elapsed_us;
 use crate::wal::recovery::{list_segments, read_segments, segment_inputs};
@@ -232,22 +230,7 @@ impl Compactor {
             reclaimed += segment_bytes;
         }
         let names = Fs(io).list_dir(&self.dir)?;
-        let mut removed_snapshot = false;
-        for name in names {
-            let old = parse_snapshot_file_name(&name).is_some_and(|lsn| lsn < sealed_lsn);
-            let tmp = is_snapshot_tmp_file_name(&name);
-            if old || tmp {
-                let path = self.dir.join(&name);
-                if old {
-                    reclaimed += io.file_len(&path).unwrap_or(0);
-                }
-                Fs(io).remove_file(&path)?;
-                removed_snapshot = true;
-            }
-        }
-        if removed_snapshot {
-            Fs(io).sync_dir(&self.dir)?;
-        }
+        reclaimed += remove_snapshots(io, &self.dir, &names, |lsn| lsn < sealed_lsn)?;
         Ok(reclaimed)
     }
 }

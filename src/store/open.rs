@@ -14,12 +14,10 @@ use super::hook::{DocHook, DocLog};
 use super::pending::HeldBack;
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::files::{
-    is_snapshot_tmp_file_name, IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR,
-};
+use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
 use crate::format::{parse_snapshot_file_name, StoreIdentity};
 use crate::io::{Fs, Io, StoreLock};
-use crate::snapshot::SnapshotInfo;
+use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
 use crate::wal::recovery::{list_segments, recover, ReplayReport};
 use crate::wal::segment_writer::SegmentWriter;
@@ -110,7 +108,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     Fs(&*io).sync_dir(dir)?;
 
     let names = Fs(&*io).list_dir(dir)?;
-    remove_tmp_snapshots(&*io, dir, &names)?;
+    // Temp files of snapshot writes a crash interrupted; no snapshot itself goes.
+    remove_snapshots(&*io, dir, &names, |_| false)?;
     let (mut state, loaded, rejected) = load_snapshot(&*io, dir, &names, identity.store_id)?;
     let snapshot_lsn = loaded.as_ref().map_or(0, |(s, _)| s.lsn);
     let rejected_paths: Vec<PathBuf> = rejected
@@ -240,22 +239,6 @@ fn compactor(
         },
         counters: Default::default(),
     }
-}
-
-/// Removes the temp files of snapshots whose writing a crash interrupted.
-fn remove_tmp_snapshots(io: &dyn Io, dir: &Path, names: &[String]) -> Result<()> {
-    let mut removed_tmp = false;
-    for name in names {
-        if is_snapshot_tmp_file_name(name) {
-            let path = dir.join(name);
-            Fs(io).remove_file(&path)?;
-            removed_tmp = true;
-        }
-    }
-    if removed_tmp {
-        Fs(io).sync_dir(dir)?;
-    }
-    Ok(())
 }
 
 /// The state of the newest snapshot that verifies, with the snapshot and its epoch, and the

@@ -289,7 +289,7 @@ impl Entry {
         let interval = ns(self.config.counts_log_interval?);
         let due = self.counts_logged_unix_ns == 0
             || now >= self.counts_logged_unix_ns.saturating_add(interval);
-        if !force && !(self.counts_dirty && due) {
+        if !(force || self.counts_dirty && due) {
             return None;
         }
         self.counts_dirty = false;

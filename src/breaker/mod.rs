@@ -215,7 +215,7 @@ impl Store {
         config.validate()?;
         let b = CircuitBreaker { store: self.clone(), name: Arc::from(name) };
         let now = self.inner.options.clock.now_unix_ns();
-        let mut st = self.inner.breakers.lock();
+        let mut st = self.inner.held_back.breakers.lock();
         let e = st.entries.entry(name.to_owned()).or_default();
         e.configure(config);
         if e.interrupted_probe {
@@ -233,7 +233,7 @@ impl Store {
     /// effective state now (see [`BreakerHealth::state`]).
     pub fn breakers(&self) -> Vec<BreakerHealth> {
         let now = self.inner.options.clock.now_unix_ns();
-        let mut st = self.inner.breakers.lock();
+        let mut st = self.inner.held_back.breakers.lock();
         st.entries.iter_mut().map(|(n, e)| health(n, e, now)).collect()
     }
 }
@@ -262,12 +262,12 @@ impl CircuitBreaker {
     /// store; they must not panic. Every transition is also a `tracing` event (target
     /// `walden::breaker`).
     pub fn on_state_change(&self, listener: impl Fn(&StateChange) + Send + Sync + 'static) {
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         st.listeners.entry(self.name.to_string()).or_default().push(Arc::new(listener));
     }
 
     fn with_entry<T>(&self, f: impl FnOnce(&mut Entry) -> T) -> T {
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         f(self.entry(&mut st))
     }
 
@@ -331,7 +331,8 @@ impl CircuitBreaker {
         if pending.is_empty() {
             return Ok(());
         }
-        let listeners = self.store.inner.breakers.lock().listeners.get(&*self.name).cloned();
+        let listeners =
+            self.store.inner.held_back.breakers.lock().listeners.get(&*self.name).cloned();
         for p in &pending {
             trace_change(&p.change);
             for l in listeners.iter().flatten() {
@@ -346,7 +347,7 @@ impl CircuitBreaker {
     /// the first probe.
     pub fn try_acquire(&self) -> Result<Acquire> {
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         let e = self.entry(&mut st);
         let mut pending = Vec::new();
         let (generation, counted) = loop {
@@ -377,7 +378,7 @@ impl CircuitBreaker {
         durable: bool,
     ) -> Result<bool> {
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         let e = self.entry(&mut st);
         let pending = match e.outcome(generation, ok, duration, now) {
             Outcome::Stale => return Ok(false),
@@ -414,7 +415,7 @@ impl CircuitBreaker {
 
     fn set_state(&self, to: CircuitState) -> Result<()> {
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         let m = Move { to, at_unix_ns: now, reason: None };
         let pending = self.log_transition(self.entry(&mut st), m)?;
         drop(st);

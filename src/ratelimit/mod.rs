@@ -89,7 +89,7 @@ impl Store {
 
     /// Counters of the rate-limiter state (resident keys, sweeps, high-water mark).
     pub fn rate_limit_stats(&self) -> RateLimitStats {
-        let st = self.inner.ratelimits.lock();
+        let st = self.inner.held_back.ratelimits.lock();
         RateLimitStats {
             limiters: st.limiters.len(),
             resident_keys: st.resident_keys,
@@ -103,7 +103,7 @@ impl Store {
     /// and returns how many were dropped. Nothing is written: an idle key needs no record.
     pub fn sweep_rate_limits(&self) -> usize {
         let clock_ns = self.inner.options.clock.now_unix_ns();
-        let mut st = self.inner.ratelimits.lock();
+        let mut st = self.inner.held_back.ratelimits.lock();
         let now = st.observe(clock_ns);
         st.sweep(now)
     }
@@ -153,7 +153,7 @@ impl RateLimiter {
     /// denied (unlike redis-cell's quantity-0 call, which is always "allowed").
     pub fn peek(&self, key: &str) -> Result<Decision> {
         self.store.check_key(key)?;
-        let mut st = self.store.inner.ratelimits.lock();
+        let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         Ok(gcra::decide(&self.quota, st.tat(&self.name, key), now, 0).0)
     }
@@ -185,7 +185,7 @@ impl RateLimiter {
     /// violation history is kept.
     pub fn reset(&self, key: &str) -> Result<bool> {
         self.store.check_key(key)?;
-        let mut st = self.store.inner.ratelimits.lock();
+        let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         if st.tat(&self.name, key) <= now {
             return Ok(false);
@@ -203,14 +203,14 @@ impl RateLimiter {
 
     /// `key`'s violation history (denied checks), if it has one that has not expired.
     pub fn violations(&self, key: &str) -> Option<ViolationHistory> {
-        let mut st = self.store.inner.ratelimits.lock();
+        let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         st.violations.get(&self.name, key, now)
     }
 
     /// Every key of this limiter with a live violation history, most denials first.
     pub fn violators(&self) -> Vec<(String, ViolationHistory)> {
-        let mut st = self.store.inner.ratelimits.lock();
+        let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         st.violations.list(&self.name, now)
     }
@@ -228,7 +228,7 @@ impl RateLimiter {
         if n > quota.burst() {
             return Err(Error::InsufficientCapacity { cost: n, burst: quota.burst() });
         }
-        let mut st = self.store.inner.ratelimits.lock();
+        let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         let (decision, new_tat) = gcra::decide(quota, st.tat(&self.name, key), now, n);
         let Some(tat_unix_ns) = new_tat else {

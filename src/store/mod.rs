@@ -40,10 +40,8 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::error::{Error, LimitKind, Result};
 use crate::io::StoreLock;
 use crate::limits::MAX_KEY_BYTES_LIMIT;
-use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
 use crate::state::lockout::LockoutState;
-use crate::state::ratelimit::RateLimitState;
 use compact::Compactor;
 use hook::DocLog;
 use names::check_collection;
@@ -57,10 +55,9 @@ pub(crate) struct Inner {
     pub(crate) compactor: Arc<Compactor>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
-    pub(crate) ratelimits: Arc<Mutex<RateLimitState>>,
-    pub(crate) breakers: Arc<Mutex<BreakerState>>,
     pub(crate) lockouts: Mutex<LockoutState>,
-    /// Writes the breaker counters and violation histories held back by their intervals.
+    /// The rate-limit and breaker state, and what writes their records held back by an
+    /// interval (breaker counters, violation histories).
     pub(crate) held_back: HeldBack,
     /// The flusher and compactor threads.
     threads: Mutex<Vec<JoinHandle<()>>>,

@@ -159,8 +159,6 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         compactor,
         validators: RwLock::new(Default::default()),
         recovery: stats,
-        ratelimits: held_back.ratelimits.clone(),
-        breakers: held_back.breakers.clone(),
         lockouts: Mutex::new(lockouts),
         held_back,
         threads: Mutex::new(threads),

@@ -96,6 +96,10 @@ fn failures_add_up_across_processes_killed_after_one_call_each() {
             round,
         );
         let store = open(dir.path(), &ManualClock::new(T0 + round * 60 * S + S));
+        // A breaker that never changed state is listed from its counts record alone.
+        let listed = store.breakers();
+        assert_eq!((listed.len(), listed[0].name.as_str()), (1, "upstream"));
+        assert!(!listed[0].registered);
         let h = store.breaker("upstream", BreakerConfig::default()).unwrap().health();
         if round < 2 {
             assert_eq!(h.state, CircuitState::Closed);

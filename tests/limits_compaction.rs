@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use walden::{
-    Backoff, BreakerConfig, CallError, CircuitState, ManualClock, Options, Quota, Store,
-    TripReason,
+    Backoff, BreakerConfig, CallError, CircuitState, ManualClock, Options, Quota, Store, TripReason,
 };
 
 const S: u64 = 1_000_000_000;

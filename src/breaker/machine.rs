@@ -98,7 +98,10 @@ impl Entry {
             self.config = config;
             self.registered = true;
             match logged {
-                Some(s) => self.counters.restore(&self.config, &s),
+                Some(s) => {
+                    self.counters.restore(&self.config, &s);
+                    self.counts_logged_failures = self.counters.has_failures();
+                }
                 None => self.counters.clear_period(),
             }
         }

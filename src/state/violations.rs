@@ -41,9 +41,10 @@ struct Slot {
 pub(crate) struct Violations {
     limiters: HashMap<String, HashMap<Box<str>, Slot>>,
     resident: usize,
-    /// Keys with denials not yet in the log (an upper bound; cleared entries stay counted
-    /// until the next flush walks them).
-    dirty: usize,
+    /// Keys whose denials are not all in the log yet, as `(limiter, key)`, so a flush costs
+    /// O(pending keys) rather than O(histories). An entry whose slot was logged or dropped
+    /// since is skipped.
+    dirty: Vec<(String, Box<str>)>,
     /// LSN and timestamp of the newest violations record in this state (for snapshots).
     last_lsn: u64,
     last_timestamp_unix_ns: u64,
@@ -84,7 +85,7 @@ impl Violations {
         } else {
             if !slot.dirty {
                 slot.dirty = true;
-                self.dirty += 1;
+                self.dirty.push((limiter.to_owned(), key.into()));
             }
             None
         }
@@ -95,23 +96,23 @@ impl Violations {
     /// `(limiter, key, history)`; they count as logged at `now` from here on. The others stay
     /// pending.
     pub fn take_due(&mut self, now: u64, all: bool) -> Vec<(String, String, ViolationHistory)> {
-        if self.dirty == 0 {
-            return Vec::new();
-        }
         let mut out = Vec::new();
-        let mut pending = 0;
-        for (limiter, m) in &mut self.limiters {
-            for (key, slot) in m.iter_mut().filter(|(_, s)| s.dirty) {
-                if !all && now < slot.logged_unix_ns.saturating_add(VIOLATION_LOG_INTERVAL_NS) {
-                    pending += 1;
-                    continue;
-                }
-                slot.dirty = false;
-                slot.logged_unix_ns = now.max(1);
-                out.push((limiter.clone(), key.to_string(), slot.history));
+        let limiters = &mut self.limiters;
+        self.dirty.retain(|(limiter, key)| {
+            let Some(slot) = limiters.get_mut(limiter).and_then(|m| m.get_mut(key)) else {
+                return false; // swept since
+            };
+            if !slot.dirty {
+                return false; // logged by a later denial
             }
-        }
-        self.dirty = pending;
+            if !all && now < slot.logged_unix_ns.saturating_add(VIOLATION_LOG_INTERVAL_NS) {
+                return true;
+            }
+            slot.dirty = false;
+            slot.logged_unix_ns = now.max(1);
+            out.push((limiter.clone(), key.to_string(), slot.history));
+            false
+        });
         out
     }
 

@@ -15,7 +15,8 @@ use crate::format::{
     SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
 };
 use crate::io::{Fs, Io};
-use crate::limits::SNAPSHOT_WRITE_CHUNK_BYTES;
+use crate::limits::{MAX_RESYNC_SCAN_BYTES, SNAPSHOT_WRITE_CHUNK_BYTES};
+use crate::wal::LenientItem;
 
 /// Suffix of a snapshot being written; leftovers from a crash are removed at open.
 pub use crate::format::files::TMP_SUFFIX as SNAPSHOT_TMP_SUFFIX;
@@ -101,6 +102,47 @@ pub fn read_snapshot<'a>(
         ));
     }
     Ok(header)
+}
+
+/// Walks the entries of a snapshot without stopping at damage: salvage and forensics only. An
+/// open takes a snapshot whole or not at all ([`read_snapshot`]).
+///
+/// `salt` and `max_lsn` come from the header when it verifies, otherwise from what the caller
+/// knows (the store id in `STORE` and the LSN in the file name, see
+/// [`snapshot_salt`](crate::format::snapshot_salt)). Entries are read from the end of the header
+/// up to the footer, or up to the end of the file when the last bytes are not a valid footer. A
+/// bad entry is reported as [`LenientItem::Damaged`]; the walk resumes at the next offset where
+/// an entry verifies with `salt` and carries an LSN of at most `max_lsn` (entries of one
+/// snapshot are in key order, so their LSNs are not consecutive), looking at most
+/// [`MAX_RESYNC_SCAN_BYTES`] ahead. Checks no order and decodes no bodies.
+pub fn walk_snapshot_lenient<'a>(
+    bytes: &'a [u8],
+    salt: u32,
+    max_lsn: u64,
+    on_item: &mut dyn FnMut(LenientItem<'a>),
+) {
+    let footer_ok = bytes.len() >= SNAPSHOT_HEADER_LEN + SNAPSHOT_FOOTER_LEN
+        && SnapshotFooter::decode(&bytes[bytes.len() - SNAPSHOT_FOOTER_LEN..]).is_ok();
+    let end = if footer_ok { bytes.len() - SNAPSHOT_FOOTER_LEN } else { bytes.len() };
+    let entries = &bytes[..end];
+    let mut offset = SNAPSHOT_HEADER_LEN;
+    while offset < end {
+        match decode_frame(&entries[offset..], salt) {
+            Ok(frame) => {
+                on_item(LenientItem::Record { offset: offset as u64, frame });
+                offset += frame.len;
+            }
+            Err(error) => {
+                let scan_end = end.min(offset.saturating_add(1 + MAX_RESYNC_SCAN_BYTES));
+                let next = (offset + 1..scan_end)
+                    .find(|&o| decode_frame(&entries[o..], salt).is_ok_and(|f| f.lsn <= max_lsn))
+                    .unwrap_or(end);
+                let len = (next - offset) as u64;
+                on_item(LenientItem::Damaged { offset: offset as u64, len, error });
+                offset = next;
+            }
+        }
+    }
 }
 
 /// A snapshot on disk.
@@ -199,4 +241,66 @@ pub(crate) fn remove_snapshots(
         Fs(io).sync_dir(dir)?;
     }
     Ok(removed_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A snapshot of `lsns.len()` one-byte entries, and the offset of each entry.
+    fn snapshot(lsns: &[u64]) -> (Vec<u8>, u32, Vec<usize>) {
+        let header = SnapshotHeader {
+            store_id: [7; 16],
+            epoch: 1,
+            lsn: 100,
+            entry_count: lsns.len() as u64,
+        };
+        let salt = header.salt();
+        let mut bytes = header.encode().to_vec();
+        let mut offsets = Vec::new();
+        for &lsn in lsns {
+            offsets.push(bytes.len());
+            encode_frame(&mut bytes, salt, lsn, 5, RecordKind::Batch, b"entry-body");
+        }
+        let entry_bytes = (bytes.len() - SNAPSHOT_HEADER_LEN) as u64;
+        bytes.extend_from_slice(
+            &SnapshotFooter { entry_count: lsns.len() as u64, entry_bytes }.encode(),
+        );
+        (bytes, salt, offsets)
+    }
+
+    fn walk(bytes: &[u8], salt: u32) -> (Vec<u64>, Vec<(u64, u64)>) {
+        let (mut lsns, mut damaged) = (Vec::new(), Vec::new());
+        walk_snapshot_lenient(bytes, salt, 100, &mut |item| match item {
+            LenientItem::Record { frame, .. } => lsns.push(frame.lsn),
+            LenientItem::Damaged { offset, len, .. } => damaged.push((offset, len)),
+        });
+        (lsns, damaged)
+    }
+
+    #[test]
+    fn lenient_snapshot_walk_skips_one_damaged_entry_and_keeps_the_others() {
+        // Entries in key order carry unordered LSNs: the resync must not expect a sequence.
+        let (mut bytes, salt, offsets) = snapshot(&[40, 7, 93, 12]);
+        assert_eq!(walk(&bytes, salt), (vec![40, 7, 93, 12], vec![]));
+        bytes[offsets[1] + crate::format::RECORD_HEADER_LEN + 2] ^= 0x01;
+        assert!(read_snapshot(&bytes, None, &mut |_| Ok(())).is_err());
+        let (lsns, damaged) = walk(&bytes, salt);
+        assert_eq!(lsns, [40, 93, 12]);
+        assert_eq!(damaged, [(offsets[1] as u64, (offsets[2] - offsets[1]) as u64)]);
+    }
+
+    #[test]
+    fn lenient_snapshot_walk_reads_entries_when_header_and_footer_are_damaged() {
+        let (mut bytes, salt, offsets) = snapshot(&[3, 4]);
+        bytes[10] ^= 0x01;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let (lsns, damaged) = walk(&bytes, salt);
+        assert_eq!(lsns, [3, 4]);
+        // The footer that does not verify is reported as damage up to the end of the file.
+        let footer_at = (bytes.len() - SNAPSHOT_FOOTER_LEN) as u64;
+        assert_eq!(damaged, [(footer_at, SNAPSHOT_FOOTER_LEN as u64)]);
+        assert!(offsets[1] < footer_at as usize);
+    }
 }

@@ -1,15 +1,17 @@
-//! `summary`, `verify`, `dump` and `history`.
+//! `summary`, `verify` and `dump`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use walden::format::{decode_batch, BatchOp, BatchOpKind, RecordKind};
+use walden::format::{BatchOp, BatchOpKind, RecordKind};
 use walden::wal::RecordRef;
 
+use crate::current::{current_state, live_json, live_text};
+use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::{
-    self, batch_ops, doc_value, kind_name, record_json, record_text, verdict_json, verdict_text,
+    self, batch_ops, kind_name, record_json, record_text, verdict_json, verdict_text,
 };
 use crate::snapshots;
 use crate::source::{hex_id, load, Source, SourceKind};
@@ -188,7 +190,7 @@ fn summary_text(v: &Value) -> String {
     for c in v["collections"].as_array().into_iter().flatten() {
         t.push_str(&format!(
             "\ncollection {}: {} puts, {} deletes",
-            c["collection"].as_str().unwrap_or("?"),
+            esc(c["collection"].as_str().unwrap_or("?")),
             c["puts"],
             c["deletes"]
         ));
@@ -224,7 +226,7 @@ pub fn verify(out: &mut Out, path: &Path) -> Result<i32, Fail> {
 }
 
 /// `dump`: records passing the filters.
-pub fn dump(out: &mut Out, path: &Path, f: &Filters) -> Result<i32, Fail> {
+pub fn dump(out: &mut Out, path: &Path, f: &Filters, oneline: bool) -> Result<i32, Fail> {
     let src = load(path)?;
     let (mut recs, scan) = src.records();
     // A snapshot file given on its own: its entries (segment 0 stands for "snapshot").
@@ -247,147 +249,26 @@ pub fn dump(out: &mut Out, path: &Path, f: &Filters) -> Result<i32, Fail> {
             break;
         }
         if let Some(ops) = select(r, f) {
-            print_record(out, r, &ops)?;
+            if oneline && !out.json {
+                out.line(crate::oneline::record_oneline(r, &ops))?;
+            } else {
+                print_record(out, r, &ops)?;
+            }
             printed += 1;
         }
     }
-    note_verdict(out, &src, &scan)?;
-    Ok(0)
-}
-
-/// One changed path: `(path, old, new)`, `None` for absent.
-pub type Change = (String, Option<Value>, Option<Value>);
-
-/// A path-by-path difference between two versions of a document (`None`: absent, i.e. before
-/// the first put or after a delete).
-pub fn json_diff(old: Option<&Value>, new: Option<&Value>) -> Vec<Change> {
-    let mut out = Vec::new();
-    match (old, new) {
-        (Some(a), Some(b)) => diff_into(String::new(), a, b, &mut out),
-        (None, None) => {}
-        (a, b) => out.push(("/".into(), a.cloned(), b.cloned())),
-    }
-    out
-}
-
-fn diff_into(path: String, old: &Value, new: &Value, out: &mut Vec<Change>) {
-    match (old, new) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, va) in a {
-                let p = format!("{path}/{k}");
-                match b.get(k) {
-                    Some(vb) => diff_into(p, va, vb, out),
-                    None => out.push((p, Some(va.clone()), None)),
-                }
+    // On a compacted store the log holds only what came after the snapshot: say where the
+    // rest is, so a short listing is not mistaken for the whole store.
+    if src.kind == SourceKind::StoreDir {
+        let state = current_state(&recs, &checks);
+        if state.snapshot.is_some() {
+            if out.json {
+                out.obj(&live_json(&state))?;
+            } else {
+                eprintln!("walinspect: this lists the log only; {}", live_text(&state));
             }
-            for (k, vb) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
-                out.push((format!("{path}/{k}"), None, Some(vb.clone())));
-            }
-        }
-        _ if old != new => out.push((
-            if path.is_empty() { "/".into() } else { path },
-            Some(old.clone()),
-            Some(new.clone()),
-        )),
-        _ => {}
-    }
-}
-
-/// `history`: every version of one document, through the newest snapshot and the log.
-pub fn history(
-    out: &mut Out,
-    path: &Path,
-    collection: &str,
-    key: &str,
-    diff: bool,
-) -> Result<i32, Fail> {
-    let src = load(path)?;
-    let (recs, scan) = src.records();
-    // The newest valid snapshot holds the versions whose records compaction deleted.
-    let checks = snapshots::check_all(&src);
-    let first_log_lsn = recs.first().map_or(u64::MAX, |r| r.frame.lsn);
-    let from_snapshot: Vec<walden::format::Frame<'_>> = snapshots::newest_valid(&checks)
-        .map(|c| c.entries.iter().map(|e| e.frame).filter(|f| f.lsn < first_log_lsn).collect())
-        .unwrap_or_default();
-    let frames = from_snapshot
-        .into_iter()
-        .map(|f| ("snapshot", f))
-        .chain(recs.iter().map(|r| ("log", r.frame)));
-    let mut prev: Option<Value> = None;
-    for (source, frame) in frames {
-        let ops = match RecordKind::from_u8(frame.kind) {
-            Some(RecordKind::Batch) => decode_batch(frame.body).unwrap_or_default(),
-            _ => Vec::new(),
-        };
-        for op in ops.iter().filter(|o| o.collection == collection && o.key == key) {
-            let value = (op.kind == BatchOpKind::Put).then(|| doc_value(op.value));
-            let mut v = json!({
-                "type": "version",
-                "source": source,
-                "collection": collection,
-                "key": key,
-                "lsn": frame.lsn,
-                "time": format_ns(frame.timestamp_unix_ns),
-                "timestamp_unix_ns": frame.timestamp_unix_ns,
-                "op": render::op_name(op.kind),
-                "version": op.version,
-                "value": value,
-            });
-            let changes = diff.then(|| json_diff(prev.as_ref(), value.as_ref()));
-            if let Some(ch) = &changes {
-                v["diff"] =
-                    ch.iter().map(|(p, a, b)| json!({"path": p, "old": a, "new": b})).collect();
-            }
-            out.emit(&v, || {
-                let mut t = format!(
-                    "lsn {}  {}  {} v{}  ({source})",
-                    frame.lsn,
-                    format_ns(frame.timestamp_unix_ns),
-                    render::op_name(op.kind),
-                    op.version
-                );
-                match (&changes, &value) {
-                    (Some(ch), _) => {
-                        for (p, a, b) in ch {
-                            let line = match (a, b) {
-                                (None, Some(b)) => format!("\n  + {p}: {b}"),
-                                (Some(a), None) => format!("\n  - {p}: {a}"),
-                                (Some(a), Some(b)) => format!("\n  ~ {p}: {a} -> {b}"),
-                                (None, None) => String::new(),
-                            };
-                            t.push_str(&line);
-                        }
-                    }
-                    (None, Some(val)) => {
-                        t.push_str(&format!("\n{}", render::indent(&render::pretty(val), "  ")))
-                    }
-                    (None, None) => {}
-                }
-                t
-            })?;
-            prev = value;
         }
     }
     note_verdict(out, &src, &scan)?;
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn diff_lists_added_removed_and_changed_paths() {
-        let a = json!({"name": "Ada", "age": 36, "tags": {"x": 1}});
-        let b = json!({"name": "Ada L", "tags": {"x": 2}, "city": "London"});
-        let d = json_diff(Some(&a), Some(&b));
-        assert!(d.contains(&("/name".into(), Some(json!("Ada")), Some(json!("Ada L")))));
-        assert!(d.contains(&("/age".into(), Some(json!(36)), None)));
-        assert!(d.contains(&("/tags/x".into(), Some(json!(1)), Some(json!(2)))));
-        assert!(d.contains(&("/city".into(), None, Some(json!("London")))));
-        assert_eq!(d.len(), 4);
-        assert!(json_diff(Some(&a), Some(&a)).is_empty());
-        assert_eq!(json_diff(None, Some(&a)), [("/".into(), None, Some(a.clone()))]);
-        assert_eq!(json_diff(Some(&a), None), [("/".into(), Some(a), None)]);
-    }
 }

@@ -6,10 +6,16 @@
 //! and the NDJSON field names.
 
 mod commands;
+mod current;
+mod diff;
+mod escape;
 mod follow;
+mod history;
+mod oneline;
 mod out;
 mod render;
 mod salvage;
+mod salvage_base;
 mod snapshots;
 mod source;
 mod stats;
@@ -30,9 +36,12 @@ Examples:
   walinspect dump ./mystore --collection users --prefix ada --limit 20
   walinspect dump ./mystore/wal/00000000000000000003.wal --from-lsn 100 --json | jq .
   walinspect history ./mystore users ada --diff
+  walinspect get ./mystore users ada        the current value (snapshot + log), exit 1 if none
+  walinspect scan ./mystore users --prefix a
+  walinspect dump ./mystore --oneline       one line per record
   walinspect stats ./mystore
   walinspect follow ./mystore               print records as a live store appends them (Ctrl-C stops)
-  walinspect salvage ./damaged --out ./recovered
+  walinspect salvage ./damaged --out ./recovered   exit 1 if anything was skipped
 
 walinspect never writes to the source, never takes the store's LOCK, and reads files whole
 (no mmap), so it is safe on a live store: a record being written at the tail shows as a torn tail.
@@ -70,7 +79,18 @@ enum Command {
     /// Print records: document bodies as pretty JSON, rate-limit and breaker records decoded.
     Dump(DumpArgs),
     /// Every version of one document (newest snapshot, then log): LSN, time, op, version, value.
+    ///
+    /// Exit 1 (and `not found`) if the document has no version on disk.
     History(HistoryArgs),
+    /// The current value of one document, as an open would see it (snapshot + log).
+    ///
+    /// Prints the value as JSON (with `--json`: a `document` object with version, LSN, time and
+    /// where it is stored). Exit 1 (and `not found`) if the document does not exist.
+    Get(GetArgs),
+    /// The current documents in key order, as an open would see them (snapshot + log).
+    ///
+    /// One line per document: `collection/key vN <JSON>` (with `--json`: `document` objects).
+    Scan(ScanArgs),
     /// Where the bytes go: live vs dead, reclaimable, largest documents, sizes, limiters.
     ///
     /// Per-collection counts, live vs dead bytes, reclaimable space, largest documents, record
@@ -82,7 +102,8 @@ enum Command {
     ///
     /// Kept: the latest value of every document found in a valid record. Not kept: version
     /// numbers and timestamps (documents restart at version 1), older versions, rate-limit and
-    /// breaker records, `.torn-*` files. The source is only read.
+    /// breaker records, `.torn-*` files. The source is only read. A damaged snapshot is read
+    /// entry by entry. Exit 0 when nothing was skipped, 1 when anything was.
     Salvage(SalvageArgs),
 }
 
@@ -130,8 +151,39 @@ pub struct Filters {
 struct DumpArgs {
     /// Store directory, `wal/` directory or segment file.
     path: PathBuf,
+    /// One line of text per record (operations separated by ` | `, values as compact JSON).
+    /// NDJSON (`--json`) is one line per record already.
+    #[arg(long)]
+    oneline: bool,
     #[command(flatten)]
     filters: Filters,
+}
+
+#[derive(Args, Debug)]
+struct GetArgs {
+    /// Store directory (or `wal/` directory, segment or snapshot file).
+    path: PathBuf,
+    /// Collection of the document.
+    collection: String,
+    /// Key of the document.
+    key: String,
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// Store directory (or `wal/` directory, segment or snapshot file).
+    path: PathBuf,
+    /// Only this collection (all collections if omitted).
+    collection: Option<String>,
+    /// Only keys starting with this prefix.
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Only keys at or after this one.
+    #[arg(long)]
+    from: Option<String>,
+    /// Print at most this many documents.
+    #[arg(long)]
+    limit: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -187,9 +239,19 @@ fn run(cli: Cli) -> Result<i32, Fail> {
         },
         Some(Command::Summary(a)) => commands::summary(&mut out, &a.path)?,
         Some(Command::Verify(a)) => commands::verify(&mut out, &a.path)?,
-        Some(Command::Dump(a)) => commands::dump(&mut out, &a.path, &a.filters)?,
+        Some(Command::Dump(a)) => commands::dump(&mut out, &a.path, &a.filters, a.oneline)?,
         Some(Command::History(a)) => {
-            commands::history(&mut out, &a.path, &a.collection, &a.key, a.diff)?
+            history::history(&mut out, &a.path, &a.collection, &a.key, a.diff)?
+        }
+        Some(Command::Get(a)) => current::get(&mut out, &a.path, &a.collection, &a.key)?,
+        Some(Command::Scan(a)) => {
+            let range = current::ScanRange {
+                collection: a.collection.as_deref(),
+                prefix: a.prefix.as_deref(),
+                from: a.from.as_deref(),
+                limit: a.limit,
+            };
+            current::scan(&mut out, &a.path, &range)?
         }
         Some(Command::Stats(a)) => stats::stats(&mut out, &a.path)?,
         Some(Command::Follow(a)) => follow::follow(&mut out, &a)?,

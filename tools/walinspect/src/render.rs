@@ -10,6 +10,7 @@ use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameEr
 use walden::wal::{LogScan, LogVerdict, RecordRef};
 use walden::CircuitState;
 
+use crate::escape::esc;
 use crate::snapshots;
 use crate::source::Source;
 use crate::time::format_ns;
@@ -189,8 +190,8 @@ pub fn record_text(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> String {
                 s.push_str(&format!(
                     "\n  {} {}/{} v{}",
                     op_name(op.kind),
-                    op.collection,
-                    op.key,
+                    esc(op.collection),
+                    esc(op.key),
                     op.version
                 ));
                 if op.kind == BatchOpKind::Put {
@@ -204,7 +205,7 @@ pub fn record_text(r: &RecordRef<'_>, ops: &[BatchOp<'_>]) -> String {
             for (k, x) in m {
                 s.push_str(&format!(
                     "\n  {k}: {}",
-                    x.as_str().map_or_else(|| x.to_string(), str::to_owned)
+                    x.as_str().map_or_else(|| x.to_string(), |t| esc(t).into_owned())
                 ));
             }
         }
@@ -370,7 +371,14 @@ pub fn verdict_json(src: &Source, scan: &LogScan) -> (i32, Value) {
     };
     if code == EXIT_CLEAN {
         if let Some(problem) = &src.identity_problem {
-            if !src.segments.is_empty() && src.kind == crate::source::SourceKind::StoreDir {
+            // Without `STORE`, a directory with segments is refused by an open, and one without
+            // any is not a store at all (an open would create a new, empty one there).
+            if src.kind == crate::source::SourceKind::StoreDir {
+                let problem = if src.segments.is_empty() {
+                    format!("not a walden store: {problem} and wal/ holds no segment (an open would create a new, empty store here)")
+                } else {
+                    problem.clone()
+                };
                 v["verdict"] = json!("unreadable");
                 v["error"] = json!(problem);
                 v["error_kind"] = json!("identity");
@@ -380,43 +388,14 @@ pub fn verdict_json(src: &Source, scan: &LogScan) -> (i32, Value) {
     }
     let checks = snapshots::check_all(src);
     let base = snapshots::newest_valid(&checks).and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn);
-    let mut code = code;
-    // The log must start right after the newest valid snapshot (or at LSN 1 without one), or an
-    // open refuses the store.
-    let first = scan.first_lsn.zip(scan.segments.first());
-    if let Some((first_lsn, seg)) = first.filter(|_| code < EXIT_INCONSISTENT) {
-        let expected = base.unwrap_or(0) + 1;
-        if first_lsn > expected && src.kind == crate::source::SourceKind::StoreDir {
-            let kind = CorruptionKind::LsnGap { expected, found: first_lsn };
-            v = problem_json(src, &seg.path, 0, base, &kind);
-            v["resync_offset"] = Value::Null;
-            // Usually because the snapshot that covered the gap is damaged: name it.
-            if let Some(bad) = checks.iter().rev().find(|c| c.result.is_err()) {
-                v["damaged_snapshot"] = json!(bad.snap.path.display().to_string());
-                if let Err((offset, kind)) = &bad.result {
-                    v["damaged_snapshot_offset"] = json!(offset);
-                    v["damaged_snapshot_error"] = json!(kind.to_string());
-                }
-            }
-            code = EXIT_INCONSISTENT;
-        }
-    }
-    // A damaged snapshot: every checksum is checked, even of a snapshot an open would skip.
-    if let Some(bad) = checks.iter().find(|c| c.result.is_err()).filter(|_| code < EXIT_CORRUPT) {
-        if let Err((offset, kind)) = &bad.result {
-            v = problem_json(src, &bad.snap.path, *offset, None, kind);
-            v["verdict"] = json!("corrupt");
-            v["snapshot"] = json!(true);
-            code = EXIT_CORRUPT;
-        }
-    }
+    let (code, mut v) = snapshots::snapshot_verdict(src, scan, &checks, code, v);
     v["snapshots"] = json!(checks.len());
     v["snapshot_lsn"] = json!(base);
     (code, with_code(v, code))
 }
 
 /// A verdict object for damage of `kind` at `offset` of `path`.
-fn problem_json(
+pub fn problem_json(
     src: &Source,
     path: &std::path::Path,
     offset: u64,
@@ -463,7 +442,8 @@ pub fn verdict_text(src: &Source, v: &Value) -> String {
     let mut s = match verdict {
         "clean" => "verdict: CLEAN — every header, record, snapshot and the LSN chain verify".to_owned(),
         "torn_tail" => "verdict: TORN TAIL — the log ends in an incomplete write (a crash, or a write in progress on a live store); an open would cut it".to_owned(),
-        "corrupt" if v["snapshot"] == true => "verdict: CORRUPT — a snapshot is damaged (an open skips it only if an older snapshot and the log cover it)".to_owned(),
+        "corrupt" if v["snapshot"] == true && v["store_opens"] == false => "verdict: CORRUPT — a snapshot is damaged and the log does not cover what it held; the store will refuse to open".to_owned(),
+        "corrupt" if v["snapshot"] == true => "verdict: CORRUPT — a snapshot is damaged; an open skips it (an older snapshot, or none, and the log cover it)".to_owned(),
         "corrupt" => "verdict: CORRUPT — damage in the middle of the log; the store will refuse to open".to_owned(),
         "inconsistent" => "verdict: INCONSISTENT — missing segment, foreign store or epoch, or LSN gap; the store will refuse to open".to_owned(),
         _ => "verdict: UNREADABLE".to_owned(),
@@ -477,9 +457,7 @@ pub fn verdict_text(src: &Source, v: &Value) -> String {
         ("error", "problem"),
         ("stored_crc", "stored CRC"),
         ("computed_crc", "computed CRC"),
-        ("damaged_snapshot", "damaged snapshot"),
-        ("damaged_snapshot_offset", "damaged snapshot offset"),
-        ("damaged_snapshot_error", "damaged snapshot problem"),
+        ("consequence", "consequence"),
     ] {
         if let Some(x) = field(k) {
             s.push_str(&format!(
@@ -488,7 +466,7 @@ pub fn verdict_text(src: &Source, v: &Value) -> String {
             ));
         }
     }
-    if verdict != "clean" && verdict != "unreadable" {
+    if verdict != "clean" && verdict != "unreadable" && v["snapshot"] != true {
         match field("resync_offset") {
             Some(x) => s.push_str(&format!("\n  valid records resume at byte offset {x} (resync)")),
             None => s.push_str("\n  no valid record of this segment found after it"),

@@ -1,13 +1,17 @@
 //! `salvage`: a new store from every valid record of a damaged one.
 //!
-//! Starts from the newest snapshot that verifies (read with the library's `read_snapshot`), then
-//! reads every segment with the library's lenient walk (`walk_segment_lenient`), which skips
-//! damaged bytes and resumes at the next record that verifies. Batch records after the snapshot
-//! are applied in log order to an in-memory map; the final state of every document is then written to a new store
-//! through the `Store` API. Kept: the latest value of every document found. Not kept: version
-//! numbers and timestamps (documents start again at version 1), the history of older versions,
-//! rate-limit and breaker records (not replayed; counted), `.torn-*` files. The source is only
-//! read.
+//! Starts from the snapshots (`salvage_base`: the newest that verifies, and every newer damaged
+//! one read entry by entry), then reads every segment with the library's lenient walk
+//! (`walk_segment_lenient`), which skips damaged bytes and resumes at the next record that
+//! verifies. Batch records after the snapshot are applied in log order to an in-memory map; the
+//! final state of every document is then written to a new store through the `Store` API. Kept:
+//! the latest value of every document found. Not kept: version numbers and timestamps (documents
+//! start again at version 1), the history of older versions, rate-limit and breaker records (not
+//! replayed; counted), `.torn-*` files. The source is only read.
+//!
+//! The exit code says whether anything was lost: 0 when every byte of the source was read and
+//! every document written, [`EXIT_SALVAGE_INCOMPLETE`] when anything was skipped (a damaged
+//! range, a missing segment or LSN, a document the new store refused).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,8 +22,10 @@ use walden::limits::{MAX_KEY_BYTES_LIMIT, MAX_RECORD_BODY_BYTES};
 use walden::wal::{walk_segment_lenient, LenientItem};
 use walden::{Batch, Options, Store};
 
+use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::kind_name;
+use crate::salvage_base::read_snapshots;
 use crate::snapshots;
 use crate::source::load;
 use crate::SalvageArgs;
@@ -29,16 +35,22 @@ const CHUNK_OPS: usize = 1000;
 /// Most value bytes per batch written to the new store.
 const CHUNK_BYTES: usize = 8 << 20;
 
-/// Damaged ranges skipped so far.
+/// Exit code of a salvage that skipped anything: damaged bytes, a missing segment or LSN range,
+/// a document the new store refused. The new store holds everything else.
+pub const EXIT_SALVAGE_INCOMPLETE: i32 = 1;
+
+/// What was skipped so far.
 #[derive(Default)]
-struct Skips {
+pub struct Skips {
     ranges: u64,
     bytes: u64,
+    /// Missing segments and LSN ranges reported.
+    gaps: u64,
 }
 
 impl Skips {
     /// Counts and reports `len` bytes of `file` at `offset` that are not salvaged.
-    fn skip(
+    pub fn skip(
         &mut self,
         out: &mut Out,
         file: &Path,
@@ -76,33 +88,18 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
     let (mut records, mut applied) = (0u64, 0u64);
     let mut skips = Skips::default();
     let mut not_replayed: BTreeMap<String, u64> = BTreeMap::new();
-    // Base state: the newest snapshot that verifies (as an open would load it).
     let checks = snapshots::check_all(&src);
-    for c in &checks {
-        if let Err((offset, kind)) = &c.result {
-            let len = c.snap.bytes.len() as u64 - offset;
-            let why = format!("snapshot not used: {kind}");
-            skips.skip(out, &c.snap.path, *offset, len, why)?;
-        }
+    let (base, base_counts) = read_snapshots(out, &src, &checks, &mut docs, &mut skips)?;
+    for kind in base_counts.not_replayed {
+        *not_replayed.entry(kind).or_default() += 1;
     }
-    let base = snapshots::newest_valid(&checks);
-    let snapshot_lsn = base.and_then(|c| c.result.as_ref().ok()).map(|h| h.lsn);
-    if let Some(c) = base {
-        for e in &c.entries {
-            // check_all verified every entry body already; a failure here cannot happen.
-            let _ = apply_batch(&mut docs, e.frame.body);
-        }
-        let v = json!({ "type": "snapshot_used", "file": c.snap.path.display().to_string(),
-            "lsn": snapshot_lsn, "entries": c.entries.len() });
-        out.emit(&v, || {
-            format!("base: snapshot {} ({} entries)", c.snap.path.display(), c.entries.len())
-        })?;
-    }
+    let snapshot_lsn = base.lsn();
     let mut covered = 0u64;
     let mut last_lsn: Option<u64> = snapshot_lsn;
     let mut prev_no: Option<u64> = None;
     for seg in &src.segments {
         if let Some(p) = prev_no.filter(|p| seg.segment_no != p + 1) {
+            skips.gaps += 1;
             let v = json!({ "type": "gap", "after_segment": p, "next_segment": seg.segment_no });
             out.emit(&v, || format!("segments {}..{} are missing", p + 1, seg.segment_no - 1))?;
         }
@@ -133,10 +130,16 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             let len = frame.len as u64;
             if snapshot_lsn.is_some_and(|l| frame.lsn <= l) {
                 covered += 1;
+                // Behind a damaged snapshot, a covered record may hold what its damage lost.
+                if !base.whole() && RecordKind::from_u8(frame.kind) == Some(RecordKind::Batch) {
+                    let allows = |k: &(String, String)| base.allows(k, frame.lsn, None);
+                    let _ = apply_batch(&mut docs, frame.lsn, frame.body, &allows);
+                }
                 continue;
             }
             let expected = last_lsn.unwrap_or(0) + 1;
             if frame.lsn > expected {
+                skips.gaps += 1;
                 let v = json!({ "type": "lsn_gap", "expected": expected, "found": frame.lsn,
                     "file": seg.path.display().to_string(), "offset": offset });
                 out.emit(&v, || {
@@ -156,7 +159,7 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
                 last_lsn = Some(frame.lsn);
                 continue;
             }
-            match apply_batch(&mut docs, frame.body) {
+            match apply_batch(&mut docs, frame.lsn, frame.body, &|_| true) {
                 Ok(()) => {
                     applied += 1;
                     last_lsn = Some(frame.lsn);
@@ -165,46 +168,74 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
             }
         }
     }
-    let (written, deleted) = write_store(out, &a.out, &docs)?;
+    let (written, deleted, refused) = write_store(out, &a.out, &docs)?;
+    let complete = skips.ranges == 0 && skips.gaps == 0 && refused == 0;
     let v = json!({
         "type": "salvage", "out": a.out.display().to_string(), "records_read": records,
         "batches_applied": applied, "documents_written": written, "documents_deleted": deleted,
         "skipped_ranges": skips.ranges, "skipped_bytes": skips.bytes,
         "not_replayed": not_replayed, "last_lsn": last_lsn, "snapshot_lsn": snapshot_lsn,
-        "covered_by_snapshot": covered,
+        "covered_by_snapshot": covered, "snapshot_entries_used": base_counts.entries_used,
+        "gaps": skips.gaps, "documents_refused": refused, "complete": complete,
     });
     out.emit(&v, || {
         format!(
             "salvaged into {}: {records} valid records read, {applied} batches applied, \
              {written} documents written ({deleted} deleted keys dropped); {} damaged ranges \
-             ({} bytes) skipped{}",
+             ({} bytes) skipped, {} gaps, {refused} documents refused{}\n{}",
             a.out.display(),
             skips.ranges,
             skips.bytes,
+            skips.gaps,
             if not_replayed.is_empty() {
                 String::new()
             } else {
                 format!("; not replayed: {not_replayed:?}")
+            },
+            if complete {
+                "COMPLETE: nothing was skipped"
+            } else {
+                "INCOMPLETE: something was skipped (see above); the new store holds the rest"
             }
         )
     })?;
-    Ok(0)
+    Ok(if complete { 0 } else { EXIT_SALVAGE_INCOMPLETE })
 }
 
-/// Applies the operations of one batch body to the document map.
-fn apply_batch(docs: &mut Docs, body: &[u8]) -> Result<(), String> {
+/// Applies the operations of one batch body written at `lsn` to the document map, those on keys
+/// `allows` accepts.
+fn apply_batch(
+    docs: &mut Docs,
+    lsn: u64,
+    body: &[u8],
+    allows: &dyn Fn(&(String, String)) -> bool,
+) -> Result<(), String> {
     for op in decode_batch(body)? {
-        let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
-        docs.insert((op.collection.to_owned(), op.key.to_owned()), value);
+        let key = (op.collection.to_owned(), op.key.to_owned());
+        if allows(&key) {
+            let value = (op.kind == BatchOpKind::Put).then(|| op.value.to_vec());
+            merge(docs, key, lsn, value);
+        }
     }
     Ok(())
 }
 
-/// Documents by (collection, key); `None`: deleted.
-type Docs = BTreeMap<(String, String), Option<Vec<u8>>>;
+/// Records `value` (`None`: deleted) written at `lsn` for `key`, unless a later write is known.
+pub fn merge(docs: &mut Docs, key: (String, String), lsn: u64, value: Option<Vec<u8>>) {
+    match docs.get(&key) {
+        Some((known, _)) if *known > lsn => {}
+        _ => {
+            docs.insert(key, (lsn, value));
+        }
+    }
+}
 
-/// Writes the final documents into a new store; returns (written, deleted keys dropped).
-fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fail> {
+/// Documents by (collection, key): the LSN of the write and the value (`None`: deleted).
+pub type Docs = BTreeMap<(String, String), (u64, Option<Vec<u8>>)>;
+
+/// Writes the final documents into a new store; returns (written, deleted keys dropped,
+/// documents the new store refused).
+fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64, u64), Fail> {
     let options = Options {
         max_key_bytes: MAX_KEY_BYTES_LIMIT,
         max_document_bytes: MAX_RECORD_BODY_BYTES - (1 << 20),
@@ -216,26 +247,29 @@ fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fai
     let mut batch = Batch::new();
     let mut batch_bytes = 0usize;
     let mut pending: Vec<(&str, &str)> = Vec::new();
-    let live = docs.iter().filter_map(|((c, k), v)| match v {
+    let mut refused = 0u64;
+    let live = docs.iter().filter_map(|((c, k), (_, v))| match v {
         Some(v) => Some((c, k, v)),
         None => {
             deleted += 1;
             None
         }
     });
-    let flush =
-        |batch: &mut Batch, pending: &mut Vec<(&str, &str)>, out: &mut Out| -> Result<u64, Fail> {
-            let b = std::mem::take(batch);
-            let n = pending.len() as u64;
-            if let Err(e) = store.commit(b) {
-                for (c, k) in pending.drain(..) {
-                    skip_doc(out, c, k, &e.to_string())?;
-                }
-                return Ok(0);
+    let flush = |batch: &mut Batch,
+                 pending: &mut Vec<(&str, &str)>,
+                 out: &mut Out|
+     -> Result<(u64, u64), Fail> {
+        let b = std::mem::take(batch);
+        let n = pending.len() as u64;
+        if let Err(e) = store.commit(b) {
+            for (c, k) in pending.drain(..) {
+                skip_doc(out, c, k, &e.to_string())?;
             }
-            pending.clear();
-            Ok(n)
-        };
+            return Ok((0, n));
+        }
+        pending.clear();
+        Ok((n, 0))
+    };
     for (c, k, v) in live {
         let raw = match std::str::from_utf8(v)
             .ok()
@@ -244,13 +278,15 @@ fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fai
             Some(r) => r,
             None => {
                 skip_doc(out, c, k, "value is not valid JSON")?;
+                refused += 1;
                 continue;
             }
         };
         if !pending.is_empty()
             && (pending.len() >= CHUNK_OPS || batch_bytes + v.len() > CHUNK_BYTES)
         {
-            written += flush(&mut batch, &mut pending, out)?;
+            let (w, r) = flush(&mut batch, &mut pending, out)?;
+            (written, refused) = (written + w, refused + r);
             batch_bytes = 0;
         }
         batch.put(c, k, &raw);
@@ -258,15 +294,16 @@ fn write_store(out: &mut Out, dir: &Path, docs: &Docs) -> Result<(u64, u64), Fai
         pending.push((c, k));
     }
     if !pending.is_empty() {
-        written += flush(&mut batch, &mut pending, out)?;
+        let (w, r) = flush(&mut batch, &mut pending, out)?;
+        (written, refused) = (written + w, refused + r);
     }
     store.close().map_err(|e| out_err("cannot sync the output store", e))?;
-    Ok((written, deleted))
+    Ok((written, deleted, refused))
 }
 
 fn skip_doc(out: &mut Out, collection: &str, key: &str, reason: &str) -> Result<(), Fail> {
     let v =
         json!({ "type": "skip_document", "collection": collection, "key": key, "reason": reason });
-    out.emit(&v, || format!("could not write {collection}/{key}: {reason}"))?;
+    out.emit(&v, || format!("could not write {}/{}: {reason}", esc(collection), esc(key)))?;
     Ok(())
 }

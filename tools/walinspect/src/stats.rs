@@ -1,6 +1,6 @@
 //! `stats`: where the log's bytes go.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::json;
@@ -13,8 +13,11 @@ use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
 use walden::CircuitState;
 
 use crate::commands::note_verdict;
+use crate::current::{current_state, live_json, live_text};
+use crate::escape::esc;
 use crate::out::{Fail, Out};
 use crate::render::{batch_ops, circuit_state_name, kind_name};
+use crate::snapshots;
 use crate::source::load;
 
 /// How many of the largest live documents to list.
@@ -143,18 +146,28 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     }
     let mut total_live = 0u64;
     let mut total_dead = 0u64;
-    for (name, c) in &colls {
+    // The current state (snapshot + log): on a compacted store most documents live in the
+    // snapshot, which the log-only counts above cannot see.
+    let checks = snapshots::check_all(&src);
+    let state = current_state(&recs, &checks);
+    let names: BTreeSet<&str> =
+        colls.keys().copied().chain(state.docs.keys().map(|(c, _)| *c)).collect();
+    let none = Coll::default();
+    for name in names {
+        let c = colls.get(name).unwrap_or(&none);
         let (live_docs, live_bytes) = live_by_coll.get(name).copied().unwrap_or_default();
         let dead = c.op_bytes - live_bytes;
         total_live += live_bytes;
         total_dead += dead;
+        let (in_snapshot, in_log) = state.counts(Some(name));
         let v = json!({
             "type": "collection", "collection": name, "puts": c.puts, "deletes": c.deletes,
             "live_documents": live_docs, "live_bytes": live_bytes, "dead_bytes": dead,
+            "documents": in_snapshot + in_log, "in_snapshot": in_snapshot,
         });
         out.emit(&v, || format!(
-            "collection {name}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes",
-            c.puts, c.deletes, live_docs
+            "collection {}: {} puts, {} deletes, {} live documents, {live_bytes} live bytes, {dead} dead bytes in the log; {} documents now ({in_snapshot} held by the snapshot)",
+            esc(name), c.puts, c.deletes, live_docs, in_snapshot + in_log
         ))?;
     }
     let mut largest: Vec<(&(&str, &str), &Live)> = live.iter().collect();
@@ -163,8 +176,12 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
         let v = json!({ "type": "largest_document", "collection": c, "key": k, "bytes": l.value_bytes, "version": l.version, "lsn": l.lsn });
         out.emit(&v, || {
             format!(
-                "large document {c}/{k}: {} bytes (v{}, lsn {})",
-                l.value_bytes, l.version, l.lsn
+                "large document {}/{}: {} bytes (v{}, lsn {})",
+                esc(c),
+                esc(k),
+                l.value_bytes,
+                l.version,
+                l.lsn
             )
         })?;
     }
@@ -185,15 +202,18 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     }
     for (limiter, keys) in &limiter_keys {
         let v = json!({ "type": "ratelimit", "limiter": limiter, "keys": keys.len() });
-        out.emit(&v, || format!("rate limiter {limiter}: {} keys in the log", keys.len()))?;
+        out.emit(&v, || format!("rate limiter {}: {} keys in the log", esc(limiter), keys.len()))?;
     }
     for (name, (state, generation, lsn)) in &breakers {
         let state = circuit_state_name(*state);
         let v = json!({ "type": "breaker", "breaker": name, "state": state,
             "generation": generation, "lsn": lsn });
-        out.emit(&v, || format!("breaker {name}: {state} (generation {generation}, lsn {lsn})"))?;
+        out.emit(&v, || {
+            format!("breaker {}: {state} (generation {generation}, lsn {lsn})", esc(name))
+        })?;
     }
     held.emit(out)?;
+    out.emit(&live_json(&state), || live_text(&state))?;
     let reclaimable = record_bytes.saturating_sub(total_live);
     let v = json!({
         "type": "stats", "records": recs.len(), "record_bytes": record_bytes,

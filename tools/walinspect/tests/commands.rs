@@ -237,7 +237,7 @@ fn salvage_keeps_every_record_around_a_damaged_one() {
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("recovered");
     let r = run(&a(&["salvage", "--json", "--out", out_dir.to_str().unwrap()], dir.path()));
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.code, 1, "damaged bytes were skipped: {}{}", r.stdout, r.stderr);
     assert_eq!(checksums(dir.path()), before, "salvage changed the source");
     let skips = r.of_type("skip");
     assert_eq!(skips.len(), 2, "{}", r.stdout);

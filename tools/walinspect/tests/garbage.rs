@@ -111,7 +111,7 @@ fn random_and_mutated_inputs_never_panic() {
                 "k001".as_ref(),
                 "--diff".as_ref(),
             ]);
-            assert!(r.code == 0 || r.code == 4, "input {i} history: exit {} {}", r.code, r.stderr);
+            assert!(r.code <= 1 || r.code == 4, "input {i} history: exit {} {}", r.code, r.stderr);
             for cmd in ["summary", "dump", "stats"] {
                 let r = run(&[cmd.as_ref(), store.as_os_str(), "--json".as_ref()]);
                 assert!(
@@ -125,7 +125,7 @@ fn random_and_mutated_inputs_never_panic() {
             let out = dir.path().join("out");
             let r =
                 run(&["salvage".as_ref(), store.as_os_str(), "--out".as_ref(), out.as_os_str()]);
-            assert!(r.code == 0 || r.code == 4, "input {i} salvage: exit {} {}", r.code, r.stderr);
+            assert!(r.code <= 1 || r.code == 4, "input {i} salvage: exit {} {}", r.code, r.stderr);
         }
     }
     // The mutations reach more than one verdict (the loop is not testing one path only).

@@ -104,10 +104,22 @@ fn a_damaged_snapshot_is_reported() {
     assert!(v["file"].as_str().unwrap().ends_with(".snap"));
     assert!(v["stored_crc"].is_string());
     assert_eq!(checksums(a.path()), before);
-    // Without the log it covered, the damaged snapshot leaves a gap (exit 3) and is named.
+    assert_eq!(v["store_opens"], true);
+    // Without the log it covered, the damaged snapshot is the cause (exit 2, its file, offset
+    // and checksums); the LSN gap it leaves is named as the consequence.
     flip_bit(&snapshot_files(b.path())[0], 64 + 40, 0);
     let (code, v) = verify_json(b.path());
-    assert_eq!(code, 3, "{v}");
-    assert_eq!(v["error_kind"], "lsn_gap");
-    assert!(v["damaged_snapshot"].as_str().unwrap().ends_with(".snap"));
+    assert_eq!(code, 2, "{v}");
+    assert_eq!((v["verdict"].as_str(), v["snapshot"].as_bool()), (Some("corrupt"), Some(true)));
+    assert_eq!(v["error_kind"], "bad_record", "{v}");
+    assert!(v["file"].as_str().unwrap().ends_with(".snap"));
+    assert_eq!(v["offset"], 64);
+    assert!(v["stored_crc"].is_string());
+    assert_eq!(v["store_opens"], false);
+    assert_eq!((v["gap_expected"].as_u64(), v["gap_found"].as_u64()), (Some(1), Some(11)));
+    let text = run(&["verify".as_ref(), b.path().as_os_str()]);
+    assert_eq!(text.code, 2);
+    let first = text.stdout.lines().find(|l| l.starts_with("verdict:")).unwrap();
+    assert!(first.contains("snapshot is damaged"), "leads with the cause: {}", text.stdout);
+    assert!(text.stdout.contains("records 1..10 are missing"), "{}", text.stdout);
 }

@@ -229,6 +229,53 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A remote backend (Redis) cannot be reached: connection refused or lost, or the server
+    /// is loading or restarting. Whether a write sent just before the loss was applied is
+    /// unknown; read it back (versions tell) before retrying a non-idempotent change.
+    #[error("{backend} is unavailable: {message}")]
+    Unavailable {
+        /// Which backend (`"redis"`).
+        backend: &'static str,
+        /// What the client library reported.
+        message: String,
+    },
+    /// A remote backend did not answer within the configured timeout. As with
+    /// [`Error::Unavailable`], a write may or may not have been applied.
+    #[error("{backend} did not answer within {timeout:?}")]
+    Timeout {
+        /// Which backend (`"redis"`).
+        backend: &'static str,
+        /// The timeout in force.
+        timeout: std::time::Duration,
+    },
+    /// The backend is configured so that it cannot keep what the caller asked for (for Redis:
+    /// `Durability::Immediate` without `appendfsync always`, or a `maxmemory-policy` that may
+    /// evict keys). Refused at connect unless the caller opts out explicitly.
+    #[error("{backend} cannot provide the requested durability: {reason}")]
+    DurabilityUnavailable {
+        /// Which backend (`"redis"`).
+        backend: &'static str,
+        /// The setting at fault and its value, e.g. `appendfsync everysec`.
+        reason: String,
+    },
+    /// A batch's keys live on different Redis Cluster slots (different collections), so it
+    /// cannot be applied atomically; nothing was written.
+    #[error("batch spans collections {first} and {second}, which live on different cluster slots")]
+    CrossSlot {
+        /// A collection in the batch.
+        first: String,
+        /// Another collection in the batch, on another slot.
+        second: String,
+    },
+    /// The backend answered with something walden did not expect (a script error, a reply of
+    /// the wrong shape, data not written by walden under its keys). Nothing is assumed written.
+    #[error("{backend} error: {message}")]
+    Backend {
+        /// Which backend (`"redis"`).
+        backend: &'static str,
+        /// The reply or the problem with it.
+        message: String,
+    },
 }
 
 impl Error {

@@ -22,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 mod breaker;
 mod clock;
 mod error;

@@ -82,6 +82,21 @@ impl Quota {
         Err(Error::InvalidQuota { reason })
     }
 
+    /// [`validate`](Self::validate)s the quota and the cost `n` of one check against it: a
+    /// check spends at least one cell ([`Error::ZeroCost`]; a peek is its own call), and a cost
+    /// above the burst could never be allowed ([`Error::InsufficientCapacity`], not a broken
+    /// quota).
+    pub(crate) fn validate_cost(&self, n: u32) -> Result<()> {
+        self.validate()?;
+        if n == 0 {
+            return Err(Error::ZeroCost);
+        }
+        if n > self.burst {
+            return Err(Error::InsufficientCapacity { cost: n, burst: self.burst });
+        }
+        Ok(())
+    }
+
     fn window_ns(&self) -> u128 {
         u128::from(self.interval_ns) * u128::from(self.burst)
     }

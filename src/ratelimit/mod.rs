@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, LimitKind, Result};
+use crate::error::{LimitKind, Result};
 use crate::format::ratelimit::RateLimitRecord;
 use crate::format::RecordKind;
 use crate::limits::DEFAULT_VIOLATION_RETENTION_NS;
@@ -221,13 +221,7 @@ impl RateLimiter {
 
     fn spend(&self, key: &str, n: u32, quota: &Quota, count_denial: bool) -> Result<Decision> {
         self.store.check_key(key)?;
-        quota.validate()?;
-        if n == 0 {
-            return Err(Error::ZeroCost);
-        }
-        if n > quota.burst() {
-            return Err(Error::InsufficientCapacity { cost: n, burst: quota.burst() });
-        }
+        quota.validate_cost(n)?;
         let mut st = self.store.inner.held_back.ratelimits.lock();
         let now = st.observe(self.clock_ns());
         let (decision, new_tat) = gcra::decide(quota, st.tat(&self.name, key), now, n);

@@ -5,7 +5,7 @@
 //! [`compact`], [`backup`], [`json`] and [`stats`].
 
 mod backup;
-mod batch;
+pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod hook;
@@ -37,9 +37,8 @@ use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::error::{Error, LimitKind, Result};
+use crate::error::Result;
 use crate::io::StoreLock;
-use crate::limits::MAX_KEY_BYTES_LIMIT;
 use crate::state::docs::Docs;
 use crate::state::lockout::LockoutState;
 use compact::Compactor;
@@ -95,23 +94,12 @@ impl Store {
     }
 
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidName {
-                what: LimitKind::Key,
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
-        let limit = self.inner.options.max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
-        if key.len() > limit {
-            return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
-        }
-        Ok(())
+        names::check_key(key, self.inner.options.max_key_bytes)
     }
 
     /// Installs a validator for `collection`: every document written to it is passed to
     /// `validator` as JSON first, and an `Err(message)` rejects the write with
-    /// [`Error::Invalid`] before anything is logged. Replaces an earlier validator.
+    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier validator.
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,
@@ -131,7 +119,7 @@ impl Store {
         self.inner.wal.sync()
     }
 
-    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`]
+    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`](crate::Error::Closed)
     /// and the directory's lock is released at once, so the store can be reopened right away.
     /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
     pub fn close(self) -> Result<()> {

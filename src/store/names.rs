@@ -1,7 +1,7 @@
 //! What a name may be: collections, rate limiters and breakers follow one rule.
 
 use crate::error::{Error, LimitKind, Result};
-use crate::limits::{MAX_COLLECTION_NAME_BYTES, MAX_OBJECT_NAME_BYTES};
+use crate::limits::{MAX_COLLECTION_NAME_BYTES, MAX_KEY_BYTES_LIMIT, MAX_OBJECT_NAME_BYTES};
 
 /// Checks a name (collection, limiter, breaker): 1 to `max_bytes` bytes of `[A-Za-z0-9_.-]`.
 pub(crate) fn check_name(what: LimitKind, name: &str, max_bytes: usize) -> Result<()> {
@@ -29,4 +29,20 @@ pub(crate) fn check_collection(name: &str) -> Result<()> {
 /// the rule collection names follow too.
 pub(crate) fn check_object_name(what: LimitKind, name: &str) -> Result<()> {
     check_name(what, name, MAX_OBJECT_NAME_BYTES)
+}
+
+/// Checks a key: non-empty, at most `max_key_bytes` (capped at [`MAX_KEY_BYTES_LIMIT`]).
+pub(crate) fn check_key(key: &str, max_key_bytes: usize) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidName {
+            what: LimitKind::Key,
+            name: String::new(),
+            reason: "must not be empty",
+        });
+    }
+    let limit = max_key_bytes.min(MAX_KEY_BYTES_LIMIT);
+    if key.len() > limit {
+        return Err(Error::TooLarge { what: LimitKind::Key, size: key.len(), limit });
+    }
+    Ok(())
 }

@@ -48,6 +48,21 @@ impl Store {
         self.inner.docs.read().get(collection).and_then(|c| c.get(key)).cloned()
     }
 
+    /// The newest sequenced state of a document, queued writes included (what `update`
+    /// compares against): for read-modify-write loops that retry after a conflict.
+    pub(crate) fn latest_versioned<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        let dkey: DocKey = (collection.to_owned(), key.to_owned());
+        let current = {
+            let q = self.inner.wal.lock();
+            self.latest(&q, &dkey)
+        };
+        current.map(|d| decode_doc(collection, key, &d)).transpose()
+    }
+
     /// The newest sequenced state of a key: the overlay, else the applied documents.
     pub(crate) fn latest(&self, q: &DocQueue, key: &DocKey) -> Option<Doc> {
         match q.sequenced.get(key) {

@@ -179,3 +179,28 @@ fn a_saturated_limiter_under_concurrent_callers_stays_within_both_bounds() {
     // machine shared with other work.
     assert!(allowed * 10 >= bound * 8, "only {allowed} of {bound} allowed");
 }
+
+#[test]
+fn violation_histories_of_idle_keys_do_not_stay_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let store = open(dir.path(), &clock);
+    let l = store
+        .rate_limiter("spray", Quota::per_second(1).with_burst(1))
+        .unwrap()
+        .with_durability(Durability::Buffered)
+        .with_violation_retention(Duration::from_secs(1));
+    let mut max_histories = 0;
+    for i in 0..30_000u64 {
+        let key = format!("ip-{i}");
+        assert!(l.check(&key).unwrap().allowed);
+        assert!(!l.check(&key).unwrap().allowed);
+        clock.advance_ns(S / 100); // about 100 keys and histories live at any time
+        max_histories = max_histories.max(store.rate_limit_stats().violation_keys);
+    }
+    assert!(max_histories <= 2 * 1024, "max histories resident {max_histories}");
+    clock.advance_ns(2 * S);
+    store.sweep_rate_limits();
+    let stats = store.rate_limit_stats();
+    assert_eq!((stats.resident_keys, stats.violation_keys), (0, 0));
+}

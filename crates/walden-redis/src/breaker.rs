@@ -14,6 +14,25 @@ use crate::documents::{bad_reply, int, number, text};
 use crate::scripts::BREAKER_SCRIPT;
 use crate::Shared;
 
+/// The embedded breaker's options the Redis script does not implement yet: refused with a typed
+/// error rather than silently ignored. (`half_open_timeout` and `counts_log_interval` are
+/// accepted: the script keeps its counters in Redis, and a half-open period without a timeout
+/// is the behaviour it has always had.)
+fn refuse_unsupported(config: &BreakerConfig) -> Result<()> {
+    let unsupported = if config.failure_window.is_some() {
+        "failure_window is not supported by the Redis backend"
+    } else if config.trip_when.is_some() {
+        "trip_when is not supported by the Redis backend"
+    } else if config.open_backoff.is_some() {
+        "open_backoff is not supported by the Redis backend"
+    } else if config.shadow {
+        "shadow mode is not supported by the Redis backend"
+    } else {
+        return Ok(());
+    };
+    Err(walden::Error::InvalidBreakerConfig { reason: unsupported })
+}
+
 fn state_code(s: CircuitState) -> u8 {
     match s {
         CircuitState::Closed => 0,
@@ -62,6 +81,7 @@ impl RedisBreaker {
     ) -> Result<RedisBreaker> {
         check_breaker_name(name)?;
         check_breaker_config(&config)?;
+        refuse_unsupported(&config)?;
         let rate = config.failure_rate;
         let fingerprint = format!(
             "c{:?}r{:?}o{}p{}s{:?}",
@@ -218,5 +238,24 @@ impl Breaker for RedisBreaker {
 
     fn disable(&self) -> Result<()> {
         self.set(CircuitState::Disabled)
+    }
+}
+
+#[cfg(test)]
+mod unsupported_tests {
+    use super::*;
+
+    #[test]
+    fn options_the_script_lacks_are_refused_not_ignored() {
+        assert!(refuse_unsupported(&BreakerConfig::default()).is_ok());
+        let shadow = BreakerConfig { shadow: true, ..BreakerConfig::default() };
+        let window =
+            BreakerConfig { failure_window: Some(Duration::from_secs(60)), ..Default::default() };
+        for config in [shadow, window] {
+            assert!(matches!(
+                refuse_unsupported(&config),
+                Err(walden::Error::InvalidBreakerConfig { .. })
+            ));
+        }
     }
 }

@@ -330,3 +330,13 @@ pub fn copy_collection(from: &dyn Documents, to: &dyn Documents, collection: &st
         copied += page.len() as u64;
     }
 }
+
+/// Copies every collection from one backend to another with [`copy_collection`]: the whole
+/// migration from a local store to Redis, or back. Returns the number of documents copied.
+pub fn copy_all(from: &dyn Documents, to: &dyn Documents) -> Result<u64> {
+    let mut copied = 0;
+    for collection in from.collections()? {
+        copied += copy_collection(from, to, &collection)?;
+    }
+    Ok(copied)
+}

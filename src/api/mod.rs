@@ -47,7 +47,8 @@ mod import;
 pub mod rules;
 
 pub use documents::{
-    copy_collection, CasStep, Documents, DocumentsExt, KeyRange, RawDoc, COPY_BATCH_DOCUMENTS,
+    copy_all, copy_collection, CasStep, Documents, DocumentsExt, KeyRange, RawDoc,
+    COPY_BATCH_DOCUMENTS,
 };
 pub use handles::{Admission, Breaker, CallPermit, Limiter, PermitBackend};
 pub use import::{import_chunk_len, parse_import_object};

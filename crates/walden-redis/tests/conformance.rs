@@ -214,9 +214,11 @@ fn half_open_admits_the_configured_probes_and_closes_after_they_succeed() {
 fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let local = Store::open(dir.path()).unwrap();
+    let mut fill = Batch::new();
     for i in 0..2_500u32 {
-        local.put("items", &format!("k{i:05}"), &serde_json::json!({"i": i})).unwrap();
+        fill.put("items", &format!("k{i:05}"), &serde_json::json!({"i": i}));
     }
+    local.commit(fill).unwrap();
     let server = RedisServer::start();
     let redis = server.backend();
     assert_eq!(copy_collection(&local, &redis, "items").unwrap(), 2_500);
@@ -228,6 +230,15 @@ fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     local.export_json("items", &mut a).unwrap();
     back.export_json("items", &mut b).unwrap();
     assert_eq!(a, b);
+    // Everything at once: every collection, both ways.
+    local.put("other", "x", &true).unwrap();
+    let all_dir = tempfile::tempdir().unwrap();
+    let all = Store::open(all_dir.path()).unwrap();
+    let server2 = RedisServer::start();
+    let redis2 = server2.backend();
+    assert_eq!(walden::api::copy_all(&local, &redis2).unwrap(), 2_501);
+    assert_eq!(walden::api::copy_all(&redis2, &all).unwrap(), 2_501);
+    assert_eq!(all.collections(), ["items", "other"]);
 }
 
 #[test]
@@ -298,4 +309,33 @@ fn with_cluster_slots_a_batch_over_two_collections_is_refused_before_anything_is
     let mut batch = Batch::new();
     batch.put("a", "k", &1).put("a", "j", &2);
     assert_eq!(b.commit(batch).unwrap(), [Some(1), Some(1)]);
+}
+
+#[test]
+fn failure_rate_and_slow_calls_trip_breakers_alike_on_both_backends() {
+    let story = |b: &dyn Backend| -> Vec<String> {
+        let rate = walden::FailureRate { threshold_percent: 50, window_calls: 4, minimum_calls: 4 };
+        let config = BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(rate),
+            slow_call_threshold: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        let br = b.breaker("rate", config).unwrap();
+        let mut out = Vec::new();
+        // fail, ok, slow ok (a failure), ok: 2 of 4 failed but the last call succeeded.
+        for (ok, secs) in [(false, 0), (true, 0), (true, 3), (true, 0), (false, 0)] {
+            let Admission::Permitted(p) = br.try_acquire().unwrap() else { panic!("closed") };
+            out.push(format!("{:?}", p.finish(ok, Duration::from_secs(secs))));
+            let h = br.health().unwrap();
+            out.push(format!(
+                "{:?} {} {} {} {}",
+                h.state, h.generation, h.consecutive_failures, h.window_calls, h.window_failures
+            ));
+        }
+        out
+    };
+    let (embedded, redis) = both(story);
+    assert_eq!(embedded, redis);
+    assert!(embedded.last().unwrap().starts_with("Open"), "{embedded:?}");
 }

@@ -33,6 +33,17 @@ fn acknowledged_writes_and_decisions_survive_kill_9_and_calls_fail_fast_while_do
     // One cell back per hour: what was spent stays spent for the length of the test.
     let quota = Quota::per_hour(1).with_burst(1_000_000);
     let limiter = backend.rate_limiter("durable", quota).unwrap();
+    let open_for = walden::BreakerConfig {
+        open_duration: Duration::from_secs(600),
+        ..walden::BreakerConfig::default()
+    };
+    let breaker = backend.breaker("tripped", open_for.clone()).unwrap();
+    for _ in 0..3 {
+        let walden::api::Admission::Permitted(p) = breaker.try_acquire().unwrap() else {
+            panic!("closed")
+        };
+        p.failure().unwrap();
+    }
     let stop = AtomicBool::new(false);
     let acked: Vec<Mutex<(u64, u64)>> = (0..WRITERS).map(|_| Mutex::new((0, 0))).collect();
     let allowed = AtomicU64::new(0);
@@ -97,6 +108,8 @@ fn acknowledged_writes_and_decisions_survive_kill_9_and_calls_fail_fast_while_do
         assert!(doc.value >= i && doc.version >= v, "w{t}: acked ({i}, v{v}), found {doc:?}");
         assert_eq!(doc.value - i, doc.version - v, "w{t}: one version per write");
     }
+    let h = backend.breaker("tripped", open_for).unwrap().health().unwrap();
+    assert_eq!((h.state, h.generation), (walden::CircuitState::Open, 1), "{h:?}");
     let allowed = allowed.load(Ordering::Relaxed);
     let remaining = limiter.peek("k").unwrap().remaining;
     assert!(
@@ -147,4 +160,21 @@ fn limiters_answer_by_their_failure_policy_while_redis_is_down() {
     assert!(is_down_error(&breaker.try_acquire().unwrap_err()));
     // Bad input is still refused first, whatever the policy.
     assert!(matches!(open.check(""), Err(Error::InvalidName { .. })));
+}
+
+#[test]
+fn a_flushed_script_cache_is_reloaded_on_noscript() {
+    let server = RedisServer::start();
+    let backend = server.backend();
+    let limiter = backend.rate_limiter("l", Quota::per_second(10)).unwrap();
+    let breaker = backend.breaker("b", walden::BreakerConfig::default()).unwrap();
+    backend.put("c", "k", &1).unwrap();
+    assert!(limiter.check("x").unwrap().allowed);
+    assert_eq!(breaker.state().unwrap(), walden::CircuitState::Closed);
+    let mut con = redis::Client::open(server.url()).unwrap().get_connection().unwrap();
+    redis::cmd("SCRIPT").arg("FLUSH").query::<()>(&mut con).unwrap();
+    assert_eq!(backend.put("c", "k", &2).unwrap(), 2);
+    assert!(limiter.check("x").unwrap().allowed);
+    assert_eq!(breaker.state().unwrap(), walden::CircuitState::Closed);
+    assert_eq!(backend.scan::<u64>("c", &walden::api::KeyRange::all()).unwrap().len(), 1);
 }

@@ -142,8 +142,9 @@ impl RateLimiter {
     }
 
     /// Spends `n ≥ 1` cells at once (weighted request), all or nothing. `n = 0` fails with
-    /// [`Error::ZeroCost`] (use [`peek`](Self::peek)); `n` above the burst fails with
-    /// [`Error::InsufficientCapacity`], since it could never be allowed.
+    /// [`Error::ZeroCost`](crate::Error::ZeroCost) (use [`peek`](Self::peek)); `n` above the
+    /// burst fails with [`Error::InsufficientCapacity`](crate::Error::InsufficientCapacity),
+    /// since it could never be allowed.
     pub fn check_n(&self, key: &str, n: u32) -> Result<Decision> {
         self.check_with(key, n, &self.quota)
     }

@@ -9,6 +9,7 @@ pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod hook;
+pub(crate) mod import;
 mod json;
 pub(crate) mod names;
 mod open;
@@ -21,7 +22,7 @@ mod stats;
 mod write;
 
 pub use crate::wal::Durability;
-pub use backup::{prune_backups, BackupReport, Retention, BACKUP_DIR_PREFIX};
+pub use backup::{BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
 pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};
@@ -99,7 +100,27 @@ impl Store {
 
     /// Installs a validator for `collection`: every document written to it is passed to
     /// `validator` as JSON first, and an `Err(message)` rejects the write with
-    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier validator.
+    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier
+    /// validator.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use walden::{Error, Store};
+    /// let store = Store::open(dir.path())?;
+    /// store.set_validator("accounts", |doc| match doc["balance_cents"].as_i64() {
+    ///     Some(b) if b >= 0 => Ok(()),
+    ///     _ => Err("balance_cents must be a non-negative integer".into()),
+    /// })?;
+    /// store.put("accounts", "ada", &serde_json::json!({"balance_cents": 100}))?;
+    /// match store.put("accounts", "bob", &serde_json::json!({"balance_cents": -1})) {
+    ///     Err(Error::Invalid { key, message, .. }) => {
+    ///         assert_eq!((key.as_str(), message.as_str()), ("bob", "balance_cents must be a non-negative integer"));
+    ///     }
+    ///     other => panic!("expected Invalid, got {other:?}"),
+    /// }
+    /// assert_eq!(store.count("accounts"), 1); // nothing was written for bob
+    /// # Ok::<(), walden::Error>(())
+    /// ```
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,

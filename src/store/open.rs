@@ -272,6 +272,13 @@ fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) 
                 kind: e.kind,
             }),
         }
+        if let Some(e) = rejected.last() {
+            tracing::warn!(
+                target: "walden",
+                error = %e,
+                "snapshot rejected; falling back to an older snapshot and the log"
+            );
+        }
     }
     Ok((state, loaded, rejected))
 }

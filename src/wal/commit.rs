@@ -91,6 +91,15 @@ impl<H: CommitHook> Queue<H> {
     /// Poisons the queue: every queued record fails and sequenced state is dropped.
     fn poison(&mut self, step: StepError) -> PoisonCause {
         let cause = PoisonCause::from_step(&step);
+        tracing::error!(
+            target: "walden",
+            op = %cause.op,
+            path = %cause.path.display(),
+            error = %step.source,
+            queued_records_failed = self.pending.len(),
+            "store poisoned: a write or fsync of the log failed; writes fail until the store \
+             is reopened (the fsync is never retried)"
+        );
         self.poisoned = Some(cause.clone());
         self.pending.clear();
         H::clear(&mut self.sequenced);

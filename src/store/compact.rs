@@ -229,13 +229,15 @@ impl Compactor {
         sealed_lsn: u64,
     ) -> Result<u64> {
         let io = &*self.io;
-        // The snapshot is durable: delete what it covers, oldest first.
+        // The snapshot is durable: delete what it covers, oldest first, each deletion durable
+        // before the next, so a power cut leaves a contiguous suffix of the log (and an open
+        // ignores covered segments in any case).
         let mut reclaimed = 0;
         for (_, path) in segs {
             Fs(io).remove_file(path)?;
+            Fs(io).sync_dir(&self.wal_dir)?;
         }
         if !segs.is_empty() {
-            Fs(io).sync_dir(&self.wal_dir)?;
             self.wal.counters.wal_bytes_on_disk.fetch_sub(
                 segment_bytes.min(self.wal.counters.wal_bytes_on_disk.load(Ordering::Relaxed)),
                 Ordering::Relaxed,

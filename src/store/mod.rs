@@ -142,12 +142,17 @@ impl Store {
 
     /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`](crate::Error::Closed)
     /// and the directory's lock is released at once, so the store can be reopened right away.
-    /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
+    /// A clean close ends the log with a close marker (`docs/FORMAT.md`), so the next open
+    /// refuses any damage before it. Dropping the last clone without `close` is safe too (it
+    /// syncs and writes the marker, ignoring errors).
     pub fn close(self) -> Result<()> {
-        // A failure poisons the store; the sync below reports it.
+        // Breaker counters and violation histories held back by their intervals; a failure
+        // poisons the store, and the sync below reports it.
         let _ = self.inner.held_back.flush(true);
-        let r = self.inner.wal.sync();
-        self.inner.wal.close();
+        let synced = self.inner.wal.sync();
+        // Writes the marker only if everything is durable; refuses later writes either way.
+        let closed = self.inner.wal.close();
+        let r = synced.and(closed);
         self.inner.stop_background();
         // Nothing can be written any more; let the next opener in.
         self.inner.lock.unlock();
@@ -181,6 +186,8 @@ impl Drop for Inner {
         // the last clone and the lock is free when the drop returns.
         self.stop_background();
         let _ = self.held_back.flush(true);
-        let _ = self.wal.sync();
+        if self.wal.sync().is_ok() {
+            let _ = self.wal.close();
+        }
     }
 }

@@ -266,7 +266,7 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::RateLimitViolations) => {
             walden::format::violations::ViolationsRecord::decode(frame.body).map(|_| ())
         }
-        None => Ok(()),
+        Some(RecordKind::Close) | None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)
 }

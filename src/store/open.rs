@@ -201,9 +201,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let snapshot = loaded.map(|(s, _)| s);
     let compactor =
         Arc::new(compactor(&options, dir, &wal_dir, identity.store_id, epoch, &wal, snapshot));
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let held_back = HeldBack::new(wal.clone(), ratelimits, breakers, options.clock.clone());
-    let threads = spawn_background(&options, &held_back, &compactor, &stop);
+    let (stop, threads) = spawn_background(&options, &held_back, &compactor);
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         options,
@@ -349,13 +348,14 @@ fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) 
 /// What [`load_snapshot`] found: the state, the snapshot and its epoch, the rejected ones.
 type Loaded = (State, Option<(SnapshotInfo, u64)>, Vec<Error>);
 
-/// Starts the flusher and the compactor threads.
+/// Starts the flusher and the compactor threads; returns their stop signal and handles.
 fn spawn_background(
     options: &Options,
     held_back: &HeldBack,
     compactor: &Arc<Compactor>,
-    stop: &Arc<(Mutex<bool>, Condvar)>,
-) -> Vec<std::thread::JoinHandle<()>> {
+) -> (Arc<(Mutex<bool>, Condvar)>, Vec<std::thread::JoinHandle<()>>) {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stop = &stop;
     let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
     let held_back = held_back.clone();
     let flusher_wal = held_back.wal.clone();
@@ -376,7 +376,7 @@ fn spawn_background(
             let _ = background.compact();
         }
     });
-    vec![flusher, compaction]
+    (stop.clone(), vec![flusher, compaction])
 }
 
 /// Runs `tick` every `interval` on a named thread until `stop` is set.

@@ -348,12 +348,15 @@ fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) 
 /// What [`load_snapshot`] found: the state, the snapshot and its epoch, the rejected ones.
 type Loaded = (State, Option<(SnapshotInfo, u64)>, Vec<Error>);
 
+/// The background threads' stop signal: set the flag, notify the condition variable.
+type StopSignal = Arc<(Mutex<bool>, Condvar)>;
+
 /// Starts the flusher and the compactor threads; returns their stop signal and handles.
 fn spawn_background(
     options: &Options,
     held_back: &HeldBack,
     compactor: &Arc<Compactor>,
-) -> (Arc<(Mutex<bool>, Condvar)>, Vec<std::thread::JoinHandle<()>>) {
+) -> (StopSignal, Vec<std::thread::JoinHandle<()>>) {
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let stop = &stop;
     let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));

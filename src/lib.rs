@@ -33,6 +33,7 @@ pub use ratelimit::{
 };
 pub use state::lockout::LockoutStatus;
 pub use store::{
-    BackupReport, Batch, CompactionReport, Durability, ImportMode, ImportReport, Options,
-    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
+    BackupReport, Batch, CommitStatus, CompactionReport, Completion, Durability, ImportMode,
+    ImportReport, Options, RecoveryStats, Retention, Scan, Stats, Store, Submitted, Validator,
+    Versioned, BACKUP_DIR_PREFIX,
 };

@@ -33,6 +33,8 @@ pub enum LimitKind {
     LimiterName,
     /// A circuit breaker's name.
     BreakerName,
+    /// A lockout's name.
+    LockoutName,
 }
 
 impl LimitKind {
@@ -56,6 +58,7 @@ impl fmt::Display for LimitKind {
             LimitKind::BatchOps => "batch operation count",
             LimitKind::LimiterName => "rate limiter name",
             LimitKind::BreakerName => "circuit breaker name",
+            LimitKind::LockoutName => "lockout name",
         })
     }
 }
@@ -339,6 +342,25 @@ pub enum Error {
         key: String,
         /// How long until the same check would be allowed.
         retry_after: std::time::Duration,
+    },
+    /// A weighted check asked for more cells than the quota's burst: it could never be
+    /// allowed, however long the caller waited (governor's `InsufficientCapacity`). The quota
+    /// itself is fine; nothing was consumed or written.
+    #[error("a check of {cost} cells exceeds the burst of {burst}: never allowed")]
+    InsufficientCapacity {
+        /// Cells asked for.
+        cost: u32,
+        /// The quota's burst.
+        burst: u32,
+    },
+    /// A check of zero cells: use `peek` to look without spending. Nothing was written.
+    #[error("a check must spend at least one cell (use peek to look)")]
+    ZeroCost,
+    /// A lockout's configuration is inconsistent; nothing was written.
+    #[error("invalid lockout configuration: {reason}")]
+    InvalidLockoutConfig {
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// A circuit breaker's configuration is inconsistent; nothing was written.
     #[error("invalid circuit breaker configuration: {reason}")]

@@ -22,14 +22,18 @@ mod store;
 pub mod wal;
 
 pub use breaker::{
-    Acquire, BreakerConfig, BreakerHealth, CircuitBreaker, CircuitState, FailureRate, Permit,
-    MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+    Acquire, Backoff, BreakerConfig, BreakerCounts, BreakerHealth, CallError, CircuitBreaker,
+    CircuitState, FailureRate, HalfOpenProgress, Lockout, LockoutConfig, LockoutStats, Permit,
+    StateChange, TripPredicate, TripReason, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CorruptionKind, Error, IoOp, LimitKind, PoisonCause, Result};
 pub use follower::{Follower, FollowerOptions, FollowerStats, LogTail, TailPoll};
 pub use limits::MAX_OBJECT_NAME_BYTES;
-pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
+pub use ratelimit::{
+    Decision, Quota, RateLimitStats, RateLimiter, ViolationHistory, MAX_QUOTA_WINDOW_NS,
+};
+pub use state::lockout::LockoutStatus;
 pub use store::{
     BackupReport, Batch, CommitStatus, CompactionReport, Completion, Durability, ImportMode,
     ImportReport, Options, RecoveryStats, Retention, Scan, Stats, Store, Submitted, Validator,

@@ -9,6 +9,8 @@
 //! `format/files.rs`), and the number of buckets of the commit-latency histogram (a property of
 //! the histogram, `wal/counters.rs`).
 
+use std::time::Duration;
+
 /// Default largest key, in bytes (`Options::max_key_bytes`).
 pub const DEFAULT_MAX_KEY_BYTES: usize = 1024;
 /// Hard upper bound for `Options::max_key_bytes`: keys are stored with a `u16` length.
@@ -32,8 +34,29 @@ pub const MAX_BREAKER_OPEN_NS: u64 = MAX_QUOTA_WINDOW_NS;
 /// Largest failure-rate window of a circuit breaker, in calls.
 pub const MAX_BREAKER_WINDOW_CALLS: u32 = 100_000;
 
-/// Most probes a half-open circuit breaker may admit at once.
+/// Most probes a half-open circuit breaker may admit per half-open period.
 pub const MAX_HALF_OPEN_PROBES: u32 = 1_000;
+
+/// Largest `consecutive_failures` threshold of a circuit breaker: the streak's failure times
+/// are logged one by one (8 bytes each), so a time-based window can forget the old ones.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 1_000;
+
+/// Default shortest time between two `BreakerCounts` records of one circuit breaker.
+pub const DEFAULT_COUNTS_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Most failures a lockout may count before it locks a key (their times are logged one by one).
+pub const MAX_LOCKOUT_FAILURES: u32 = 1_000;
+
+/// Most times one `BreakerCounts` streak or `Lockout` failure list holds (a `u16` count on
+/// disk, 8 bytes per time).
+pub const MAX_LOGGED_TIMES: usize = 1_000;
+
+/// Shortest time between two `RateLimitViolations` records of one rate-limit key, in ns (1 s).
+pub const VIOLATION_LOG_INTERVAL_NS: u64 = 1_000_000_000;
+
+/// Default time a rate-limit key's violation history is kept after its last denial, in ns
+/// (24 hours).
+pub const DEFAULT_VIOLATION_RETENTION_NS: u64 = 24 * 3600 * 1_000_000_000;
 
 /// Resident rate-limit keys below which no automatic sweep of idle keys runs.
 pub const MIN_SWEEP_KEYS: usize = 1024;
@@ -107,6 +130,9 @@ const _: () = assert!(DEFAULT_MAX_KEY_BYTES <= MAX_KEY_BYTES_LIMIT);
 const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
 const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);
 const _: () = assert!(MAX_OBJECT_NAME_BYTES <= u16::MAX as usize);
+const _: () = assert!(MAX_LOGGED_TIMES <= u16::MAX as usize);
+const _: () = assert!(MAX_CONSECUTIVE_FAILURES as usize <= MAX_LOGGED_TIMES);
+const _: () = assert!(MAX_LOCKOUT_FAILURES as usize <= MAX_LOGGED_TIMES);
 const _: () = assert!(MAX_QUOTA_WINDOW_NS < u64::MAX / 2);
 
 /// Most bytes a follower reads from a segment with one `pread` (a larger record is read whole).

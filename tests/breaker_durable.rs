@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use walden::{
     Acquire, BreakerConfig, CircuitBreaker, CircuitState, Error, LimitKind, ManualClock, Options,
-    Permit, Store,
+    Permit, Store, TripReason,
 };
 
 const S: u64 = 1_000_000_000;
@@ -98,22 +98,28 @@ fn outcomes_from_an_older_generation_are_discarded() {
     let before_reset = permit(&b);
     b.reset().unwrap();
     assert!(!before_reset.failure().unwrap());
-    assert_eq!(b.health().consecutive_failures, 0);
+    assert_eq!(b.health().counts.consecutive_failures, 0);
 }
 
 #[test]
-fn a_dropped_probe_frees_its_slot() {
+fn a_dropped_probe_counts_as_failed_and_reopens() {
     let (_dir, clock, _store, b) = fresh();
     trip(&b);
     clock.advance_ns(60 * S);
-    drop(permit(&b));
-    assert!(permit(&b).success().unwrap());
-    assert_eq!(b.state(), CircuitState::Closed);
+    let probe = permit(&b);
+    clock.advance_ns(2 * S);
+    drop(probe); // cancelled, panicked or forgotten: a failure
+    let h = b.health();
+    assert_eq!((h.state, h.reason), (CircuitState::Open, Some(TripReason::ProbeFailed)));
+    assert_eq!(h.open_until_unix_ns, Some(T0 + 122 * S));
+    assert_eq!(rejected(&b), Some(Duration::from_secs(60)));
 }
 
 #[test]
 fn transitions_are_fsynced_before_the_call_returns_and_counters_write_nothing() {
-    let (_dir, _clock, store, b) = fresh();
+    let (_dir, _clock, store, _) = fresh();
+    let quiet = BreakerConfig { counts_log_interval: None, ..BreakerConfig::default() };
+    let b = store.breaker("quiet", quiet).unwrap();
     let lsn = store.stats().last_lsn;
     for _ in 0..2 {
         permit(&b).failure().unwrap();
@@ -156,9 +162,11 @@ fn open_state_and_manual_overrides_survive_a_reopen() {
         [
             ("forced".to_owned(), CircuitState::Closed),
             ("off".to_owned(), CircuitState::Disabled),
-            ("open".to_owned(), CircuitState::Open),
+            ("open".to_owned(), CircuitState::HalfOpen),
         ]
     );
+    let open = &store.breakers()[2];
+    assert_eq!(open.logged_state, CircuitState::Open, "effective HalfOpen: the wait is over");
 }
 
 #[test]
@@ -174,7 +182,7 @@ fn health_lists_every_breaker_with_its_counters() {
     let h = store.breakers();
     assert_eq!(h.len(), 2);
     assert_eq!(
-        (h[0].name.as_str(), h[0].state, h[0].consecutive_failures),
+        (h[0].name.as_str(), h[0].state, h[0].counts.consecutive_failures),
         ("a", CircuitState::Closed, 1)
     );
     assert_eq!(
@@ -198,4 +206,39 @@ fn invalid_names_and_configs_are_typed_errors() {
     assert!(matches!(store.breaker("b", zero), Err(Error::InvalidBreakerConfig { .. })));
     let never = BreakerConfig { open_duration: Duration::ZERO, ..BreakerConfig::default() };
     assert!(matches!(store.breaker("b", never), Err(Error::InvalidBreakerConfig { .. })));
+}
+
+#[test]
+fn closed_counts_are_logged_at_most_once_per_interval_and_never_on_the_success_path() {
+    let (_dir, clock, store, _) = fresh();
+    // No trip condition: it counts for ever.
+    let config = BreakerConfig { consecutive_failures: None, ..BreakerConfig::default() };
+    let b = store.breaker("flood", config.clone()).unwrap();
+    let (lsn, fsyncs) = (store.stats().last_lsn, store.stats().fsyncs);
+    for _ in 0..100 {
+        assert!(permit(&b).success().unwrap());
+    }
+    assert_eq!(store.stats().last_lsn, lsn, "successes write nothing");
+    // A flood: 900 failures within one second, then 900 in the next.
+    for _ in 0..900 {
+        assert!(permit(&b).failure().unwrap());
+    }
+    assert_eq!(store.stats().last_lsn, lsn + 1, "one record for the first second");
+    clock.advance_ns(S);
+    for _ in 0..900 {
+        assert!(permit(&b).failure().unwrap());
+    }
+    let s = store.stats();
+    assert_eq!(s.last_lsn, lsn + 2, "one more for the next second");
+    // The background flusher may sync the two records (a few times at most, every 100 ms);
+    // no failure waits for an fsync of its own.
+    assert!(s.fsyncs - fsyncs < 100, "{} fsyncs for 1,800 failures", s.fsyncs - fsyncs);
+    drop(b);
+    // The last 899 failures are held back until the interval passes or the store closes.
+    let dir = _dir.path().to_path_buf();
+    store.close().unwrap();
+    let store = open(&dir, &clock);
+    let h = store.breaker("flood", config).unwrap().health();
+    assert_eq!((h.counts.calls, h.counts.failures), (1900, 1800));
+    assert_eq!(h.counts.consecutive_failures, 1800);
 }

@@ -144,7 +144,9 @@ fn probe_in_flight_at_kill_9_counts_as_failed() {
     let dir = tempfile::tempdir().unwrap();
     run_child_and_kill("probe_in_flight_at_kill_9_counts_as_failed", dir.path());
     let store = open(dir.path(), &ManualClock::new(T0 + 70 * S));
-    assert_eq!(store.breakers()[0].state, CircuitState::HalfOpen, "as logged");
+    let h = &store.breakers()[0];
+    assert_eq!(h.logged_state, CircuitState::HalfOpen, "as logged");
+    assert_eq!((h.state, h.open_until_unix_ns), (CircuitState::Open, None), "effective");
     let b = store.breaker("upstream", BreakerConfig::default()).unwrap();
     let h = b.health();
     assert_eq!((h.state, h.generation), (CircuitState::Open, 5));

@@ -1,6 +1,6 @@
 //! Rate limiters against a real store, time driven by a `ManualClock`: the GCRA decisions and
 //! their HTTP fields, state intact across a reopen, a clock stepping back grants nothing,
-//! denials write nothing, allowed checks are fsynced before they return, and a million one-off
+//! denials write at most one violation record per key per second, allowed checks are fsynced before they return, and a million one-off
 //! keys do not stay resident once idle. The SIGKILL test is in `breaker_ratelimit_kill9.rs`.
 
 use std::path::Path;
@@ -111,7 +111,8 @@ fn per_call_quotas_weighted_checks_and_typed_errors() {
     assert_eq!(w.check_n("k", 7).unwrap().remaining, 3);
     assert!(!w.check_n("k", 4).unwrap().allowed, "all or nothing");
     assert_eq!(w.check_n("k", 3).unwrap().remaining, 0);
-    assert!(matches!(w.check_n("k", 11), Err(Error::InvalidQuota { .. })));
+    assert!(matches!(w.check_n("k", 11), Err(Error::InsufficientCapacity { cost: 11, burst: 10 })));
+    assert!(matches!(w.check_n("k", 0), Err(Error::ZeroCost)));
     assert!(matches!(
         store.rate_limiter("bad name", Quota::per_second(1)),
         Err(Error::InvalidName { what: LimitKind::LimiterName, .. })
@@ -136,7 +137,10 @@ fn denials_and_peeks_write_nothing_and_allowed_checks_are_fsynced_first() {
         assert!(!l.check("k").unwrap().allowed);
         assert!(!l.peek("k").unwrap().allowed);
     }
-    assert_eq!(store.stats().last_lsn, before + 1);
+    // Peeks write nothing; the five denials in one instant write one violation-history
+    // record (at most one per key per second), not waited for to be fsynced.
+    assert_eq!(store.stats().last_lsn, before + 2);
+    assert_eq!(l.violations("k").unwrap().denials, 5);
 }
 
 #[test]
@@ -154,7 +158,11 @@ fn concurrent_checks_on_one_key_never_exceed_the_burst() {
     });
     assert_eq!(allowed, 40, "80 concurrent checks against a burst of 40");
     let s = store.stats();
-    assert_eq!((s.last_lsn, s.durable_lsn), (40, 40), "one durable record per allowed check");
+    // One durable record per allowed check, plus one violation-history record for the 40
+    // denials (they happen within a second).
+    assert_eq!(s.last_lsn, 41);
+    assert!(s.durable_lsn >= 40, "an allowed check returned before its fsync");
+    assert_eq!(l.violations("hot").unwrap().denials, 40);
 }
 
 #[test]

@@ -109,7 +109,8 @@ fn limiters_and_breakers_through_the_trait() {
     assert!(l.check("k").unwrap().allowed);
     assert!(l.check_n("k", 1).unwrap().allowed);
     assert!(!l.check("k").unwrap().allowed);
-    assert!(matches!(l.check_n("k", 3), Err(Error::InvalidQuota { .. })));
+    assert!(matches!(l.check_n("k", 3), Err(Error::InsufficientCapacity { cost: 3, burst: 2 })));
+    assert!(matches!(l.check_n("k", 0), Err(Error::ZeroCost)));
     l.reset("k").unwrap();
     assert_eq!(l.peek("k").unwrap().remaining, 2);
 

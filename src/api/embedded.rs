@@ -134,7 +134,7 @@ impl Limiter for RateLimiter {
     }
 
     fn reset(&self, key: &str) -> Result<bool> {
-        self.forget_key(key)
+        RateLimiter::reset(self, key)
     }
 }
 

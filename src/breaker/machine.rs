@@ -1,21 +1,38 @@
 //! The breaker state machine, free of locks and I/O: the caller logs every transition it
 //! returns before applying it with [`Entry::enter`].
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::config::{BreakerConfig, CircuitState};
+use crate::breaker::config::{ns, BreakerConfig, CircuitState};
+use crate::breaker::counters::{Counters, CountsSnapshot};
+use crate::breaker::health::{HalfOpenProgress, TripReason};
 use crate::format::breaker::BreakerRecord;
+
+/// A transition to make: its record is logged, then it is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Move {
+    pub to: CircuitState,
+    /// When it happens (a half-open timeout happens at its deadline, not when noticed).
+    pub at_unix_ns: u64,
+    pub reason: Option<TripReason>,
+}
+
+impl Move {
+    fn new(to: CircuitState, at_unix_ns: u64, reason: Option<TripReason>) -> Move {
+        Move { to, at_unix_ns, reason }
+    }
+}
 
 /// What [`Entry::admit`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admit {
-    /// A call may proceed; its outcome counts while the generation is unchanged.
-    Permit { generation: u64 },
+    /// A call may proceed; its outcome counts while the generation is unchanged, and only if
+    /// `counted` (a shadow breaker lets calls it would reject through uncounted).
+    Permit { generation: u64, counted: bool },
     /// No call now; `Some(d)`: the breaker is open for `d` more.
     Reject { retry_after: Option<Duration> },
-    /// The wait is over: log the transition to this state, enter it, and ask again.
-    Transition(CircuitState),
+    /// Log this transition, enter it, and ask again.
+    Transition(Move),
 }
 
 /// What [`Entry::outcome`] did with a call's result.
@@ -26,11 +43,18 @@ pub(crate) enum Outcome {
     /// Counted; no transition.
     Counted,
     /// Counted, and it requires this transition (to be logged, then entered).
-    Transition(CircuitState),
+    Transition(Move),
 }
 
-/// One breaker: the durable part (state, generation, deadline, transition time) and the
-/// counters that live only in memory.
+/// The state a breaker is in now, derived from the logged state and the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct View {
+    pub state: CircuitState,
+    pub open_until_unix_ns: Option<u64>,
+}
+
+/// One breaker: the durable part (state, generation, deadline, transition time) and its
+/// counters (logged at most once per `counts_log_interval`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Entry {
     pub state: CircuitState,
@@ -40,107 +64,183 @@ pub(crate) struct Entry {
     /// LSN of the record of the last transition (0: none).
     pub lsn: u64,
     pub config: BreakerConfig,
+    /// A handle was opened in this process (`config` is the caller's, not the default).
+    pub registered: bool,
     /// Recovered in HalfOpen: probes were in flight when the process died.
     pub interrupted_probe: bool,
-    pub consecutive_failures: u32,
-    /// Outcomes of the last `window_calls` calls in Closed; `true` = failed.
-    window: VecDeque<bool>,
-    pub window_failures: u32,
+    /// Why the breaker last opened (kept through HalfOpen, cleared by Closed).
+    pub reason: Option<TripReason>,
+    /// Length of the last open period (0 once closed): the base of the next one's backoff.
+    pub last_open_ns: u64,
+    pub counters: Counters,
     probes_issued: u32,
     probes_succeeded: u32,
+    /// Counters changed since the last counts record.
+    pub counts_dirty: bool,
+    /// Time of the last counts record (0: none since the last transition).
+    pub counts_logged_unix_ns: u64,
+    /// The last counts record held a failure in the streak or window.
+    counts_logged_failures: bool,
+    /// The counters of the last replayed counts record, until a handle's configuration
+    /// says how to read them.
+    logged_counts: Option<CountsSnapshot>,
+    /// LSN of the last counts record of the current generation (0: none).
+    pub counts_lsn: u64,
 }
 
 impl Entry {
-    /// Calls currently counted in the failure-rate window.
-    pub fn window_calls(&self) -> usize {
-        self.window.len()
-    }
-
-    /// Replaces the configuration; counters restart if it changed.
+    /// Replaces the configuration; the current period's counters restart if it changed
+    /// (except for a breaker recovered from the log, whose counters were logged under an
+    /// unknown configuration and are re-read under this one).
     pub fn configure(&mut self, config: BreakerConfig) {
-        if self.config != config {
+        if self.config != config || !self.registered {
+            let logged = if self.registered { None } else { self.logged_counts.take() };
             self.config = config;
-            self.clear_counters();
+            self.registered = true;
+            match logged {
+                Some(s) => {
+                    self.counters.restore(&self.config, &s);
+                    self.counts_logged_failures = self.counters.has_failures();
+                }
+                None => self.counters.clear_period(),
+            }
         }
     }
 
-    fn clear_counters(&mut self) {
-        self.consecutive_failures = 0;
-        self.window.clear();
-        self.window_failures = 0;
-        self.probes_issued = 0;
-        self.probes_succeeded = 0;
+    /// The length of the open period a move to Open at `at` starts.
+    fn open_ns(&self, at: u64, from: CircuitState) -> u64 {
+        let base = ns(self.config.open_duration);
+        let Some(b) = &self.config.open_backoff else { return base };
+        let grown = if from == CircuitState::HalfOpen && self.last_open_ns > 0 {
+            self.last_open_ns.saturating_mul(u64::from(b.factor)).min(ns(b.max_open_duration))
+        } else {
+            base
+        };
+        let jitter = grown / 100 * u64::from(b.jitter_percent);
+        if jitter == 0 {
+            return grown;
+        }
+        // Deterministic per transition, so a replayed decision is the logged one.
+        grown - mix(self.generation.wrapping_add(1) ^ at) % (jitter + 1)
     }
 
-    /// The record of a transition to `to` at `now` (not yet applied).
-    pub fn transition_record<'a>(
-        &self,
-        name: &'a str,
-        to: CircuitState,
-        now: u64,
-    ) -> BreakerRecord<'a> {
-        let open_ns = u64::try_from(self.config.open_duration.as_nanos()).unwrap_or(u64::MAX);
+    /// The record of `m` (not yet applied).
+    pub fn transition_record<'a>(&self, name: &'a str, m: &Move) -> BreakerRecord<'a> {
+        let open_until_unix_ns = if m.to == CircuitState::Open {
+            m.at_unix_ns.saturating_add(self.open_ns(m.at_unix_ns, self.state))
+        } else {
+            0
+        };
         BreakerRecord {
-            state: to,
+            state: m.to,
             generation: self.generation + 1,
-            open_until_unix_ns: if to == CircuitState::Open {
-                now.saturating_add(open_ns)
-            } else {
-                0
-            },
-            transition_unix_ns: now,
+            open_until_unix_ns,
+            transition_unix_ns: m.at_unix_ns,
             name,
         }
     }
 
-    /// Applies a logged (or replayed) transition: a new generation, counters from zero.
+    /// Applies a logged (or replayed) transition: a new generation, the period's counters
+    /// from zero (totals kept).
     pub fn enter(&mut self, rec: &BreakerRecord<'_>) {
         self.state = rec.state;
         self.generation = rec.generation;
         self.open_until_unix_ns = rec.open_until_unix_ns;
         self.last_transition_unix_ns = rec.transition_unix_ns;
         self.interrupted_probe = false;
-        self.clear_counters();
+        match rec.state {
+            CircuitState::Open => {
+                self.last_open_ns = rec.open_until_unix_ns.saturating_sub(rec.transition_unix_ns);
+            }
+            CircuitState::HalfOpen => {}
+            _ => {
+                self.last_open_ns = 0;
+                self.reason = None;
+            }
+        }
+        self.counters.clear_period();
+        self.probes_issued = 0;
+        self.probes_succeeded = 0;
+        self.counts_logged_unix_ns = 0;
+        self.counts_logged_failures = false;
+        self.logged_counts = None;
+        self.counts_lsn = 0;
+    }
+
+    /// The end of the current half-open period, if it has a timeout.
+    fn half_open_deadline(&self) -> Option<u64> {
+        let t = self.config.half_open_timeout?;
+        Some(self.last_transition_unix_ns.saturating_add(ns(t)))
     }
 
     /// Whether a call may start at `now`.
     pub fn admit(&mut self, now: u64) -> Admit {
-        let permit = Admit::Permit { generation: self.generation };
+        let decision = self.decide_admission(now);
+        if let Admit::Reject { .. } = decision {
+            self.counters.totals.rejected += 1;
+            if self.config.shadow {
+                return Admit::Permit { generation: self.generation, counted: false };
+            }
+        }
+        decision
+    }
+
+    fn decide_admission(&mut self, now: u64) -> Admit {
+        let permit = Admit::Permit { generation: self.generation, counted: true };
         match self.state {
             CircuitState::Closed | CircuitState::Disabled => permit,
             CircuitState::ForcedOpen => Admit::Reject { retry_after: None },
             CircuitState::Open if now < self.open_until_unix_ns => Admit::Reject {
                 retry_after: Some(Duration::from_nanos(self.open_until_unix_ns - now)),
             },
-            CircuitState::Open => Admit::Transition(CircuitState::HalfOpen),
-            CircuitState::HalfOpen if self.probes_issued < self.config.half_open_probes => {
-                self.probes_issued += 1;
-                permit
-            }
-            CircuitState::HalfOpen => Admit::Reject { retry_after: None },
+            CircuitState::Open => Admit::Transition(Move::new(CircuitState::HalfOpen, now, None)),
+            CircuitState::HalfOpen => match self.half_open_deadline() {
+                Some(deadline) if now >= deadline => Admit::Transition(Move::new(
+                    CircuitState::Open,
+                    deadline,
+                    Some(TripReason::HalfOpenTimeout),
+                )),
+                _ if self.probes_issued < self.config.half_open_probes => {
+                    self.probes_issued += 1;
+                    permit
+                }
+                _ => Admit::Reject { retry_after: None },
+            },
         }
     }
 
-    /// A permit of `generation` was dropped without an outcome: frees its probe slot.
-    pub fn release(&mut self, generation: u64) {
-        if generation == self.generation && self.state == CircuitState::HalfOpen {
-            self.probes_issued = self.probes_issued.saturating_sub(1);
-        }
-    }
-
-    /// Counts the outcome of a call that started in `generation` and took `duration`.
-    pub fn outcome(&mut self, generation: u64, ok: bool, duration: Duration) -> Outcome {
+    /// Counts the outcome of a call that started in `generation`, took `duration` and
+    /// ended at `now`.
+    pub fn outcome(&mut self, generation: u64, ok: bool, duration: Duration, now: u64) -> Outcome {
         if generation != self.generation {
             return Outcome::Stale;
         }
-        let failed = !ok || self.config.slow_call_threshold.is_some_and(|t| duration >= t);
+        let slow = self.config.slow_call_threshold.is_some_and(|t| duration >= t);
+        let failed = !ok || slow;
         match self.state {
-            CircuitState::Closed => self.count_closed(failed),
-            CircuitState::HalfOpen if failed => Outcome::Transition(CircuitState::Open),
+            CircuitState::Closed => {
+                self.counters.count_total(failed, slow);
+                let counted = self.counters.count_closed(&self.config, failed, now);
+                if failed || self.counts_logged_failures {
+                    self.counts_dirty = true;
+                }
+                match counted.trip {
+                    Some(reason) => {
+                        Outcome::Transition(Move::new(CircuitState::Open, now, Some(reason)))
+                    }
+                    None => Outcome::Counted,
+                }
+            }
             CircuitState::HalfOpen => {
+                self.counters.count_total(failed, slow);
+                self.counts_dirty = true;
+                if failed {
+                    let reason = Some(TripReason::ProbeFailed);
+                    return Outcome::Transition(Move::new(CircuitState::Open, now, reason));
+                }
                 self.probes_succeeded += 1;
                 if self.probes_succeeded >= self.config.half_open_probes {
-                    Outcome::Transition(CircuitState::Closed)
+                    Outcome::Transition(Move::new(CircuitState::Closed, now, None))
                 } else {
                     Outcome::Counted
                 }
@@ -151,132 +251,94 @@ impl Entry {
         }
     }
 
-    fn count_closed(&mut self, failed: bool) -> Outcome {
-        self.consecutive_failures = if failed { self.consecutive_failures + 1 } else { 0 };
-        let mut rate_tripped = false;
-        if let Some(rate) = &self.config.failure_rate {
-            if self.window.len() >= rate.window_calls as usize
-                && self.window.pop_front() == Some(true)
-            {
-                self.window_failures -= 1;
-            }
-            self.window.push_back(failed);
-            self.window_failures += u32::from(failed);
-            let calls = self.window.len() as u64;
-            rate_tripped = calls >= u64::from(rate.minimum_calls)
-                && u64::from(self.window_failures) * 100
-                    >= u64::from(rate.threshold_percent) * calls;
+    /// The effective state at `now` (what the next call would meet), without changing it.
+    pub fn view(&self, now: u64) -> View {
+        let open = |until| View { state: CircuitState::Open, open_until_unix_ns: Some(until) };
+        let half_open = View { state: CircuitState::HalfOpen, open_until_unix_ns: None };
+        if self.interrupted_probe {
+            return View { state: CircuitState::Open, open_until_unix_ns: None };
         }
-        let streak_tripped =
-            self.config.consecutive_failures.is_some_and(|n| self.consecutive_failures >= n);
-        if failed && (streak_tripped || rate_tripped) {
-            Outcome::Transition(CircuitState::Open)
-        } else {
-            Outcome::Counted
+        match self.state {
+            CircuitState::Open if now >= self.open_until_unix_ns => half_open,
+            CircuitState::Open => open(self.open_until_unix_ns),
+            CircuitState::HalfOpen => match self.half_open_deadline() {
+                Some(deadline) if now >= deadline => {
+                    let until = deadline.saturating_add(self.open_ns(deadline, self.state));
+                    if now >= until {
+                        half_open
+                    } else {
+                        open(until)
+                    }
+                }
+                _ => half_open,
+            },
+            state => View { state, open_until_unix_ns: None },
         }
     }
+
+    /// Probes of the current half-open period, if the breaker is half-open.
+    pub fn half_open_progress(&self) -> Option<HalfOpenProgress> {
+        (self.state == CircuitState::HalfOpen).then_some(HalfOpenProgress {
+            issued: self.probes_issued,
+            succeeded: self.probes_succeeded,
+            permitted: self.config.half_open_probes,
+        })
+    }
+
+    /// The counters to log, if they changed and the last counts record is at least
+    /// `counts_log_interval` old at `now` (or unconditionally with `force`, after a
+    /// transition); they count as logged from here on. `None` when counts are not logged.
+    pub fn counts_due(&mut self, now: u64, force: bool) -> Option<CountsSnapshot> {
+        let interval = ns(self.config.counts_log_interval?);
+        let due = self.counts_logged_unix_ns == 0
+            || now >= self.counts_logged_unix_ns.saturating_add(interval);
+        if !(force || self.counts_dirty && due) {
+            return None;
+        }
+        self.counts_dirty = false;
+        self.counts_logged_unix_ns = now.max(1);
+        self.counts_logged_failures = self.counters.has_failures();
+        Some(self.counters.snapshot())
+    }
+
+    /// Replays a logged counts record of `generation` (ignored if the breaker has moved on).
+    pub fn restore_counts(
+        &mut self,
+        generation: u64,
+        reason: Option<TripReason>,
+        last_open_ns: u64,
+        s: &CountsSnapshot,
+        logged_unix_ns: u64,
+    ) -> bool {
+        if generation != self.generation {
+            return false;
+        }
+        self.reason = reason;
+        self.last_open_ns = last_open_ns;
+        self.counters.restore(&self.config, s);
+        if !self.registered {
+            self.logged_counts = Some(s.clone());
+        }
+        self.counts_logged_unix_ns = logged_unix_ns.max(1);
+        self.counts_logged_failures = self.counters.has_failures();
+        self.counts_dirty = false;
+        true
+    }
+
+    /// The counters as last logged or replayed (exactly as in the record when the breaker
+    /// has no handle in this process), for a snapshot.
+    pub fn logged_snapshot(&self) -> CountsSnapshot {
+        self.logged_counts.clone().unwrap_or_else(|| self.counters.snapshot())
+    }
+}
+
+/// A 64-bit mix (splitmix64's finalizer): spreads jitter over its range.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::breaker::config::FailureRate;
-
-    const S: u64 = 1_000_000_000;
-    const D: Duration = Duration::ZERO;
-
-    fn go(e: &mut Entry, to: CircuitState, now: u64) {
-        let rec = e.transition_record("b", to, now);
-        e.enter(&rec);
-    }
-
-    fn permit(e: &mut Entry, now: u64) -> u64 {
-        match e.admit(now) {
-            Admit::Permit { generation } => generation,
-            other => panic!("expected a permit, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn opens_after_three_consecutive_failures_and_a_success_resets_the_streak() {
-        let mut e = Entry::default();
-        for ok in [false, false, true, false, false] {
-            let g = permit(&mut e, 0);
-            assert_eq!(e.outcome(g, ok, D), Outcome::Counted);
-        }
-        let g = permit(&mut e, 0);
-        assert_eq!(e.outcome(g, false, D), Outcome::Transition(CircuitState::Open));
-    }
-
-    #[test]
-    fn open_rejects_until_the_deadline_then_admits_one_probe() {
-        let mut e = Entry::default();
-        go(&mut e, CircuitState::Open, 10 * S);
-        assert_eq!(e.open_until_unix_ns, 70 * S);
-        assert_eq!(e.admit(30 * S), Admit::Reject { retry_after: Some(Duration::from_secs(40)) });
-        assert_eq!(e.admit(70 * S), Admit::Transition(CircuitState::HalfOpen));
-        go(&mut e, CircuitState::HalfOpen, 70 * S);
-        let g = permit(&mut e, 70 * S);
-        assert_eq!(e.admit(70 * S), Admit::Reject { retry_after: None }, "one probe only");
-        e.release(g);
-        let g = permit(&mut e, 70 * S);
-        assert_eq!(e.outcome(g, true, D), Outcome::Transition(CircuitState::Closed));
-    }
-
-    #[test]
-    fn failed_probe_reopens_and_stale_outcomes_are_ignored() {
-        let mut e = Entry::default();
-        let old = permit(&mut e, 0);
-        go(&mut e, CircuitState::HalfOpen, S);
-        let g = permit(&mut e, S);
-        assert_ne!(old, g);
-        assert_eq!(e.outcome(old, true, D), Outcome::Stale);
-        assert_eq!(e.outcome(g, false, D), Outcome::Transition(CircuitState::Open));
-    }
-
-    #[test]
-    fn failure_rate_needs_the_minimum_calls() {
-        let rate = FailureRate { threshold_percent: 50, window_calls: 4, minimum_calls: 4 };
-        let config = BreakerConfig {
-            consecutive_failures: None,
-            failure_rate: Some(rate),
-            ..BreakerConfig::default()
-        };
-        let mut e = Entry::default();
-        e.configure(config);
-        for ok in [false, true, false] {
-            assert_eq!(e.outcome(0, ok, D), Outcome::Counted);
-        }
-        assert_eq!(e.outcome(0, true, D), Outcome::Counted, "2/4 but the last call succeeded");
-        assert_eq!(e.outcome(0, false, D), Outcome::Transition(CircuitState::Open));
-        assert_eq!((e.window_calls(), e.window_failures), (4, 2));
-    }
-
-    #[test]
-    fn slow_successes_count_as_failures() {
-        let config = BreakerConfig {
-            consecutive_failures: Some(1),
-            slow_call_threshold: Some(Duration::from_secs(2)),
-            ..BreakerConfig::default()
-        };
-        let mut e = Entry::default();
-        e.configure(config);
-        assert_eq!(e.outcome(0, true, Duration::from_secs(1)), Outcome::Counted);
-        assert_eq!(
-            e.outcome(0, true, Duration::from_secs(2)),
-            Outcome::Transition(CircuitState::Open)
-        );
-    }
-
-    #[test]
-    fn manual_states_ignore_outcomes() {
-        let mut e = Entry::default();
-        go(&mut e, CircuitState::ForcedOpen, 0);
-        assert_eq!(e.admit(u64::MAX), Admit::Reject { retry_after: None });
-        go(&mut e, CircuitState::Disabled, 0);
-        let g = permit(&mut e, 0);
-        for _ in 0..10 {
-            assert_eq!(e.outcome(g, false, D), Outcome::Stale);
-        }
-    }
-}
+#[path = "machine_tests.rs"]
+mod tests;

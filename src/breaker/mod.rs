@@ -3,14 +3,24 @@
 //! Every transition (Closed → Open → HalfOpen → Closed/Open, and the manual ForcedOpen,
 //! Disabled and reset) appends a `Breaker` record and is fsynced before the call that caused it
 //! returns; recovery replays them, so an open breaker stays open across a restart until its
-//! wall-clock `open_until`. Counters inside Closed live in memory only. See `docs/LIMITERS.md`.
+//! wall-clock `open_until`. Closed-state counters are logged too, at most once per breaker per
+//! `counts_log_interval` and without an fsync of their own, so failures add up across
+//! processes. See `docs/LIMITERS.md`.
 
+mod call;
 pub(crate) mod config;
+pub(crate) mod counters;
+pub(crate) mod health;
+mod lockout_handle;
 pub(crate) mod machine;
 
+pub use call::CallError;
 pub use config::{
-    BreakerConfig, CircuitState, FailureRate, MAX_BREAKER_WINDOW_CALLS, MAX_HALF_OPEN_PROBES,
+    Backoff, BreakerConfig, CircuitState, FailureRate, TripPredicate, MAX_BREAKER_WINDOW_CALLS,
+    MAX_HALF_OPEN_PROBES,
 };
+pub use health::{BreakerCounts, BreakerHealth, HalfOpenProgress, StateChange, TripReason};
+pub use lockout_handle::{Lockout, LockoutConfig, LockoutStats};
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,44 +30,30 @@ use parking_lot::MutexGuard;
 
 use crate::error::{LimitKind, Result};
 use crate::format::RecordKind;
-use crate::state::breaker::BreakerState;
+use crate::state::breaker::{counts_record, BreakerState};
 use crate::store::names::check_object_name;
 use crate::store::{Durability, Store};
 use crate::wal::commit::Ticket;
-use machine::{Admit, Entry, Outcome};
+use machine::{Admit, Entry, Move, Outcome};
 
-/// One breaker's state and counters, from [`Store::breakers`] or [`CircuitBreaker::health`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BreakerHealth {
-    /// The breaker's name.
-    pub name: String,
-    /// Its state.
-    pub state: CircuitState,
-    /// Transitions so far (+1 on each); outcomes of older generations are ignored.
-    pub generation: u64,
-    /// Failures in a row in Closed (in memory only: 0 after a restart).
-    pub consecutive_failures: u32,
-    /// Calls in the failure-rate window (0 without a rate condition).
-    pub window_calls: usize,
-    /// Failed calls in the failure-rate window.
-    pub window_failures: u32,
-    /// When Open: the time probes may start, ns since the Unix epoch.
-    pub open_until_unix_ns: Option<u64>,
-    /// Time of the last transition, ns since the Unix epoch (0: never left Closed).
-    pub last_transition_unix_ns: u64,
-}
-
-/// A breaker's health from its state-machine entry (for handles and followers).
-pub(crate) fn health(name: &str, e: &Entry) -> BreakerHealth {
+/// A breaker's health from its state-machine entry at `now` (for handles and followers).
+pub(crate) fn health(name: &str, e: &mut Entry, now: u64) -> BreakerHealth {
+    e.counters.prune(&e.config, now);
+    let view = e.view(now);
+    let opened = matches!(view.state, CircuitState::Open | CircuitState::HalfOpen);
     BreakerHealth {
         name: name.to_owned(),
-        state: e.state,
+        state: view.state,
+        logged_state: e.state,
         generation: e.generation,
-        consecutive_failures: e.consecutive_failures,
-        window_calls: e.window_calls(),
-        window_failures: e.window_failures,
-        open_until_unix_ns: (e.state == CircuitState::Open).then_some(e.open_until_unix_ns),
+        reason: if opened { e.reason } else { None },
+        counts: e.counters.totals,
+        failure_rate_percent: e.config.failure_rate.and_then(|_| e.counters.failure_rate_percent()),
+        open_until_unix_ns: view.open_until_unix_ns,
+        half_open: e.half_open_progress().filter(|_| view.state == CircuitState::HalfOpen),
         last_transition_unix_ns: e.last_transition_unix_ns,
+        shadow: e.registered && e.config.shadow,
+        registered: e.registered,
     }
 }
 
@@ -65,16 +61,16 @@ pub(crate) fn health(name: &str, e: &Entry) -> BreakerHealth {
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
-/// use walden::{Acquire, BreakerConfig, CircuitState, Store};
+/// use walden::{BreakerConfig, CallError, CircuitState, Store};
 /// let store = Store::open(dir.path())?;
 /// let db = store.breaker("payments-db", BreakerConfig::default())?;
 /// for _ in 0..3 {
-///     if let Acquire::Permitted(permit) = db.try_acquire()? {
-///         permit.failure()?; // the call failed
-///     }
+///     let r: Result<(), CallError<&str>> = db.call(|| Err("connection refused"));
+///     assert!(matches!(r, Err(CallError::Failed(_))));
 /// }
 /// assert_eq!(db.state(), CircuitState::Open);
-/// assert!(matches!(db.try_acquire()?, Acquire::Rejected { retry_after: Some(_) }));
+/// let r = db.call(|| Ok::<_, &str>("not called"));
+/// assert!(matches!(r, Err(CallError::Rejected { retry_after: Some(_) })));
 /// # Ok::<(), walden::Error>(())
 /// ```
 #[derive(Clone)]
@@ -103,13 +99,18 @@ pub enum Acquire {
     },
 }
 
+// A permit dropped without an outcome (an async caller cancelled by a timeout, a panic, a
+// forgotten permit) counts as a failed call with its elapsed time, so it is also a slow call
+// past the slow-call threshold. The same rule holds for every breaker in walden.
 /// Permission for one call. Report its outcome with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`finish`](Self::finish); dropping it unreported counts
-/// nothing (and frees a half-open probe slot).
+/// [`failure`](Self::failure) or [`finish`](Self::finish); dropping it unreported counts as
+/// a failure that took the time since the permit was issued.
 #[must_use = "report the call's outcome with success() or failure()"]
 pub struct Permit {
     breaker: CircuitBreaker,
     generation: u64,
+    /// `false` for a call a shadow breaker would have rejected: its outcome counts nothing.
+    counted: bool,
     started_unix_ns: u64,
     reported: bool,
 }
@@ -119,8 +120,90 @@ impl fmt::Debug for Permit {
         f.debug_struct("Permit")
             .field("breaker", &self.breaker.name)
             .field("generation", &self.generation)
+            .field("counted", &self.counted)
             .finish_non_exhaustive()
     }
+}
+
+impl Permit {
+    pub(crate) fn new(
+        breaker: CircuitBreaker,
+        generation: u64,
+        counted: bool,
+        started_unix_ns: u64,
+    ) -> Permit {
+        Permit { breaker, generation, counted, started_unix_ns, reported: false }
+    }
+
+    /// The breaker generation this call started in.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the outcome will count: `false` for a call a shadow breaker lets through
+    /// although it would have rejected it.
+    pub fn is_counted(&self) -> bool {
+        self.counted
+    }
+
+    /// The call succeeded; its duration is measured with the store's clock. Returns whether
+    /// the outcome counted (`false`: the breaker changed generation since the call started,
+    /// it is disabled or forced open, states that count nothing, or the permit is a shadow
+    /// one).
+    pub fn success(self) -> Result<bool> {
+        let elapsed = self.elapsed();
+        self.finish(true, elapsed)
+    }
+
+    /// The call failed. Returns whether the outcome counted (see [`success`](Self::success)).
+    pub fn failure(self) -> Result<bool> {
+        let elapsed = self.elapsed();
+        self.finish(false, elapsed)
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.breaker.now().saturating_sub(self.started_unix_ns))
+    }
+
+    /// Reports the outcome with an explicit duration (checked against the slow-call
+    /// threshold). A transition it causes is durable before this returns.
+    pub fn finish(mut self, ok: bool, duration: Duration) -> Result<bool> {
+        self.reported = true;
+        self.breaker.store.check_open()?;
+        if !self.counted {
+            return Ok(false);
+        }
+        self.breaker.report(self.generation, ok, duration, true)
+    }
+}
+
+impl Drop for Permit {
+    /// No outcome: a failed call of the elapsed time. A transition it causes is logged and
+    /// written before the drop returns, but not waited for to be fsynced (the store's
+    /// flusher syncs it within `buffered_flush_interval_ms`): a drop may run on an async
+    /// executor's thread, and it has nobody to acknowledge to.
+    fn drop(&mut self) {
+        if self.reported || !self.counted {
+            return;
+        }
+        let elapsed = self.elapsed();
+        if let Err(error) = self.breaker.report(self.generation, false, elapsed, false) {
+            tracing::warn!(
+                target: "walden::breaker",
+                breaker = %self.breaker.name, %error,
+                "could not record a permit dropped without an outcome"
+            );
+        }
+    }
+}
+
+/// A logged transition whose record the caller waits for before telling anyone.
+pub(crate) struct Pending {
+    ticket: Ticket,
+    durability: Durability,
+    change: StateChange,
+    /// The counts record that follows the transition, if counts are logged.
+    counts: Option<Ticket>,
 }
 
 impl Store {
@@ -135,21 +218,26 @@ impl Store {
         config.validate()?;
         let b = CircuitBreaker { store: self.clone(), name: Arc::from(name) };
         let now = self.inner.options.clock.now_unix_ns();
-        let mut st = self.inner.breakers.lock();
+        let mut st = self.inner.held_back.breakers.lock();
         let e = st.entries.entry(name.to_owned()).or_default();
         e.configure(config);
         if e.interrupted_probe {
-            let pending = b.log_transition(e, CircuitState::Open, now)?;
+            let reason = Some(TripReason::ProbeInterrupted);
+            let m = Move { to: CircuitState::Open, at_unix_ns: now, reason };
+            let pending = b.log_transition(e, m)?;
             drop(st);
-            b.wait(pending)?;
+            b.finish_pending(vec![pending], true)?;
         }
         Ok(b)
     }
 
-    /// Every breaker the store knows (from the log or created since open), sorted by name.
-    /// Breakers recovered but not yet opened with [`Store::breaker`] show their logged state.
+    /// Every breaker the store knows, sorted by name: those with a transition or counts in
+    /// the log, and those opened with [`Store::breaker`] in this process. Each reports its
+    /// effective state now (see [`BreakerHealth::state`]).
     pub fn breakers(&self) -> Vec<BreakerHealth> {
-        self.inner.breakers.lock().entries.iter().map(|(n, e)| health(n, e)).collect()
+        let now = self.inner.options.clock.now_unix_ns();
+        let mut st = self.inner.held_back.breakers.lock();
+        st.entries.iter_mut().map(|(n, e)| health(n, e, now)).collect()
     }
 }
 
@@ -159,18 +247,30 @@ impl CircuitBreaker {
         &self.name
     }
 
-    /// Its current state.
+    /// Its effective state now: what the next call meets (an Open breaker whose wait is
+    /// over is HalfOpen, a half-open period past its timeout is Open).
     pub fn state(&self) -> CircuitState {
-        self.with_entry(|e| e.state)
+        let now = self.now();
+        self.with_entry(|e| e.view(now).state)
     }
 
     /// Its state and counters.
     pub fn health(&self) -> BreakerHealth {
-        self.with_entry(|e| health(&self.name, e))
+        let now = self.now();
+        self.with_entry(|e| health(&self.name, e, now))
+    }
+
+    /// Calls `listener` after every transition of this breaker (by any handle of this store),
+    /// once its record is durable, outside the breaker's lock. Listeners live as long as the
+    /// store; they must not panic. Every transition is also a `tracing` event (target
+    /// `walden::breaker`).
+    pub fn on_state_change(&self, listener: impl Fn(&StateChange) + Send + Sync + 'static) {
+        let mut st = self.store.inner.held_back.breakers.lock();
+        st.listeners.entry(self.name.to_string()).or_default().push(Arc::new(listener));
     }
 
     fn with_entry<T>(&self, f: impl FnOnce(&mut Entry) -> T) -> T {
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         f(self.entry(&mut st))
     }
 
@@ -184,22 +284,65 @@ impl CircuitBreaker {
     }
 
     /// Enqueues the record of a transition under the caller's lock, then applies it. The
-    /// caller releases the lock and [`wait`](Self::wait)s before acting on the new state.
-    fn log_transition(
-        &self,
-        e: &mut Entry,
-        to: CircuitState,
-        now: u64,
-    ) -> Result<(Ticket, Durability)> {
-        let rec = e.transition_record(&self.name, to, now);
+    /// caller releases the lock and calls [`finish_pending`](Self::finish_pending).
+    fn log_transition(&self, e: &mut Entry, m: Move) -> Result<Pending> {
+        let rec = e.transition_record(&self.name, &m);
         let ticket = self.store.append_record(RecordKind::Breaker, rec.encode())?;
+        let from = e.state;
         e.enter(&rec);
         e.lsn = ticket.lsn;
-        Ok((ticket, e.config.durability))
+        if m.to == CircuitState::Open {
+            e.reason = m.reason;
+        }
+        let change = StateChange {
+            breaker: self.name.to_string(),
+            from,
+            to: m.to,
+            generation: e.generation,
+            at_unix_ns: m.at_unix_ns,
+            open_until_unix_ns: (m.to == CircuitState::Open).then_some(e.open_until_unix_ns),
+            reason: e.reason.filter(|_| m.to == CircuitState::Open),
+        };
+        // The new generation's counters (totals, why it opened, the open period) follow the
+        // transition, so a restart or a snapshot finds them.
+        let counts = self.log_counts(e, m.at_unix_ns, true)?;
+        Ok(Pending { ticket, durability: e.config.durability, change, counts })
     }
 
-    fn wait(&self, (ticket, durability): (Ticket, Durability)) -> Result<()> {
-        self.store.wait_for(ticket, durability)
+    /// Enqueues a `BreakerCounts` record of `e` if one is due at `now` (or, with `force`,
+    /// whenever counts are logged at all); returns its ticket.
+    fn log_counts(&self, e: &mut Entry, now: u64, force: bool) -> Result<Option<Ticket>> {
+        let Some(s) = e.counts_due(now, force) else { return Ok(None) };
+        let body = counts_record(&self.name, e, &s, now);
+        let ticket = self.store.append_record(RecordKind::BreakerCounts, body)?;
+        e.counts_lsn = ticket.lsn;
+        Ok(Some(ticket))
+    }
+
+    /// Waits for logged transitions (for the fsync if `durable` and the breaker's
+    /// durability asks for it, else until written), then reports them to `tracing` and the
+    /// listeners.
+    fn finish_pending(&self, pending: Vec<Pending>, durable: bool) -> Result<()> {
+        for p in &pending {
+            let durability = if durable { p.durability } else { Durability::Buffered };
+            self.store.wait_for(p.ticket, durability)?;
+            if let Some(counts) = p.counts {
+                // Counts are written, never waited for to be fsynced.
+                self.store.wait_for(counts, Durability::Buffered)?;
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let listeners =
+            self.store.inner.held_back.breakers.lock().listeners.get(&*self.name).cloned();
+        for p in &pending {
+            trace_change(&p.change);
+            for l in listeners.iter().flatten() {
+                l(&p.change);
+            }
+        }
+        Ok(())
     }
 
     /// Asks to make one call: a [`Permit`], or a rejection with how long the breaker stays
@@ -208,23 +351,54 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<Acquire> {
         self.store.check_open()?;
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
+        let mut st = self.store.inner.held_back.breakers.lock();
         let e = self.entry(&mut st);
-        let mut pending = None;
-        let generation = loop {
+        let mut pending = Vec::new();
+        let (generation, counted) = loop {
             match e.admit(now) {
-                Admit::Permit { generation } => break generation,
-                Admit::Reject { retry_after } => return Ok(Acquire::Rejected { retry_after }),
-                Admit::Transition(to) => pending = Some(self.log_transition(e, to, now)?),
+                Admit::Permit { generation, counted } => break (generation, counted),
+                Admit::Reject { retry_after } => {
+                    drop(st);
+                    self.finish_pending(pending, true)?;
+                    return Ok(Acquire::Rejected { retry_after });
+                }
+                Admit::Transition(m) => pending.push(self.log_transition(e, m)?),
             }
         };
         drop(st);
-        let permit =
-            Permit { breaker: self.clone(), generation, started_unix_ns: now, reported: false };
-        if let Some(p) = pending {
-            self.wait(p)?; // on error the permit is dropped, freeing its probe slot
-        }
+        let permit = Permit::new(self.clone(), generation, counted, now);
+        // On error the permit is dropped: a probe that never ran counts as failed.
+        self.finish_pending(pending, true)?;
         Ok(Acquire::Permitted(permit))
+    }
+
+    /// Counts a call's outcome; `durable`: wait for a transition's fsync (else until
+    /// written, for a permit dropped without an outcome). Returns whether it counted.
+    pub(crate) fn report(
+        &self,
+        generation: u64,
+        ok: bool,
+        duration: Duration,
+        durable: bool,
+    ) -> Result<bool> {
+        let now = self.now();
+        let mut st = self.store.inner.held_back.breakers.lock();
+        let e = self.entry(&mut st);
+        let pending = match e.outcome(generation, ok, duration, now) {
+            Outcome::Stale => return Ok(false),
+            Outcome::Counted => {
+                let counts = self.log_counts(e, now, false)?;
+                drop(st);
+                if let Some(ticket) = counts {
+                    self.store.wait_for(ticket, Durability::Buffered)?;
+                }
+                return Ok(true);
+            }
+            Outcome::Transition(m) => vec![self.log_transition(e, m)?],
+        };
+        drop(st);
+        self.finish_pending(pending, durable)?;
+        Ok(true)
     }
 
     /// Closes the breaker (from any state, including the manual ones) with fresh counters.
@@ -245,62 +419,29 @@ impl CircuitBreaker {
 
     fn set_state(&self, to: CircuitState) -> Result<()> {
         let now = self.now();
-        let mut st = self.store.inner.breakers.lock();
-        let pending = self.log_transition(self.entry(&mut st), to, now)?;
+        let mut st = self.store.inner.held_back.breakers.lock();
+        let m = Move { to, at_unix_ns: now, reason: None };
+        let pending = self.log_transition(self.entry(&mut st), m)?;
         drop(st);
-        self.wait(pending)
+        self.finish_pending(vec![pending], true)
     }
 }
 
-impl Permit {
-    /// The breaker generation this call started in.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// The call succeeded; its duration is measured with the store's clock. Returns whether
-    /// the outcome counted (`false`: the breaker changed generation since the call started,
-    /// or it is disabled or forced open, states that count nothing).
-    pub fn success(self) -> Result<bool> {
-        let elapsed = self.elapsed();
-        self.finish(true, elapsed)
-    }
-
-    /// The call failed. Returns whether the outcome counted (see [`success`](Self::success)).
-    pub fn failure(self) -> Result<bool> {
-        let elapsed = self.elapsed();
-        self.finish(false, elapsed)
-    }
-
-    fn elapsed(&self) -> Duration {
-        Duration::from_nanos(self.breaker.now().saturating_sub(self.started_unix_ns))
-    }
-
-    /// Reports the outcome with an explicit duration (checked against the slow-call
-    /// threshold). A transition it causes is durable before this returns.
-    pub fn finish(mut self, ok: bool, duration: Duration) -> Result<bool> {
-        self.reported = true;
-        let b = &self.breaker;
-        b.store.check_open()?;
-        let now = b.now();
-        let mut st = b.store.inner.breakers.lock();
-        let e = b.entry(&mut st);
-        let pending = match e.outcome(self.generation, ok, duration) {
-            Outcome::Stale => return Ok(false),
-            Outcome::Counted => return Ok(true),
-            Outcome::Transition(to) => b.log_transition(e, to, now)?,
-        };
-        drop(st);
-        b.wait(pending)?;
-        Ok(true)
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if !self.reported {
-            let mut st = self.breaker.store.inner.breakers.lock();
-            self.breaker.entry(&mut st).release(self.generation);
-        }
+/// The `tracing` event of a transition: WARN when a breaker opens, INFO otherwise.
+fn trace_change(c: &StateChange) {
+    let (from, to, reason) = (c.from, c.to, c.reason);
+    if c.to == CircuitState::Open {
+        tracing::warn!(
+            target: "walden::breaker",
+            breaker = %c.breaker, ?from, ?to, ?reason, generation = c.generation,
+            open_until_unix_ns = c.open_until_unix_ns,
+            "circuit breaker opened"
+        );
+    } else {
+        tracing::info!(
+            target: "walden::breaker",
+            breaker = %c.breaker, ?from, ?to, generation = c.generation,
+            "circuit breaker changed state"
+        );
     }
 }

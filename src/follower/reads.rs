@@ -130,14 +130,16 @@ impl Follower {
     /// transition of it. Counters inside Closed live only in the writer's memory and read 0.
     pub fn breaker_health(&self, name: &str) -> Result<Option<BreakerHealth>> {
         check_object_name(LimitKind::BreakerName, name)?;
+        let now = self.shared.options.clock.now_unix_ns();
         let view = self.shared.view.read();
-        Ok(view.state.breakers.entries.get(name).map(|e| health(name, e)))
+        Ok(view.state.breakers.entries.get(name).map(|e| health(name, &mut e.clone(), now)))
     }
 
     /// Every breaker the log knows, by name.
     pub fn breakers(&self) -> Vec<BreakerHealth> {
+        let now = self.shared.options.clock.now_unix_ns();
         let view = self.shared.view.read();
-        view.state.breakers.entries.iter().map(|(n, e)| health(n, e)).collect()
+        view.state.breakers.entries.iter().map(|(n, e)| health(n, &mut e.clone(), now)).collect()
     }
 
     /// Counters and positions: see [`FollowerStats`].

@@ -7,16 +7,19 @@
 mod batch;
 pub(crate) mod body;
 pub mod breaker;
+pub mod breaker_counts;
 mod bytes;
 mod corruption;
 mod durable;
 pub mod files;
 pub mod floor;
 mod identity;
+pub mod lockout;
 pub mod ratelimit;
 mod record;
 mod segment;
 mod snapshot;
+pub mod violations;
 
 pub use batch::{
     batch_op_encoded_len, batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps,

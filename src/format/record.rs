@@ -41,6 +41,12 @@ pub enum RecordKind {
     /// deletes that raised it are gone. (Kinds 4 to 6 are taken by the limiter and breaker
     /// state of format version 2.)
     VersionFloor = 7,
+    /// A circuit breaker's closed-state counters, totals, trip reason and last open period.
+    BreakerCounts = 4,
+    /// One lockout key's state: failure times in its window and the end of its lock.
+    Lockout = 5,
+    /// One rate-limit key's violation history (denials).
+    RateLimitViolations = 6,
     /// A clean close: the last record of its segment, naming the last record of the log as
     /// durable. It does not consume its LSN and changes no state.
     Close = 0x80,
@@ -51,10 +57,13 @@ impl RecordKind {
     pub const FIRST_CONTROL: u8 = 0x80;
 
     /// Every kind, in table order.
-    pub const ALL: [RecordKind; 5] = [
+    pub const ALL: [RecordKind; 8] = [
         RecordKind::Batch,
         RecordKind::RateLimit,
         RecordKind::Breaker,
+        RecordKind::BreakerCounts,
+        RecordKind::Lockout,
+        RecordKind::RateLimitViolations,
         RecordKind::VersionFloor,
         RecordKind::Close,
     ];
@@ -71,6 +80,9 @@ impl RecordKind {
             RecordKind::RateLimit => "ratelimit",
             RecordKind::Breaker => "breaker",
             RecordKind::VersionFloor => "floor",
+            RecordKind::BreakerCounts => "breaker-counts",
+            RecordKind::Lockout => "lockout",
+            RecordKind::RateLimitViolations => "violations",
             RecordKind::Close => "close",
         }
     }

@@ -83,11 +83,16 @@ impl Quota {
     }
 
     /// [`validate`](Self::validate)s the quota and the cost `n` of one check against it: a
-    /// cost above the burst could never be allowed.
+    /// check spends at least one cell ([`Error::ZeroCost`]; a peek is its own call), and a cost
+    /// above the burst could never be allowed ([`Error::InsufficientCapacity`], not a broken
+    /// quota).
     pub(crate) fn validate_cost(&self, n: u32) -> Result<()> {
         self.validate()?;
+        if n == 0 {
+            return Err(Error::ZeroCost);
+        }
         if n > self.burst {
-            return Err(Error::InvalidQuota { reason: "cost exceeds the burst: never allowed" });
+            return Err(Error::InsufficientCapacity { cost: n, burst: self.burst });
         }
         Ok(())
     }
@@ -121,7 +126,8 @@ fn ns(d: u128) -> Duration {
     Duration::from_nanos(u64::try_from(d).unwrap_or(u64::MAX))
 }
 
-/// Decides a check of cost `n` (0 = peek: is one cell available, how many are) for a key whose stored TAT is `tat`
+/// Decides a check of cost `n` (0 = peek: is one cell available, how many are) for a key
+/// whose stored TAT is `tat`
 /// (0 when absent) at `now`. Returns the decision and, when cells were consumed, the new TAT.
 ///
 /// The quota is valid and `n ≤ burst`. `now` is at most a few centuries past the epoch, so no

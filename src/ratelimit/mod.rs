@@ -4,17 +4,20 @@
 //! time; recovery replays them, so a crash never hands out a fresh quota. Denials write nothing.
 //! See `docs/LIMITERS.md` for the formulas, the bytes and what is durable when.
 
-mod forget;
 pub(crate) mod gcra;
 
 pub use gcra::{Decision, Quota, MAX_QUOTA_WINDOW_NS};
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, LimitKind, Result};
 use crate::format::ratelimit::RateLimitRecord;
 use crate::format::RecordKind;
+use crate::limits::DEFAULT_VIOLATION_RETENTION_NS;
+pub use crate::state::violations::ViolationHistory;
+use crate::state::violations::Violations;
 use crate::store::names::check_object_name;
 use crate::store::{Durability, Store};
 
@@ -29,6 +32,8 @@ pub struct RateLimitStats {
     pub swept_keys: u64,
     /// Largest time any limiter has used, ns since the Unix epoch (restored from the log).
     pub high_water_unix_ns: u64,
+    /// Keys with a violation history (denials) held in memory.
+    pub violation_keys: usize,
 }
 
 /// A keyed, durable rate limiter: a handle on the store, cheap to clone.
@@ -53,6 +58,7 @@ pub struct RateLimiter {
     name: Arc<str>,
     quota: Quota,
     durability: Durability,
+    violation_retention_ns: u64,
 }
 
 impl fmt::Debug for RateLimiter {
@@ -78,17 +84,19 @@ impl Store {
             name: Arc::from(name),
             quota,
             durability: self.inner.options.durability,
+            violation_retention_ns: DEFAULT_VIOLATION_RETENTION_NS,
         })
     }
 
     /// Counters of the rate-limiter state (resident keys, sweeps, high-water mark).
     pub fn rate_limit_stats(&self) -> RateLimitStats {
-        let st = self.inner.ratelimits.lock();
+        let st = self.inner.held_back.ratelimits.lock();
         RateLimitStats {
             limiters: st.limiters.len(),
             resident_keys: st.resident_keys,
             swept_keys: st.swept_keys,
             high_water_unix_ns: st.high_water_unix_ns,
+            violation_keys: st.violations.resident(),
         }
     }
 
@@ -96,7 +104,7 @@ impl Store {
     /// and returns how many were dropped. Nothing is written: an idle key needs no record.
     pub fn sweep_rate_limits(&self) -> usize {
         let clock_ns = self.inner.options.clock.now_unix_ns();
-        let mut st = self.inner.ratelimits.lock();
+        let mut st = self.inner.held_back.ratelimits.lock();
         let now = st.observe(clock_ns);
         st.sweep(now)
     }
@@ -120,6 +128,13 @@ impl RateLimiter {
     /// checks of the last flush interval; a process crash forgets nothing).
     pub fn with_durability(self, durability: Durability) -> RateLimiter {
         RateLimiter { durability, ..self }
+    }
+
+    /// The same limiter keeping each key's violation history (denial count, first and last
+    /// denial) for `retention` after its last denial (default 24 hours, at least 1 ns).
+    pub fn with_violation_retention(self, retention: Duration) -> RateLimiter {
+        let ns = u64::try_from(retention.as_nanos()).unwrap_or(u64::MAX).max(1);
+        RateLimiter { violation_retention_ns: ns.min(MAX_QUOTA_WINDOW_NS), ..self }
     }
 
     /// Spends one cell of `key`'s quota if available.
@@ -166,30 +181,107 @@ impl RateLimiter {
         Ok(d)
     }
 
-    /// Spends `n` cells at once (weighted request), all or nothing. `n = 0` is a
-    /// [`peek`](Self::peek); `n` above the burst fails with [`Error::InvalidQuota`](crate::Error::InvalidQuota), since it
-    /// could never be allowed.
+    /// Spends `n ≥ 1` cells at once (weighted request), all or nothing. `n = 0` fails with
+    /// [`Error::ZeroCost`](crate::Error::ZeroCost) (use [`peek`](Self::peek)); `n` above the
+    /// burst fails with [`Error::InsufficientCapacity`](crate::Error::InsufficientCapacity),
+    /// since it could never be allowed.
     pub fn check_n(&self, key: &str, n: u32) -> Result<Decision> {
         self.check_with(key, n, &self.quota)
     }
 
     /// Whether a check of one cell would be allowed now, and how many cells are available
-    /// (`remaining`), consuming nothing and writing nothing.
+    /// (`remaining`), consuming nothing and writing nothing. A spent key is reported as
+    /// denied (unlike redis-cell's quantity-0 call, which is always "allowed").
     pub fn peek(&self, key: &str) -> Result<Decision> {
-        self.check_with(key, 0, &self.quota)
+        self.store.check_key(key)?;
+        let mut st = self.store.inner.held_back.ratelimits.lock();
+        let now = st.observe(self.clock_ns());
+        Ok(gcra::decide(&self.quota, st.tat(&self.name, key), now, 0).0)
     }
 
     /// Spends `n` cells of `key` under a per-call `quota` (for keys with their own limits,
     /// e.g. per plan). The key's state is its TAT alone, so quotas may differ between calls.
     pub fn check_with(&self, key: &str, n: u32, quota: &Quota) -> Result<Decision> {
+        self.spend(key, n, quota, true)
+    }
+
+    /// Blocks until one cell of `key` is available and spends it, or returns the denial at
+    /// once if it would take longer than `max_wait` (`retry_after` says how long). Waiting
+    /// uses the process's monotonic clock; the checks themselves use the store's clock, and
+    /// the denials seen while waiting are not counted as violations.
+    pub fn wait_until_ready(&self, key: &str, max_wait: Duration) -> Result<Decision> {
+        let deadline = Instant::now() + max_wait;
+        loop {
+            let d = self.spend(key, 1, &self.quota, false)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if d.allowed || d.retry_after > left {
+                return Ok(d);
+            }
+            std::thread::sleep(d.retry_after.max(Duration::from_micros(100)));
+        }
+    }
+
+    /// Forgives `key`: it gets its full burst back (a successful login forgiving its failed
+    /// attempts). Logged like an allowed check; returns whether the key had spent cells. Its
+    /// violation history is kept.
+    pub fn reset(&self, key: &str) -> Result<bool> {
+        self.store.check_key(key)?;
+        let mut st = self.store.inner.held_back.ratelimits.lock();
+        let now = st.observe(self.clock_ns());
+        if st.tat(&self.name, key) <= now {
+            return Ok(false);
+        }
+        // A TAT equal to `now` reads as idle: replay removes the key.
+        let body = RateLimitRecord { now_unix_ns: now, tat_unix_ns: now, limiter: &self.name, key }
+            .encode();
+        let ticket = self.store.append_record(RecordKind::RateLimit, body)?;
+        st.note_record(ticket.lsn, now);
+        st.set(&self.name, key, now, now);
+        drop(st);
+        self.store.wait_for(ticket, self.durability)?;
+        Ok(true)
+    }
+
+    /// `key`'s violation history (denied checks), if it has one that has not expired.
+    pub fn violations(&self, key: &str) -> Option<ViolationHistory> {
+        let mut st = self.store.inner.held_back.ratelimits.lock();
+        let now = st.observe(self.clock_ns());
+        st.violations.get(&self.name, key, now)
+    }
+
+    /// Every key of this limiter with a live violation history, most denials first.
+    pub fn violators(&self) -> Vec<(String, ViolationHistory)> {
+        let mut st = self.store.inner.held_back.ratelimits.lock();
+        let now = st.observe(self.clock_ns());
+        st.violations.list(&self.name, now)
+    }
+
+    fn clock_ns(&self) -> u64 {
+        self.store.inner.options.clock.now_unix_ns()
+    }
+
+    fn spend(&self, key: &str, n: u32, quota: &Quota, count_denial: bool) -> Result<Decision> {
         self.store.check_key(key)?;
         quota.validate_cost(n)?;
-        let inner = &self.store.inner;
-        let clock_ns = inner.options.clock.now_unix_ns();
-        let mut st = inner.ratelimits.lock();
-        let now = st.observe(clock_ns);
+        let mut st = self.store.inner.held_back.ratelimits.lock();
+        let now = st.observe(self.clock_ns());
         let (decision, new_tat) = gcra::decide(quota, st.tat(&self.name, key), now, n);
-        let Some(tat_unix_ns) = new_tat else { return Ok(decision) };
+        let Some(tat_unix_ns) = new_tat else {
+            let retention = self.violation_retention_ns;
+            let due = count_denial
+                .then(|| st.violations.note_denial(&self.name, key, now, retention))
+                .flatten();
+            if let Some(h) = due {
+                // The history reaches the log at most once per key per second, and the denial
+                // waits only for the write, never for an fsync.
+                let body = Violations::record(&self.name, key, &h, now);
+                let ticket = self.store.append_record(RecordKind::RateLimitViolations, body)?;
+                st.violations.note_record(ticket.lsn, now);
+                drop(st);
+                self.store.wait_for(ticket, Durability::Buffered)?;
+            }
+            return Ok(decision);
+        };
         let body =
             RateLimitRecord { now_unix_ns: now, tat_unix_ns, limiter: &self.name, key }.encode();
         // Enqueued under our lock, so LSN order is the order of TAT updates.

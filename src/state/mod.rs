@@ -1,5 +1,5 @@
-//! The replayed in-memory state: documents, rate-limit and breaker state, and the record that
-//! built them.
+//! The replayed in-memory state: documents, rate-limit, lockout and breaker state, and the
+//! record that built them.
 //!
 //! One [`State::apply_frame`] is shared by recovery (snapshot + log at open) and compaction
 //! (previous snapshot + sealed segments, folded into the next snapshot). A new record kind
@@ -8,7 +8,9 @@
 
 pub(crate) mod breaker;
 pub(crate) mod docs;
+pub(crate) mod lockout;
 pub(crate) mod ratelimit;
+pub(crate) mod violations;
 
 use std::sync::Arc;
 
@@ -20,6 +22,7 @@ use crate::format::{
 use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotRecord, SnapshotSource};
 use breaker::BreakerState;
 use docs::{apply_doc, raise_floor, Doc, Docs, Floors};
+use lockout::LockoutState;
 use ratelimit::RateLimitState;
 
 /// Everything the log describes, as of `applied_lsn`.
@@ -30,6 +33,7 @@ pub(crate) struct State {
     pub breakers: BreakerState,
     /// Version floors, from deletes in the log and `VersionFloor` entries of a snapshot.
     pub floors: Floors,
+    pub lockouts: LockoutState,
     /// LSN of the last record applied (0: none).
     pub applied_lsn: u64,
     /// Timestamp of the last record applied.
@@ -70,6 +74,19 @@ impl State {
                 let r = VersionFloorRecord::decode(f.body).map_err(CorruptionKind::BadBody)?;
                 raise_floor(&mut self.floors, r.collection, r.floor);
             }
+            Some(RecordKind::BreakerCounts) => self
+                .breakers
+                .replay_counts(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::Lockout) => self
+                .lockouts
+                .replay(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::RateLimitViolations) => self
+                .ratelimits
+                .violations
+                .replay(f.lsn, f.timestamp_unix_ns, f.body)
+                .map_err(CorruptionKind::BadBody)?,
             // The reader never hands one over; it changes no state and consumes no LSN.
             Some(RecordKind::Close) => return Ok(()),
             None => return Err(CorruptionKind::UnknownRecordKind(f.kind)),
@@ -130,19 +147,25 @@ impl State {
 
 impl State {
     /// What a snapshot of this state at `now_unix_ns` holds: every document as a one-put
-    /// batch, then the rate-limit and breaker records that recreate their state, then one
-    /// version floor per collection that has one (the deletes that raised it leave the log).
+    /// batch, then the rate-limit, violation, breaker and lockout records that recreate their
+    /// state, then one version floor per collection that has one (the deletes that raised it
+    /// leave the log).
     pub fn snapshot_source(&self, now_unix_ns: u64) -> StateSnapshot<'_> {
         let limits = self.ratelimits.snapshot_records(now_unix_ns).into_iter();
+        let now = self.ratelimits.high_water_unix_ns.max(now_unix_ns);
+        let violations = self.ratelimits.violations.snapshot_records(now).into_iter();
         let breakers = self.breakers.snapshot_records(now_unix_ns).into_iter();
         let floors = self.floors.iter().map(|(collection, &floor)| SnapshotRecord {
             lsn: self.applied_lsn,
             timestamp_unix_ns: self.last_timestamp_unix_ns,
             body: VersionFloorRecord { collection, floor }.encode(),
         });
+        let lockouts = self.lockouts.snapshot_records(now_unix_ns).into_iter();
         let extra = limits
             .map(|r| (RecordKind::RateLimit, r))
-            .chain(breakers.map(|r| (RecordKind::Breaker, r)))
+            .chain(violations.map(|r| (RecordKind::RateLimitViolations, r)))
+            .chain(breakers)
+            .chain(lockouts.map(|r| (RecordKind::Lockout, r)))
             .chain(floors.map(|r| (RecordKind::VersionFloor, r)))
             .collect();
         StateSnapshot { state: self, extra }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::format::ratelimit::RateLimitRecord;
 use crate::limits::MIN_SWEEP_KEYS;
 use crate::snapshot::SnapshotRecord;
+use crate::state::violations::Violations;
 
 /// Rate-limiter state rebuilt from the log: the TAT of every non-idle key, per limiter.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub(crate) struct RateLimitState {
     /// LSN and timestamp of the newest `RateLimit` record in this state (for snapshots).
     last_lsn: u64,
     last_timestamp_unix_ns: u64,
+    /// Denial counts per key (abuse tracking), logged at most once per key per second.
+    pub(crate) violations: Violations,
 }
 
 impl Default for RateLimitState {
@@ -33,6 +36,7 @@ impl Default for RateLimitState {
             swept_keys: 0,
             last_lsn: 0,
             last_timestamp_unix_ns: 0,
+            violations: Violations::default(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl RateLimitState {
             }
         }
         self.limiters.retain(|_, m| !m.is_empty());
+        self.violations.sweep(now);
         self.resident_keys = self.limiters.values().map(HashMap::len).sum();
         self.next_sweep_at = (2 * self.resident_keys).max(MIN_SWEEP_KEYS);
         let dropped = before - self.resident_keys;

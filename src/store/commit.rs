@@ -145,17 +145,12 @@ impl Store {
     /// lock and [`Store::wait_for`] the ticket.
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
         self.check_open()?;
-        if body.len() > MAX_RECORD_BODY_BYTES {
-            return Err(Error::TooLarge {
-                what: LimitKind::Record,
-                size: body.len(),
-                limit: MAX_RECORD_BODY_BYTES,
-            });
-        }
-        let mut q = self.inner.wal.lock();
-        DocLog::check_writable(&q)?;
-        let now = self.inner.options.clock.now_unix_ns();
-        Ok(DocLog::enqueue(&mut q, now, kind, body, Effects::None))
+        super::pending::append_to(
+            &self.inner.wal,
+            self.inner.options.clock.now_unix_ns(),
+            kind,
+            body,
+        )
     }
 }
 

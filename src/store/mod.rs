@@ -17,6 +17,7 @@ pub(crate) mod names;
 mod open;
 mod options;
 pub(crate) mod overlay;
+pub(crate) mod pending;
 mod reads;
 mod recovery;
 mod stats;
@@ -45,12 +46,12 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::io::StoreLock;
-use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
-use crate::state::ratelimit::RateLimitState;
+use crate::state::lockout::LockoutState;
 use compact::Compactor;
 use hook::DocLog;
 use names::check_collection;
+use pending::HeldBack;
 
 pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
@@ -60,8 +61,10 @@ pub(crate) struct Inner {
     pub(crate) compactor: Arc<Compactor>,
     validators: RwLock<HashMap<String, Validator>>,
     pub(crate) recovery: RecoveryStats,
-    pub(crate) ratelimits: Mutex<RateLimitState>,
-    pub(crate) breakers: Mutex<BreakerState>,
+    pub(crate) lockouts: Mutex<LockoutState>,
+    /// The rate-limit and breaker state, and what writes their records held back by an
+    /// interval (breaker counters, violation histories).
+    pub(crate) held_back: HeldBack,
     /// The flusher and compactor threads.
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -172,6 +175,9 @@ impl Store {
     pub fn close(self) -> Result<()> {
         // First, so no clone reads what another opener may soon overwrite.
         self.inner.closed.store(true, Ordering::Release);
+        // Breaker counters and violation histories held back by their intervals; a failure
+        // poisons the store, and the sync below reports it.
+        let _ = self.inner.held_back.flush(true);
         let synced = self.inner.wal.sync();
         // Writes the marker only if everything is durable; refuses later writes either way.
         let closed = self.inner.wal.close();
@@ -210,6 +216,7 @@ impl Drop for Inner {
         // The flusher holds the log, not the store, so this runs on the thread that dropped
         // the last clone and the lock is free when the drop returns.
         self.stop_background();
+        let _ = self.held_back.flush(true);
         self.wal.stop_committer();
         if self.wal.sync().is_ok() {
             let _ = self.wal.close();

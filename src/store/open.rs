@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::compact::{CompactionPolicy, Compactor};
 use super::hook::{DocHook, DocLog};
+use super::pending::HeldBack;
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::is_torn_file_name;
@@ -282,7 +283,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let base = durable_base(recovered.last_record, loaded.as_ref().map(|(s, e)| (s.lsn, *e)));
 
     let writer = segment_writer(&options, dir, identity.store_id, epoch, &recovered)?;
-    let State { docs, ratelimits, breakers, floors, .. } = state;
+    let State { docs, ratelimits, breakers, lockouts, floors, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let hook = DocHook { docs: docs.clone() };
     let wal = Arc::new(
@@ -294,8 +295,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let snapshot = loaded.map(|(s, _)| s);
     let compactor =
         Arc::new(compactor(&options, dir, &wal_dir, identity.store_id, epoch, &wal, snapshot));
-    let stop = Arc::new((Mutex::new(false), Condvar::new()));
-    let threads = spawn_background(&options, &wal, &compactor, &stop);
+    let held_back = HeldBack::new(wal.clone(), ratelimits, breakers, options.clock.clone());
+    let (stop, threads) = spawn_background(&options, &held_back, &compactor);
     let inner = Arc::new(Inner {
         dir: dir.to_path_buf(),
         options,
@@ -304,8 +305,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         compactor,
         validators: RwLock::new(Default::default()),
         recovery: stats,
-        ratelimits: Mutex::new(ratelimits),
-        breakers: Mutex::new(breakers),
+        lockouts: Mutex::new(lockouts),
+        held_back,
         threads: Mutex::new(threads),
         stop,
         lock,
@@ -465,16 +466,24 @@ fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) 
 /// What [`load_snapshot`] found: the state, the snapshot and its epoch, the rejected ones.
 type Loaded = (State, Option<(SnapshotInfo, u64)>, Vec<Error>);
 
-/// Starts the flusher and the compactor threads.
+/// The background threads' stop signal: set the flag, notify the condition variable.
+type StopSignal = Arc<(Mutex<bool>, Condvar)>;
+
+/// Starts the flusher and the compactor threads; returns their stop signal and handles.
 fn spawn_background(
     options: &Options,
-    wal: &Arc<DocLog>,
+    held_back: &HeldBack,
     compactor: &Arc<Compactor>,
-    stop: &Arc<(Mutex<bool>, Condvar)>,
-) -> Vec<std::thread::JoinHandle<()>> {
-    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms);
-    let flusher_wal = wal.clone();
+) -> (StopSignal, Vec<std::thread::JoinHandle<()>>) {
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stop = &stop;
+    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
+    let held_back = held_back.clone();
+    let flusher_wal = held_back.wal.clone();
     let flusher = spawn_periodic("walden-flusher", stop.clone(), flush_interval, move || {
+        // Breaker counters and violation histories whose interval has passed; a failure
+        // poisons the store, and the writers see it.
+        let _ = held_back.flush(false);
         if flusher_wal.has_unsynced() {
             // A failure poisons the store; writers see it on their next call.
             let _ = flusher_wal.sync();
@@ -488,7 +497,7 @@ fn spawn_background(
             let _ = background.compact();
         }
     });
-    vec![flusher, compaction]
+    (stop.clone(), vec![flusher, compaction])
 }
 
 /// Runs `tick` every `interval` on a named thread until `stop` is set.

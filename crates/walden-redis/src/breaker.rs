@@ -8,11 +8,30 @@ use std::time::{Duration, Instant};
 use redis::Value;
 use walden::api::rules::{check_breaker_config, check_breaker_name};
 use walden::api::{Admission, Breaker, CallPermit, PermitBackend};
-use walden::{BreakerConfig, BreakerHealth, CircuitState, Result};
+use walden::{BreakerConfig, BreakerCounts, BreakerHealth, CircuitState, Result};
 
 use crate::documents::{bad_reply, int, number, text};
 use crate::scripts::BREAKER_SCRIPT;
 use crate::Shared;
+
+/// The embedded breaker's options the Redis script does not implement yet: refused with a typed
+/// error rather than silently ignored. (`half_open_timeout` and `counts_log_interval` are
+/// accepted: the script keeps its counters in Redis, and a half-open period without a timeout
+/// is the behaviour it has always had.)
+fn refuse_unsupported(config: &BreakerConfig) -> Result<()> {
+    let unsupported = if config.failure_window.is_some() {
+        "failure_window is not supported by the Redis backend"
+    } else if config.trip_when.is_some() {
+        "trip_when is not supported by the Redis backend"
+    } else if config.open_backoff.is_some() {
+        "open_backoff is not supported by the Redis backend"
+    } else if config.shadow {
+        "shadow mode is not supported by the Redis backend"
+    } else {
+        return Ok(());
+    };
+    Err(walden::Error::InvalidBreakerConfig { reason: unsupported })
+}
 
 fn state_code(s: CircuitState) -> u8 {
     match s {
@@ -62,6 +81,7 @@ impl RedisBreaker {
     ) -> Result<RedisBreaker> {
         check_breaker_name(name)?;
         check_breaker_config(&config)?;
+        refuse_unsupported(&config)?;
         let rate = config.failure_rate;
         let fingerprint = format!(
             "c{:?}r{:?}o{}p{}s{:?}",
@@ -182,15 +202,29 @@ impl Breaker for RedisBreaker {
         let open_until = number(&a[2]).flatten().ok_or_else(bad)?;
         let last_transition = number(&a[3]).flatten().ok_or_else(bad)?;
         let small = |v: &Value| int(v).and_then(|i| u32::try_from(i).ok()).ok_or_else(bad);
+        let counts = BreakerCounts {
+            consecutive_failures: small(&a[4])?,
+            window_calls: small(&a[5])?,
+            window_failures: small(&a[6])?,
+            ..BreakerCounts::default()
+        };
+        // The Redis breaker keeps the streak and the window only: no totals, no trip reason.
+        let failure_rate_percent = (counts.window_calls > 0).then(|| {
+            (u64::from(counts.window_failures) * 100 / u64::from(counts.window_calls)) as u8
+        });
         Ok(BreakerHealth {
             name: self.name.to_string(),
             state,
+            logged_state: state,
             generation,
-            consecutive_failures: small(&a[4])?,
-            window_calls: small(&a[5])? as usize,
-            window_failures: small(&a[6])?,
+            reason: None,
+            counts,
+            failure_rate_percent,
             open_until_unix_ns: (state == CircuitState::Open).then_some(open_until),
+            half_open: None,
             last_transition_unix_ns: last_transition,
+            shadow: false,
+            registered: true,
         })
     }
 
@@ -204,5 +238,24 @@ impl Breaker for RedisBreaker {
 
     fn disable(&self) -> Result<()> {
         self.set(CircuitState::Disabled)
+    }
+}
+
+#[cfg(test)]
+mod unsupported_tests {
+    use super::*;
+
+    #[test]
+    fn options_the_script_lacks_are_refused_not_ignored() {
+        assert!(refuse_unsupported(&BreakerConfig::default()).is_ok());
+        let shadow = BreakerConfig { shadow: true, ..BreakerConfig::default() };
+        let window =
+            BreakerConfig { failure_window: Some(Duration::from_secs(60)), ..Default::default() };
+        for config in [shadow, window] {
+            assert!(matches!(
+                refuse_unsupported(&config),
+                Err(walden::Error::InvalidBreakerConfig { .. })
+            ));
+        }
     }
 }

@@ -356,7 +356,11 @@ fn failure_rate_and_slow_calls_trip_breakers_alike_on_both_backends() {
             let h = br.health().unwrap();
             out.push(format!(
                 "{:?} {} {} {} {}",
-                h.state, h.generation, h.consecutive_failures, h.window_calls, h.window_failures
+                h.state,
+                h.generation,
+                h.counts.consecutive_failures,
+                h.counts.window_calls,
+                h.counts.window_failures
             ));
         }
         out

@@ -182,7 +182,7 @@ fn health_report(h: Health) -> Response {
                 "name": b.name,
                 "state": state_name(b.state),
                 "generation": b.generation,
-                "consecutive_failures": b.consecutive_failures,
+                "consecutive_failures": b.counts.consecutive_failures,
                 "open_until_unix_ns": b.open_until_unix_ns,
             }),
         })

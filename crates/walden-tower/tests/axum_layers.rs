@@ -131,12 +131,12 @@ async fn a_custom_classifier_and_the_slow_call_threshold_decide_what_fails() {
     let base = serve(app).await;
     let c = reqwest::Client::new();
     c.get(format!("{base}/error")).send().await.unwrap();
-    assert_eq!(breaker.health().consecutive_failures, 0, "500 is fine for this classifier");
+    assert_eq!(breaker.health().counts.consecutive_failures, 0, "500 is fine for this classifier");
     c.get(format!("{base}/missing")).send().await.unwrap();
-    assert_eq!(breaker.health().consecutive_failures, 1);
+    assert_eq!(breaker.health().counts.consecutive_failures, 1);
     let res = c.get(format!("{base}/slow")).send().await.unwrap();
     assert_eq!(res.status(), 200, "a slow call still returns its response");
-    assert_eq!(breaker.health().consecutive_failures, 2, "and counts as a failure");
+    assert_eq!(breaker.health().counts.consecutive_failures, 2, "and counts as a failure");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,13 +210,14 @@ async fn a_client_that_hangs_up_counts_as_a_failure_unless_the_call_is_detached(
         assert!(impatient.get(format!("{base}/{path}")).send().await.is_err(), "client gave up");
     }
     for _ in 0..500 {
-        if attached.health().window_calls == 1 && detached.health().window_calls == 1 {
+        if attached.health().counts.window_calls == 1 && detached.health().counts.window_calls == 1
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(attached.health().consecutive_failures, 1, "hyper dropped the call");
-    assert_eq!(detached.health().consecutive_failures, 0, "the call ran to its success");
+    assert_eq!(attached.health().counts.consecutive_failures, 1, "hyper dropped the call");
+    assert_eq!(detached.health().counts.consecutive_failures, 0, "the call ran to its success");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

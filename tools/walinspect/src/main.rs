@@ -139,8 +139,9 @@ pub struct Filters {
     /// Only records committed at or before this time.
     #[arg(long, value_parser = time::parse_time)]
     pub until: Option<u64>,
-    /// Only records of this kind: batch, ratelimit or breaker.
-    #[arg(long, value_parser = ["batch", "ratelimit", "breaker"])]
+    /// Only records of this kind: batch, ratelimit, breaker, breaker-counts, lockout or
+    /// violations.
+    #[arg(long, value_parser = ["batch", "ratelimit", "breaker", "breaker-counts", "lockout", "violations"])]
     pub kind: Option<String>,
     /// Print at most this many records.
     #[arg(long)]

@@ -3,7 +3,10 @@
 use serde_json::{json, Map, Value};
 use walden::format::breaker::BreakerRecord;
 use walden::format::floor::VersionFloorRecord;
+use walden::format::breaker_counts::BreakerCountsRecord;
+use walden::format::lockout::LockoutRecord;
 use walden::format::ratelimit::RateLimitRecord;
+use walden::format::violations::ViolationsRecord;
 use walden::format::{
     decode_batch, BatchOp, BatchOpKind, CorruptionKind, DurabilityProof, FrameError, RecordKind,
 };
@@ -64,6 +67,49 @@ pub fn describe_state_body(kind: Option<RecordKind>, body: &[u8]) -> Map<String,
         }),
         Some(RecordKind::VersionFloor) => VersionFloorRecord::decode(body)
             .map(|f| json!({ "collection": f.collection, "floor": f.floor })),
+        Some(RecordKind::BreakerCounts) => BreakerCountsRecord::decode(body).map(|c| {
+            json!({
+                "breaker": c.name,
+                "generation": c.generation,
+                "logged": format_ns(c.logged_unix_ns),
+                "logged_unix_ns": c.logged_unix_ns,
+                "reason": c.reason,
+                "reason_detail": [c.reason_a, c.reason_b],
+                "last_open_ns": c.last_open_ns,
+                "calls": c.calls,
+                "successes": c.successes,
+                "failures": c.failures,
+                "slow_calls": c.slow_calls,
+                "rejected": c.rejected,
+                "consecutive_failures": c.consecutive_failures,
+                "consecutive_successes": c.consecutive_successes,
+                "window_calls": c.window_calls,
+                "window_failures": c.window_failures,
+                "streak_unix_ns": c.streak_unix_ns,
+            })
+        }),
+        Some(RecordKind::Lockout) => LockoutRecord::decode(body).map(|l| {
+            json!({
+                "lockout": l.name,
+                "key": l.key,
+                "now": format_ns(l.now_unix_ns),
+                "now_unix_ns": l.now_unix_ns,
+                "locked_until_unix_ns": l.locked_until_unix_ns,
+                "expires_unix_ns": l.expires_unix_ns,
+                "failures_unix_ns": l.failures_unix_ns,
+            })
+        }),
+        Some(RecordKind::RateLimitViolations) => ViolationsRecord::decode(body).map(|v| {
+            json!({
+                "limiter": v.limiter,
+                "key": v.key,
+                "denials": v.denials,
+                "first_denied_unix_ns": v.first_denied_unix_ns,
+                "last_denied": format_ns(v.last_denied_unix_ns),
+                "last_denied_unix_ns": v.last_denied_unix_ns,
+                "expires_unix_ns": v.expires_unix_ns,
+            })
+        }),
         _ => Err("no decoder for this kind".to_owned()),
     };
     let mut m = Map::new();

@@ -259,6 +259,15 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::VersionFloor) => VersionFloorRecord::decode(frame.body).map(|_| ()),
+        Some(RecordKind::BreakerCounts) => {
+            walden::format::breaker_counts::BreakerCountsRecord::decode(frame.body).map(|_| ())
+        }
+        Some(RecordKind::Lockout) => {
+            walden::format::lockout::LockoutRecord::decode(frame.body).map(|_| ())
+        }
+        Some(RecordKind::RateLimitViolations) => {
+            walden::format::violations::ViolationsRecord::decode(frame.body).map(|_| ())
+        }
         Some(RecordKind::Close) | None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use serde_json::json;
 use walden::format::breaker::BreakerRecord;
+use walden::format::breaker_counts::BreakerCountsRecord;
+use walden::format::lockout::LockoutRecord;
 use walden::format::ratelimit::RateLimitRecord;
+use walden::format::violations::ViolationsRecord;
 use walden::format::{encode_batch_op, BatchOpKind, RecordKind};
 use walden::CircuitState;
 
@@ -76,6 +79,7 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     let mut other: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut limiter_keys: BTreeMap<&str, HashSet<&str>> = BTreeMap::new();
     let mut breakers: BTreeMap<&str, (CircuitState, u64, u64)> = BTreeMap::new();
+    let mut held = HeldStates::default();
     let mut record_bytes = 0u64;
     let mut scratch = Vec::new();
     for r in &recs {
@@ -97,7 +101,8 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
                         breakers.insert(b.name, (b.state, b.generation, r.frame.lsn));
                     }
                 }
-                _ => {}
+                Some(kind) => held.note(kind, r.frame.body),
+                None => {}
             }
             continue;
         }
@@ -207,6 +212,7 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
             format!("breaker {}: {state} (generation {generation}, lsn {lsn})", esc(name))
         })?;
     }
+    held.emit(out)?;
     out.emit(&live_json(&state), || live_text(&state))?;
     let reclaimable = record_bytes.saturating_sub(total_live);
     let v = json!({
@@ -219,4 +225,72 @@ pub fn stats(out: &mut Out, path: &Path) -> Result<i32, Fail> {
     ))?;
     note_verdict(out, &src, &scan)?;
     Ok(0)
+}
+
+/// The last breaker-counts, lockout and violation record of each breaker or key, for `stats`.
+#[derive(Default)]
+struct HeldStates {
+    /// Breaker → (generation, consecutive failures, failures, calls, rejected).
+    counts: BTreeMap<String, (u64, u32, u64, u64, u64)>,
+    /// Lockout → key → (locked at its last record, failures in its window).
+    lockouts: BTreeMap<String, HashMap<String, (bool, usize)>>,
+    /// Limiter → key → denials.
+    violations: BTreeMap<String, HashMap<String, u64>>,
+}
+
+impl HeldStates {
+    fn note(&mut self, kind: RecordKind, body: &[u8]) {
+        match kind {
+            RecordKind::BreakerCounts => {
+                if let Ok(c) = BreakerCountsRecord::decode(body) {
+                    let v = (c.generation, c.consecutive_failures, c.failures, c.calls, c.rejected);
+                    self.counts.insert(c.name.to_owned(), v);
+                }
+            }
+            RecordKind::Lockout => {
+                if let Ok(l) = LockoutRecord::decode(body) {
+                    let locked = l.locked_until_unix_ns > l.now_unix_ns;
+                    let keys = self.lockouts.entry(l.name.to_owned()).or_default();
+                    keys.insert(l.key.to_owned(), (locked, l.failures_unix_ns.len()));
+                }
+            }
+            RecordKind::RateLimitViolations => {
+                if let Ok(v) = ViolationsRecord::decode(body) {
+                    let keys = self.violations.entry(v.limiter.to_owned()).or_default();
+                    keys.insert(v.key.to_owned(), v.denials);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit(&self, out: &mut Out) -> Result<(), Fail> {
+        for (name, (generation, streak, failures, calls, rejected)) in &self.counts {
+            let v = json!({ "type": "breaker_counts", "breaker": name, "generation": generation,
+                "consecutive_failures": streak, "failures": failures, "calls": calls,
+                "rejected": rejected });
+            out.emit(&v, || format!(
+                "breaker {name} counts: {streak} failures in a row, {failures} of {calls} calls failed, {rejected} rejected (generation {generation})"
+            ))?;
+        }
+        for (name, keys) in &self.lockouts {
+            let locked = keys.values().filter(|(l, _)| *l).count();
+            let v =
+                json!({ "type": "lockout", "lockout": name, "keys": keys.len(), "locked": locked });
+            out.emit(&v, || {
+                format!(
+                    "lockout {name}: {} keys in the log, {locked} locked at their last record",
+                    keys.len()
+                )
+            })?;
+        }
+        for (limiter, keys) in &self.violations {
+            let denials: u64 = keys.values().sum();
+            let v = json!({ "type": "violations", "limiter": limiter, "keys": keys.len(), "denials": denials });
+            out.emit(&v, || {
+                format!("rate limiter {limiter}: {denials} denials over {} keys", keys.len())
+            })?;
+        }
+        Ok(())
+    }
 }

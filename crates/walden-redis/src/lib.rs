@@ -64,6 +64,7 @@ mod conn;
 mod documents;
 mod durability;
 mod keys;
+mod lanes;
 mod limiter;
 mod scripts;
 
@@ -155,6 +156,7 @@ pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) validators: Validators,
     pub(crate) guarantees: Guarantees,
+    pub(crate) lanes: lanes::Lanes,
 }
 
 impl Shared {
@@ -219,6 +221,7 @@ impl RedisBackend {
             config,
             validators: Validators::default(),
             guarantees,
+            lanes: lanes::Lanes::new(),
         };
         Ok(RedisBackend { shared: Arc::new(shared) })
     }

@@ -19,6 +19,7 @@
 //! ```text
 //! cargo bench -p walden-redis --bench redis_vs_embedded            # 1 s per workload and round
 //! WALDEN_BENCH_SECS=0.3 cargo bench -p walden-redis --bench redis_vs_embedded
+//! WALDEN_BENCH_ONLY=limiter cargo bench -p walden-redis --bench redis_vs_embedded  # or update
 //! ```
 
 use std::process::{Child, Command, Stdio};
@@ -34,6 +35,11 @@ const CLIENTS: [usize; 3] = [1, 16, 64];
 
 /// Rounds per row; a row reports medians.
 const ROUNDS: usize = 3;
+
+/// Length of the uncounted round before a row's rounds.
+const WARM_UP_SECS: f64 = 0.2;
+
+static WARMING: AtomicBool = AtomicBool::new(false);
 
 fn seconds() -> f64 {
     std::env::var("WALDEN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
@@ -52,7 +58,7 @@ struct Sample {
 fn run(clients: usize, op: &(dyn Fn(usize) + Sync)) -> (f64, u64) {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
-    let secs = seconds();
+    let secs = if WARMING.load(Ordering::Relaxed) { WARM_UP_SECS } else { seconds() };
     let began = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -227,10 +233,24 @@ fn row(
     plain: &dyn Fn(usize) -> Sample,
     embedded: &dyn Fn(usize) -> f64,
 ) {
+    // A round that opens the connections and creates the keys, not counted.
+    WARMING.store(true, Ordering::Relaxed);
+    walden(clients);
+    plain(clients);
+    WARMING.store(false, Ordering::Relaxed);
     let (mut w, mut p, mut e, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        let (ws, ps) = (walden(clients), plain(clients));
-        e.push(embedded(clients));
+    for round in 0..ROUNDS {
+        // The order rotates, so that no workload always runs right after the embedded one
+        // (whose writes the disk may still be flushing) or always first.
+        let (mut ws, mut ps) = (None, None);
+        for step in 0..3 {
+            match (round + step) % 3 {
+                0 => ws = Some(walden(clients)),
+                1 => ps = Some(plain(clients)),
+                _ => e.push(embedded(clients)),
+            }
+        }
+        let (ws, ps) = (ws.expect("ran"), ps.expect("ran"));
         ratios.push(ws.ops_per_s / ps.ops_per_s);
         w.push(ws);
         p.push(ps);
@@ -265,7 +285,8 @@ fn main() {
     let embedded = |op: &(dyn Fn(usize) + Sync), c| run(c, op).0;
     println!("| workload | clients | walden on Redis (ops/s) | round trips/op | plain Redis (ops/s) | round trips/op | ratio | embedded walden (ops/s) |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for clients in CLIENTS {
+    let only = std::env::var("WALDEN_BENCH_ONLY").unwrap_or_default();
+    for clients in CLIENTS.into_iter().filter(|_| only.is_empty() || only == "limiter") {
         let cons = connections(url, clients);
         row(
             "limiter check vs INCR+EXPIRE",
@@ -275,7 +296,7 @@ fn main() {
             &|c| embedded(&|i| limiter_check(&*store_limiter, i), c),
         );
     }
-    for clients in CLIENTS {
+    for clients in CLIENTS.into_iter().filter(|_| only.is_empty() || only == "update") {
         let cons = connections(url, clients);
         row(
             "update of one hot key, clients share one backend, vs WATCH/MULTI/EXEC",

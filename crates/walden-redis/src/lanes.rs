@@ -135,14 +135,12 @@ pub(crate) fn nested() -> bool {
 }
 
 /// The same error for another member of a failed group.
-fn replicate(e: &Error) -> Error {
+pub(crate) fn replicate(e: &Error) -> Error {
     match e {
         Error::Unavailable { backend, message } => {
             Error::Unavailable { backend, message: message.clone() }
         }
-        Error::Timeout { backend, timeout } => {
-            Error::Timeout { backend, timeout: *timeout }
-        }
+        Error::Timeout { backend, timeout } => Error::Timeout { backend, timeout: *timeout },
         other => Error::Backend { backend: BACKEND, message: other.to_string() },
     }
 }

@@ -60,6 +60,7 @@
 #![warn(missing_docs)]
 
 mod breaker;
+mod checks;
 mod conn;
 mod documents;
 mod durability;
@@ -157,6 +158,7 @@ pub(crate) struct Shared {
     pub(crate) validators: Validators,
     pub(crate) guarantees: Guarantees,
     pub(crate) lanes: lanes::Lanes,
+    pub(crate) checks: checks::Checks,
 }
 
 impl Shared {
@@ -222,6 +224,7 @@ impl RedisBackend {
             validators: Validators::default(),
             guarantees,
             lanes: lanes::Lanes::new(),
+            checks: checks::Checks::default(),
         };
         Ok(RedisBackend { shared: Arc::new(shared) })
     }

@@ -1,6 +1,8 @@
-//! Rate-limit checks that arrive together share one script call: a thread that finds no call
-//! in flight sends every check queued so far in one `EVALSHA` (one `TIME`, then each key in
-//! queue order); checks that arrive meanwhile go in the next call.
+//! Rate-limit checks that arrive together share one script call: a thread that finds fewer
+//! than `MAX_CALLS_IN_FLIGHT` calls in flight sends every check queued so far in one `EVALSHA`
+//! (one `TIME`, then each key in queue order); checks that arrive meanwhile go in a later
+//! call. Several calls may be in flight, so a thread never waits for other threads to wake
+//! before its check is sent.
 //!
 //! Why: inside Redis a script call has a fixed cost (the call itself and `TIME`) larger than a
 //! whole `INCR`, and on a loaded machine Redis's CPU bounds the rate. Sharing the call among
@@ -11,9 +13,9 @@
 //! With Redis Cluster (or `cluster_slots`) limiter keys lie in different slots, so each check
 //! is a call of its own.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 use redis::Value;
 use walden::Result;
 
@@ -21,6 +23,9 @@ use crate::documents::{bad_reply, int, number};
 use crate::lanes::replicate;
 use crate::scripts::GCRA_SCRIPT;
 use crate::Shared;
+
+/// Most script calls of one backend in flight at once.
+const MAX_CALLS_IN_FLIGHT: usize = 4;
 
 /// Most checks in one script call.
 const MAX_CHECKS_PER_CALL: usize = 128;
@@ -41,70 +46,108 @@ pub(crate) struct Answer {
     pub(crate) stored_tat_unix_ns: u64,
 }
 
+/// Where one queued check waits: for its answer, or to be told to send the queue.
 #[derive(Default)]
-struct Queue {
-    pending: Vec<(u64, Check)>,
-    in_flight: bool,
-    outcomes: HashMap<u64, Result<Answer>>,
-    next_ticket: u64,
+struct Slot {
+    state: Mutex<SlotState>,
+    wake: Condvar,
 }
 
-/// The queue of one backend's checks.
+#[derive(Default)]
+struct SlotState {
+    /// A call slot was handed to this thread: it must send what is queued (or free the
+    /// slot). Kept apart from the answer, which another call may bring first.
+    send: bool,
+    answer: Option<Result<Answer>>,
+}
+
+impl Slot {
+    fn update(&self, f: impl FnOnce(&mut SlotState)) {
+        f(&mut self.state.lock());
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<(Check, Arc<Slot>)>,
+    in_flight: usize,
+}
+
+/// The queue of one backend's checks. Each waiting thread is woken once for its answer (and
+/// at most once more to send), never by every other thread's answer.
 #[derive(Default)]
 pub(crate) struct Checks {
     queue: Mutex<Queue>,
-    done: Condvar,
 }
 
 impl Checks {
     /// Decides `check` in Redis, in a call shared with the checks queued beside it.
     pub(crate) fn run(&self, shared: &Shared, check: Check) -> Result<Answer> {
         if shared.config.cluster_slots || !shared.config.cluster_nodes.is_empty() {
-            return call(shared, std::slice::from_ref(&check)).map(|mut a| a.remove(0));
+            return call(shared, &[&check]).map(|mut a| a.remove(0));
         }
-        let mut q = self.queue.lock();
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.pending.push((ticket, check));
-        loop {
-            if let Some(outcome) = q.outcomes.remove(&ticket) {
-                return outcome;
+        let slot = Arc::new(Slot::default());
+        let mut batch = {
+            let mut q = self.queue.lock();
+            q.pending.push((check, slot.clone()));
+            if q.in_flight < MAX_CALLS_IN_FLIGHT {
+                q.in_flight += 1;
+                Some(take_batch(&mut q))
+            } else {
+                None
             }
-            if q.in_flight || q.pending.is_empty() {
-                self.done.wait(&mut q);
+        };
+        loop {
+            if let Some(b) = batch.take() {
+                self.send(shared, b);
+            }
+            let mut state = slot.state.lock();
+            while !state.send && state.answer.is_none() {
+                slot.wake.wait(&mut state);
+            }
+            if std::mem::take(&mut state.send) {
+                drop(state);
+                // Handed a free call slot (the queue may have been emptied meanwhile).
+                batch = Some(take_batch(&mut self.queue.lock()));
                 continue;
             }
-            let take = q.pending.len().min(MAX_CHECKS_PER_CALL);
-            let batch: Vec<(u64, Check)> = q.pending.drain(..take).collect();
-            q.in_flight = true;
-            let result = MutexGuard::unlocked(&mut q, || {
-                let checks: Vec<&Check> = batch.iter().map(|(_, c)| c).collect();
-                call_refs(shared, &checks)
-            });
-            q.in_flight = false;
-            match result {
-                Ok(answers) => {
-                    for ((t, _), a) in batch.iter().zip(answers) {
-                        q.outcomes.insert(*t, Ok(a));
-                    }
-                }
-                Err(e) => {
-                    for (t, _) in &batch {
-                        q.outcomes.insert(*t, Err(replicate(&e)));
-                    }
+            return state.answer.take().expect("woken with an answer");
+        }
+    }
+
+    /// Sends one batch, answers its checks, and hands the call slot on to a queued check (or
+    /// frees it).
+    fn send(&self, shared: &Shared, batch: Vec<(Check, Arc<Slot>)>) {
+        let checks: Vec<&Check> = batch.iter().map(|(c, _)| c).collect();
+        let answers = if checks.is_empty() { Ok(Vec::new()) } else { call(shared, &checks) };
+        match answers {
+            Ok(answers) => {
+                for ((_, slot), a) in batch.iter().zip(answers) {
+                    slot.update(|s| s.answer = Some(Ok(a)));
                 }
             }
-            self.done.notify_all();
+            Err(e) => {
+                for (_, slot) in &batch {
+                    slot.update(|s| s.answer = Some(Err(replicate(&e))));
+                }
+            }
+        }
+        let mut q = self.queue.lock();
+        match q.pending.first() {
+            Some((_, next)) => next.update(|s| s.send = true),
+            None => q.in_flight -= 1,
         }
     }
 }
 
-fn call(shared: &Shared, checks: &[Check]) -> Result<Vec<Answer>> {
-    call_refs(shared, &checks.iter().collect::<Vec<_>>())
+fn take_batch(q: &mut Queue) -> Vec<(Check, Arc<Slot>)> {
+    let take = q.pending.len().min(MAX_CHECKS_PER_CALL);
+    q.pending.drain(..take).collect()
 }
 
 /// One script call for `checks`; waits for the replicas if any check consumed cells.
-fn call_refs(shared: &Shared, checks: &[&Check]) -> Result<Vec<Answer>> {
+fn call(shared: &Shared, checks: &[&Check]) -> Result<Vec<Answer>> {
     let mut inv = GCRA_SCRIPT.prepare_invoke();
     for c in checks {
         inv.key(c.key.as_str());

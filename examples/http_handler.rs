@@ -76,7 +76,15 @@ fn handle(app: &App, req: &Request) -> walden::Result<Response> {
     }
 }
 
-fn main() -> walden::Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // Display, not Debug: what an operator reads.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> walden::Result<()> {
     let dir = std::env::temp_dir().join(format!("walden-http-example-{}", std::process::id()));
     let clock = ManualClock::new(1_700_000_000_000_000_000);
     let options = Options { clock: Arc::new(clock.clone()), ..Options::default() };

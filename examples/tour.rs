@@ -2,7 +2,10 @@
 //! and a real crash (SIGKILL) in the middle of writing, after which every acknowledged write is
 //! still there.
 //!
-//! Run it with `cargo run --release --example tour [DIR]` (default: a fresh temporary directory).
+//! Run it with `cargo run --release --example tour [DIR]`. The store stays in DIR (default:
+//! `walden-tour` in the system's temporary directory) for you to inspect with walinspect, as the
+//! tour's last lines say; run the tour again on the same directory and it carries on from there.
+//! Errors are printed with `Display`, as an application would show them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -21,19 +24,24 @@ struct Account {
 /// How long the child writes before the tour kills it.
 const CRASH_AFTER: Duration = Duration::from_millis(300);
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--child-writer") {
-        return child_writer(Path::new(&args[2]));
-    }
-    let _temp;
-    let dir: PathBuf = match args.get(1) {
-        Some(d) => PathBuf::from(d),
-        None => {
-            _temp = tempfile::tempdir()?;
-            _temp.path().join("store")
-        }
+    let result = if args.get(1).map(String::as_str) == Some("--child-writer") {
+        child_writer(Path::new(&args[2]))
+    } else {
+        let dir =
+            args.get(1).map_or_else(|| std::env::temp_dir().join("walden-tour"), PathBuf::from);
+        tour(&dir)
     };
+    if let Err(e) = result {
+        // Display, not Debug: the message is written for the person reading it.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn tour(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = dir.to_path_buf();
     println!("walden tour — store directory: {}\n", dir.display());
 
     // 1. Versioned documents.
@@ -54,14 +62,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             before,
             store.stats().last_lsn
         ),
-        other => return Err(format!("expected a conflict, got {other:?}").into()),
+        Ok(v) => return Err(format!("expected a conflict, wrote version {v}").into()),
+        Err(e) => return Err(format!("expected a conflict, got: {e}").into()),
     }
 
-    // 3. A batch: all or nothing.
+    // 3. A batch: all or nothing. Bob is created on the first run and updated, at the version
+    // read here, on later runs on the same directory.
+    let bob = Account { owner: "Bob".into(), balance_cents: 5_000 };
     let mut batch = Batch::new();
-    batch
-        .put_if_version("accounts", "ada", &Account { balance_cents: 7_500, ..ada.clone() }, v2)
-        .insert("accounts", "bob", &Account { owner: "Bob".into(), balance_cents: 5_000 });
+    batch.put_if_version("accounts", "ada", &Account { balance_cents: 7_500, ..ada.clone() }, v2);
+    match store.get::<Account>("accounts", "bob")? {
+        None => batch.insert("accounts", "bob", &bob),
+        Some(read) => batch.put_if_version("accounts", "bob", &bob, read.version),
+    };
     let versions = store.commit(batch)?;
     println!("3. batch transfer ada -> bob   -> versions {versions:?} (one WAL record)");
     let mut failing = Batch::new();
@@ -147,6 +160,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{missing} acknowledged writes were lost").into());
     }
     println!("tour complete: nothing acknowledged was lost.");
+    println!(
+        "\nThe store is still in {0}. Inspect it (read-only, safe while it runs):",
+        dir.display()
+    );
+    println!("  cargo run -p walinspect -- summary {}", dir.display());
+    println!("  cargo run -p walinspect -- verify {}", dir.display());
+    println!("  cargo run -p walinspect -- history {} accounts ada", dir.display());
+    println!("Run the tour again with the same directory to carry on from here.");
     Ok(())
 }
 
@@ -162,7 +183,13 @@ fn child_writer(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
             std::thread::spawn(move || {
                 for i in 0.. {
                     let n = i * 4 + t;
-                    let version = store.put("events", &format!("e{n:06}"), &n).expect("put");
+                    let version = match store.put("events", &format!("e{n:06}"), &n) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            eprintln!("child writer: {e}");
+                            std::process::exit(1);
+                        }
+                    };
                     let mut o = out.lock().expect("stdout");
                     let _ = writeln!(o, "{n} {version}");
                     let _ = o.flush();

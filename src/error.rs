@@ -34,6 +34,17 @@ pub enum LimitKind {
     BreakerName,
 }
 
+impl LimitKind {
+    /// The unit the limit is counted in: `"operations"` for [`LimitKind::BatchOps`], `"bytes"`
+    /// for every other kind.
+    pub fn unit(self) -> &'static str {
+        match self {
+            LimitKind::BatchOps => "operations",
+            _ => "bytes",
+        }
+    }
+}
+
 impl fmt::Display for LimitKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -72,6 +83,28 @@ impl fmt::Display for PoisonCause {
 }
 
 /// Everything that can go wrong in walden.
+///
+/// Match on the variants you act on; show the others with `Display` (`{}`), which is written
+/// for the person reading it (`Debug` is for bug reports).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use walden::{Error, LimitKind, Store};
+/// let store = Store::open(dir.path())?;
+/// store.insert("users", "ada", &"Ada")?;
+/// match store.insert("users", "ada", &"Ada again") {
+///     Err(Error::AlreadyExists { version, .. }) => assert_eq!(version, 1),
+///     other => panic!("expected AlreadyExists, got {other:?}"),
+/// }
+/// let long_key = "k".repeat(5000);
+/// match store.put("users", &long_key, &1) {
+///     Err(e @ Error::TooLarge { what: LimitKind::Key, .. }) => {
+///         assert_eq!(e.to_string(), "key is 5000 bytes, over the limit of 1024 bytes");
+///     }
+///     other => panic!("expected TooLarge, got {other:?}"),
+/// }
+/// # Ok::<(), walden::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -124,7 +157,7 @@ pub enum Error {
         reason: &'static str,
     },
     /// A key, name, document or record is over its limit; nothing was written.
-    #[error("{what} is {size} bytes, over the limit of {limit}")]
+    #[error("{what} is {size} {unit}, over the limit of {limit} {unit}", unit = what.unit())]
     TooLarge {
         /// What was too large.
         what: LimitKind,
@@ -132,6 +165,35 @@ pub enum Error {
         size: usize,
         /// The limit in force.
         limit: usize,
+    },
+    /// An [`ImportMode::Atomic`](crate::ImportMode::Atomic) import does not fit in one batch;
+    /// nothing was written. [`ImportMode::Chunked`](crate::ImportMode::Chunked) commits it in
+    /// several batches.
+    #[error(
+        "an atomic import of {documents} documents is {size} {unit}, over the limit of {limit} \
+         {unit} for one batch; nothing was written: import it with \
+         ImportMode::Chunked {{ documents_per_batch }} to commit it in several batches",
+        unit = what.unit()
+    )]
+    AtomicImportTooLarge {
+        /// Documents in the input.
+        documents: usize,
+        /// Which limit it broke: [`LimitKind::BatchOps`] or [`LimitKind::Record`].
+        what: LimitKind,
+        /// The import's size, in the limit's unit ([`LimitKind::unit`]).
+        size: usize,
+        /// The limit, in the same unit.
+        limit: usize,
+    },
+    /// An argument is outside the range it accepts; nothing was done.
+    #[error("invalid {argument} {value}: {accepted}")]
+    InvalidArgument {
+        /// The argument, as its type and field (`ImportMode::Chunked::documents_per_batch`).
+        argument: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        accepted: String,
     },
     /// A file on disk failed its checks. The store refuses to open rather than drop data.
     #[error("corruption in {file} at byte {offset}: {kind}")]

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use walden::{prune_backups, Error, ImportMode, Options, Retention, Store, BACKUP_DIR_PREFIX};
+use std::sync::Arc;
+
+use walden::{Error, ImportMode, Options, Retention, Store, BACKUP_DIR_PREFIX};
 
 #[test]
 fn backup_while_writing_opens_with_a_consistent_state() {
@@ -55,8 +57,13 @@ fn backup_refuses_a_non_empty_destination() {
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 1);
 }
 
+fn store_at(dir: &std::path::Path, clock: &walden::ManualClock) -> Store {
+    Store::open_with(dir, Options { clock: Arc::new(clock.clone()), ..Options::default() }).unwrap()
+}
+
 #[test]
 fn retention_keeps_the_newest_n_or_the_young_ones() {
+    let dir = tempfile::tempdir().unwrap();
     let parent = tempfile::tempdir().unwrap();
     let day_ms = 86_400_000u64;
     let now_ms = 100 * day_ms;
@@ -65,13 +72,13 @@ fn retention_keeps_the_newest_n_or_the_young_ones() {
         std::fs::create_dir(parent.path().join(name)).unwrap();
     }
     std::fs::create_dir(parent.path().join("not-a-backup")).unwrap();
-    let now_ns = now_ms * 1_000_000;
+    let store = store_at(dir.path(), &walden::ManualClock::new(now_ms * 1_000_000));
     let rule = Retention { keep_last: Some(5), max_age: Some(Duration::from_secs(7 * 86_400)) };
-    let deleted = prune_backups(parent.path(), rule, now_ns).unwrap();
+    let deleted = store.prune_backups(parent.path(), rule).unwrap();
     // Kept: the 5 newest (0,1,2,5,8 days) — 9 and 30 days are outside both rules.
     assert_eq!(deleted.len(), 2);
     let age_only = Retention { keep_last: None, max_age: Some(Duration::from_secs(3 * 86_400)) };
-    let deleted = prune_backups(parent.path(), age_only, now_ns).unwrap();
+    let deleted = store.prune_backups(parent.path(), age_only).unwrap();
     assert_eq!(deleted.len(), 2, "5 and 8 days old");
     let mut left: Vec<String> = std::fs::read_dir(parent.path())
         .unwrap()
@@ -80,7 +87,97 @@ fn retention_keeps_the_newest_n_or_the_young_ones() {
     left.sort();
     assert_eq!(left.len(), 4);
     assert!(left.contains(&"not-a-backup".to_string()));
-    assert!(prune_backups(parent.path(), Retention::default(), now_ns).unwrap().is_empty());
+    assert!(store.prune_backups(parent.path(), Retention::default()).unwrap().is_empty());
+}
+
+#[test]
+fn rotation_and_pruning_read_one_clock_the_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let day_ns = 86_400_000_000_000u64;
+    let clock = walden::ManualClock::new(1_000 * day_ns);
+    let store = store_at(dir.path(), &clock);
+    store.put("c", "k", &1).unwrap();
+    let old = store.backup_rotated(parent.path()).unwrap();
+    clock.advance_ns(8 * day_ns);
+    let young = store.backup_rotated(parent.path()).unwrap();
+    let week = Retention { keep_last: None, max_age: Some(Duration::from_secs(7 * 86_400)) };
+    assert_eq!(store.prune_backups(parent.path(), week).unwrap(), vec![old.path]);
+    assert!(young.path.is_dir());
+}
+
+#[test]
+fn a_retention_that_keeps_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let backup = store.backup_rotated(parent.path()).unwrap();
+    for (rule, argument) in [
+        (Retention { keep_last: Some(0), max_age: None }, "Retention::keep_last"),
+        (
+            Retention { keep_last: Some(0), max_age: Some(Duration::from_secs(60)) },
+            "Retention::keep_last",
+        ),
+        (Retention { keep_last: None, max_age: Some(Duration::ZERO) }, "Retention::max_age"),
+    ] {
+        match store.prune_backups(parent.path(), rule) {
+            Err(Error::InvalidArgument { argument: a, .. }) => assert_eq!(a, argument),
+            other => panic!("{rule:?}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    assert!(backup.path.is_dir(), "nothing deleted");
+}
+
+#[test]
+fn a_backup_holds_the_live_state_not_the_logs_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("s")).unwrap();
+    // 32 documents of about 1 KiB (33 KB live), each rewritten 300 times: about 10 MB of log.
+    let doc = "x".repeat(1000);
+    for round in 0..300 {
+        let mut b = walden::Batch::new();
+        for k in 0..32 {
+            b.put("c", &format!("k{k}"), &format!("{round}{doc}"));
+        }
+        store.commit(b).unwrap();
+    }
+    let log_bytes = store.stats().wal_bytes;
+    assert!(log_bytes > 9_000_000, "the log holds every version: {log_bytes}");
+    let r = store.backup_to(backups.path().join("b")).unwrap();
+    assert!(r.bytes < 64 * 1024, "a backup of 33 KB of live data is {} bytes", r.bytes);
+    let on_disk: u64 = walk(&r.path);
+    assert!(on_disk < 64 * 1024, "{on_disk} bytes on disk");
+    let copy = Store::open(&r.path).unwrap();
+    assert_eq!(copy.stats().last_lsn, r.lsn);
+    let got = copy.get::<String>("c", "k31").unwrap().unwrap();
+    assert_eq!((got.value, got.version), (format!("299{doc}"), 300));
+    // The copy is a working store: it takes writes and reopens with them.
+    assert_eq!(copy.put("c", "k31", &"restored").unwrap(), 301);
+    copy.close().unwrap();
+    let copy = Store::open(&r.path).unwrap();
+    assert_eq!(copy.get::<String>("c", "k31").unwrap().unwrap().value, "restored");
+    assert_eq!(copy.count("c"), 32);
+    drop(copy);
+    // Writes after the backup are not in it; the next backup has them.
+    store.put("c", "k0", &"new").unwrap();
+    let r2 = store.backup_to(backups.path().join("b2")).unwrap();
+    let copy = Store::open(&r2.path).unwrap();
+    assert_eq!(copy.get::<String>("c", "k0").unwrap().unwrap().value, "new");
+}
+
+fn walk(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                walk(&e.path())
+            } else {
+                e.metadata().unwrap().len()
+            }
+        })
+        .sum()
 }
 
 #[test]

@@ -66,6 +66,15 @@ fn flip(path: &Path, at: u64, mask: u8) {
     fs::write(path, b).unwrap();
 }
 
+/// The frame error of a record refused as damage in synced data (every record of these stores
+/// was acknowledged, so a later record or segment proves it durable).
+fn proven_damage(kind: CorruptionKind) -> FrameError {
+    match kind {
+        CorruptionKind::DurableRecordDamaged { error, .. } => error,
+        other => panic!("expected damage proven durable, got {other:?}"),
+    }
+}
+
 fn expect_corruption(err: Error) -> (PathBuf, u64, Option<u64>, CorruptionKind) {
     match err {
         Error::Corruption { file, offset, last_good_lsn, kind } => {
@@ -78,14 +87,16 @@ fn expect_corruption(err: Error) -> (PathBuf, u64, Option<u64>, CorruptionKind) 
 #[test]
 fn flipped_byte_in_an_early_record_is_corruption_at_its_offset() {
     // (byte within the record, xor mask, what the reader must say)
-    let positions: [(u64, u8, &str); 7] = [
+    let positions: [(u64, u8, &str); 9] = [
         (0, 0x01, "length low byte"),
         (3, 0x80, "length high byte"),
         (4, 0x10, "crc"),
         (8, 0x01, "lsn"),
         (16, 0x40, "timestamp"),
         (24, 0x02, "kind"),
-        (40, 0x20, "body"),
+        (30, 0x08, "durable epoch"),
+        (36, 0x01, "durable lsn"),
+        (48, 0x20, "body"),
     ];
     for (pos, mask, what) in positions {
         let c = case();
@@ -97,10 +108,10 @@ fn flipped_byte_in_an_early_record_is_corruption_at_its_offset() {
         let (file, offset, last_good, kind) = expect_corruption(refused(&c.dir));
         assert_eq!((file, offset), (seg.clone(), rec.offset), "{what}");
         assert_eq!(last_good, Some(recs[0].lsn), "{what}");
-        match (what, kind) {
-            ("length high byte", CorruptionKind::BadRecord(FrameError::TooLong { .. })) => {}
+        match (what, proven_damage(kind)) {
+            ("length high byte", FrameError::TooLong { .. }) => {}
             ("length high byte", k) => panic!("{what}: {k:?}"),
-            (_, CorruptionKind::BadRecord(FrameError::Checksum { .. })) => {}
+            (_, FrameError::Checksum { .. }) => {}
             (_, k) => panic!("{what}: expected a checksum error, got {k:?}"),
         }
     }
@@ -115,16 +126,17 @@ fn damage_at_the_end_of_a_segment_that_is_not_the_last_is_corruption() {
     flip(&seg, last.offset + last.len - 1, 0xff);
     let (file, offset, last_good, kind) = expect_corruption(refused(&c.dir));
     assert_eq!((file, offset, last_good), (seg, last.offset, Some(recs[PER_SEGMENT - 2].lsn)));
-    assert!(matches!(kind, CorruptionKind::BadRecord(FrameError::Checksum { .. })), "{kind:?}");
+    assert!(matches!(proven_damage(kind), FrameError::Checksum { .. }));
 
-    // Even a truncated record there is not a torn tail: the next segment was written after it.
+    // Even a truncated record there is not an unsynced tail: the next segment was created after
+    // it was durable.
     let c = case();
     let seg = segments(&c.dir)[1].clone();
     let last = *records(&seg).last().unwrap();
     common::truncate_file(&seg, last.offset + 5);
     let (file, offset, _, kind) = expect_corruption(refused(&c.dir));
     assert_eq!((file, offset), (seg, last.offset));
-    assert!(matches!(kind, CorruptionKind::BadRecord(FrameError::Truncated { .. })), "{kind:?}");
+    assert!(matches!(proven_damage(kind), FrameError::Truncated { .. }));
 }
 
 #[test]

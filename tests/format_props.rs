@@ -6,14 +6,15 @@ use proptest::prelude::*;
 use walden::format::breaker::BreakerRecord;
 use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{
-    decode_batch, decode_frame, encode_batch_op, encode_frame, BatchOp, BatchOpKind, RecordKind,
-    SegmentHeader, SnapshotFooter, SnapshotHeader, StoreIdentity,
+    decode_batch, decode_frame, encode_batch_op, encode_frame, encode_frame_with, BatchOp,
+    BatchOpKind, RecordKind, SegmentHeader, SnapshotFooter, SnapshotHeader, StoreIdentity,
+    Watermark,
 };
 use walden::snapshot::read_snapshot;
 use walden::CircuitState;
 
 fn kind() -> impl Strategy<Value = RecordKind> {
-    prop_oneof![Just(RecordKind::Batch), Just(RecordKind::RateLimit), Just(RecordKind::Breaker)]
+    proptest::sample::select(RecordKind::ALL.to_vec())
 }
 
 fn circuit_state() -> impl Strategy<Value = CircuitState> {
@@ -51,6 +52,22 @@ proptest! {
         let f = decode_frame(&buf, salt).unwrap();
         prop_assert_eq!((f.lsn, f.timestamp_unix_ns, f.kind, f.body, f.len), (lsn, ts, kind as u8, &body[..], buf.len()));
         prop_assert!(decode_frame(&buf, salt.wrapping_add(1)).is_err(), "another salt must not verify");
+    }
+
+    #[test]
+    fn every_record_round_trips_with_its_durable_watermark(
+        salt in any::<u32>(),
+        lsn in 1..u64::MAX,
+        back in 1..1_000_000u64,
+        epoch in any::<u64>(),
+        kind in kind(),
+        body in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let w = Watermark { epoch, lsn: lsn.saturating_sub(back) };
+        let mut buf = Vec::new();
+        encode_frame_with(&mut buf, salt, lsn, 0, kind, w, &body);
+        let f = decode_frame(&buf, salt).unwrap();
+        prop_assert_eq!((f.lsn, f.watermark, f.body), (lsn, w, &body[..]));
     }
 
     #[test]

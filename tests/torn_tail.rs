@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{copy_dir, open, records, segments, store_dir, tmp, Rng};
-use walden::format::{FrameError, SEGMENT_HEADER_LEN};
+use walden::format::{FrameError, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 
 const FIRST: usize = 5;
 const SECOND: usize = 7;
@@ -65,7 +65,9 @@ fn assert_torn(dir: &Path, seg: &Path, offset: u64, cut: &[u8], n: usize, ctx: &
     assert!(saved.file_name().unwrap().to_string_lossy().contains(".torn-"), "{ctx}");
     assert_eq!(fs::read(&saved).unwrap(), cut, "{ctx}: .torn file content");
     assert_eq!(common::torn_files(dir), vec![saved], "{ctx}");
-    if offset > 0 {
+    if offset > SEGMENT_HEADER_LEN as u64 {
+        // (A cut at the first record leaves no record: the segment is removed and the next open
+        // creates it anew.)
         assert_eq!(fs::metadata(seg).unwrap().len(), offset, "{ctx}: segment not truncated");
     }
     // A second open finds nothing to cut and the same data.
@@ -82,7 +84,10 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
     let bytes = fs::read(segments(&tpl)[1].clone()).unwrap();
     let recs = records(&segments(&tpl)[1]);
     assert_eq!(recs.len(), SECOND);
-    assert_eq!((recs[SECOND - 1].offset + recs[SECOND - 1].len) as usize, bytes.len());
+    let end = (recs[SECOND - 1].offset + recs[SECOND - 1].len) as usize;
+    // The clean close ended the segment with a close marker: no data, no LSN; cutting into it
+    // is an unsynced tail of nothing.
+    assert_eq!(end + RECORD_HEADER_LEN, bytes.len());
     // The first record (cutting it leaves a segment without records, which is then removed)
     // and the last three.
     let first = recs[0].offset as usize..(recs[0].offset + recs[0].len) as usize;
@@ -95,7 +100,8 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
         common::truncate_file(&seg, cut as u64);
         let complete = recs.iter().filter(|r| (r.offset + r.len) as usize <= cut).count();
         let n = FIRST + complete;
-        match recs.iter().find(|r| r.offset as usize == cut) {
+        match recs.iter().find(|r| r.offset as usize == cut).or(recs.last().filter(|_| cut == end))
+        {
             Some(_) => {
                 // A cut on a record boundary is a clean log that ends earlier.
                 let st = assert_first_n(&dir, n, &ctx);
@@ -103,9 +109,11 @@ fn truncation_at_every_offset_of_the_last_records_keeps_exactly_the_complete_one
                 assert!(common::torn_files(&dir).is_empty(), "{ctx}");
             }
             None => {
-                let rec = recs.iter().find(|r| (r.offset + r.len) as usize > cut).unwrap();
-                let from = rec.offset as usize;
-                assert_torn(&dir, &seg, rec.offset, &bytes[from..cut], n, &ctx);
+                let from = recs
+                    .iter()
+                    .find(|r| (r.offset + r.len) as usize > cut)
+                    .map_or(end, |r| r.offset as usize);
+                assert_torn(&dir, &seg, from as u64, &bytes[from..cut], n, &ctx);
             }
         }
         fs::remove_dir_all(&dir).unwrap();
@@ -122,7 +130,10 @@ fn torn_tail_reports_a_truncated_record() {
     common::truncate_file(&seg, last.offset + 10);
     let st = open(&dir).stats();
     let torn = st.recovery.torn_tail.unwrap();
-    assert_eq!(torn.error, Some(FrameError::Truncated { needed: 28, available: 10 }));
+    assert_eq!(
+        torn.error,
+        Some(FrameError::Truncated { needed: RECORD_HEADER_LEN, available: 10 })
+    );
 }
 
 #[test]

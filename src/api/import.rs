@@ -1,38 +1,31 @@
-//! Reading a JSON import for backends other than the embedded store: the same input shape and
-//! the same errors as [`Store::import_json`](crate::Store::import_json).
+//! Reading a JSON import for backends other than the embedded store: the same input rules and
+//! the same errors as [`Store::import_json`](crate::Store::import_json), from the same code.
 
-use std::io::{BufReader, Read};
+use std::io::Read;
+
+use serde_json::value::RawValue;
 
 use crate::error::{Error, IoOp, Result};
-use crate::limits::MAX_BATCH_OPS;
+use crate::store::import::{parse_object, utf8_text};
 use crate::ImportMode;
 
-/// Parses a JSON object of key → document. Invalid JSON or a top level that is not an object
-/// is [`Error::InvalidJson`] with its line and column.
-pub fn parse_import_object(input: &mut dyn Read) -> Result<Vec<(String, serde_json::Value)>> {
-    let mut text = String::new();
-    BufReader::new(input).read_to_string(&mut text).map_err(|e| Error::Io {
+/// Parses a JSON object of key → document, in input order, each document as its exact JSON
+/// text (nothing rounded or reordered). Input the store's import refuses (invalid JSON, a top
+/// level that is not an object, a key twice, `NaN`, a byte order mark…) is
+/// [`Error::InvalidJson`] with its line and column.
+pub fn parse_import_object(input: &mut dyn Read) -> Result<Vec<(String, Box<RawValue>)>> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(|e| Error::Io {
         op: IoOp::Read,
         path: "<import reader>".into(),
         source: e,
     })?;
-    match serde_json::from_str(&text) {
-        Ok(serde_json::Value::Object(m)) => Ok(m.into_iter().collect()),
-        Ok(_) => Err(Error::InvalidJson {
-            line: 1,
-            column: 1,
-            message: "expected an object of key → document".to_owned(),
-        }),
-        Err(e) => {
-            Err(Error::InvalidJson { line: e.line(), column: e.column(), message: e.to_string() })
-        }
-    }
+    parse_object(utf8_text(&bytes)?)
 }
 
-/// Documents per batch for an import of `documents` documents in `mode`.
-pub fn import_chunk_len(mode: ImportMode, documents: usize) -> usize {
-    match mode {
-        ImportMode::Atomic => documents.max(1),
-        ImportMode::Chunked { documents_per_batch } => documents_per_batch.clamp(1, MAX_BATCH_OPS),
-    }
+/// Documents per batch for an import of `documents` documents in `mode`: a `Chunked` size
+/// outside `1..=MAX_BATCH_OPS` is [`Error::InvalidArgument`], an `Atomic` import over
+/// `MAX_BATCH_OPS` documents [`Error::AtomicImportTooLarge`].
+pub fn import_chunk_len(mode: ImportMode, documents: usize) -> Result<usize> {
+    mode.documents_per_batch(documents)
 }

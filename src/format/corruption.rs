@@ -1,8 +1,9 @@
 //! Why a structure on disk was rejected.
 
 use std::fmt;
+use std::path::PathBuf;
 
-use super::FrameError;
+use super::{FrameError, Watermark};
 
 /// Why a structure on disk was rejected. Carried by [`Error::Corruption`](crate::Error::Corruption)
 /// together with the file and byte offset.
@@ -34,8 +35,24 @@ pub enum CorruptionKind {
         /// Checksum computed over the footer.
         computed: u32,
     },
-    /// A record failed its checks and valid records follow it: real corruption, not a torn write.
+    /// A record failed its checks in a version-1 log that cannot tell whether it was durable,
+    /// with records after it that an open cannot drop.
     BadRecord(FrameError),
+    /// A record failed its checks although it was durable: damage in synced data, not a power
+    /// cut. `proof` says what shows it was durable.
+    DurableRecordDamaged {
+        /// LSN the damaged record had to carry.
+        lsn: u64,
+        /// Why its bytes are not a valid record.
+        error: FrameError,
+        /// What shows it had been made durable (boxed: it names a file, and errors stay small).
+        proof: Box<DurabilityProof>,
+    },
+    /// A valid record follows a close marker in its segment (walden writes nothing there).
+    AfterClose {
+        /// Offset of the close marker.
+        close_offset: u64,
+    },
     /// A record's body does not decode although its checksum matched (a writer bug or a future
     /// format).
     BadBody(String),
@@ -93,7 +110,13 @@ impl fmt::Display for CorruptionKind {
                 "footer checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
             CorruptionKind::BadRecord(e) => {
-                write!(f, "bad record followed by valid records: {e}")
+                write!(f, "bad record followed by records of later epochs (version-1 log): {e}")
+            }
+            CorruptionKind::DurableRecordDamaged { lsn, error, proof } => {
+                write!(f, "record LSN {lsn} is damaged although it was durable ({error}): {proof}")
+            }
+            CorruptionKind::AfterClose { close_offset } => {
+                write!(f, "a record follows the close marker at offset {close_offset}")
             }
             CorruptionKind::BadBody(why) => write!(f, "record body does not decode: {why}"),
             CorruptionKind::UnknownRecordKind(k) => write!(f, "unknown record kind {k}"),
@@ -114,6 +137,50 @@ impl fmt::Display for CorruptionKind {
                 write!(f, "WAL segments exist but the STORE identity file is missing")
             }
             CorruptionKind::Empty => write!(f, "file is empty"),
+        }
+    }
+}
+
+/// What shows that a damaged record had been made durable (see `docs/FORMAT.md`, the decision
+/// table): only such a proof makes damage in the log corruption rather than an unsynced tail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DurabilityProof {
+    /// A valid record written later names the damaged one durable in its watermark (a close
+    /// marker names the whole log).
+    LaterRecord {
+        /// The file holding it.
+        file: PathBuf,
+        /// Its byte offset.
+        offset: u64,
+        /// Its LSN.
+        lsn: u64,
+        /// Its watermark.
+        watermark: Watermark,
+    },
+    /// A later segment exists: a segment is created only after the one before it was made
+    /// durable (a roll fdatasyncs it; an open fdatasyncs what it replayed).
+    LaterSegment {
+        /// The later segment's file.
+        file: PathBuf,
+        /// Its number.
+        segment_no: u64,
+    },
+}
+
+impl fmt::Display for DurabilityProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurabilityProof::LaterRecord { file, offset, lsn, watermark } => write!(
+                f,
+                "record LSN {lsn} at {}:{offset} was written after {watermark} was durable",
+                file.display()
+            ),
+            DurabilityProof::LaterSegment { file, segment_no } => write!(
+                f,
+                "segment {segment_no} ({}) was created after this one was made durable",
+                file.display()
+            ),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! 0   8  magic "WALDNSTO"
-//! 8   4  format version (u32, 1)
+//! 8   4  format version (u32, 2; 1 in stores created by version 1)
 //! 12  16 store id (random)
 //! 28  8  created_unix_ns (u64)
 //! 36  4  CRC-32 of bytes 0..36
@@ -12,7 +12,10 @@ use super::{le_u32, le_u64, CorruptionKind};
 
 /// Magic bytes of the `STORE` identity file.
 pub const IDENTITY_MAGIC: [u8; 8] = *b"WALDNSTO";
-const IDENTITY_VERSION: u32 = 1;
+/// Format version of stores created by this build; stores created by version 1 are read too.
+const IDENTITY_VERSION: u32 = 2;
+/// The identity versions this build reads.
+const IDENTITY_VERSIONS_READ: [u32; 2] = [1, 2];
 /// Length of the `STORE` file in bytes.
 pub const IDENTITY_LEN: usize = 40;
 
@@ -55,7 +58,7 @@ impl StoreIdentity {
             return Err(CorruptionKind::HeaderChecksum { stored, computed });
         }
         let version = le_u32(b, 8);
-        if version != IDENTITY_VERSION {
+        if !IDENTITY_VERSIONS_READ.contains(&version) {
             return Err(CorruptionKind::UnsupportedVersion { found: version });
         }
         let mut store_id = [0u8; 16];

@@ -24,7 +24,10 @@ pub use files::{
     parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name,
 };
 pub use identity::{StoreIdentity, IDENTITY_LEN, IDENTITY_MAGIC};
-pub use record::{decode_frame, encode_frame, Frame, FrameError, RecordKind, RECORD_HEADER_LEN};
+pub use record::{
+    decode_frame, decode_frame_as, encode_frame, encode_frame_with, Frame, FrameError, FrameFormat,
+    RecordKind, Watermark, RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1,
+};
 pub use segment::{
     segment_salt, SegmentHeader, SEGMENT_FORMAT_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
 };
@@ -34,4 +37,4 @@ pub use snapshot::{
 };
 
 pub(crate) use bytes::{le_u16, le_u32, le_u64};
-pub use corruption::CorruptionKind;
+pub use corruption::{CorruptionKind, DurabilityProof};

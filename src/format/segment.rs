@@ -1,11 +1,11 @@
 //! The WAL segment header: the first 64 bytes of every file in `<store>/wal/`.
 
-use super::{le_u16, le_u32, le_u64, CorruptionKind};
+use super::{le_u16, le_u32, le_u64, CorruptionKind, FrameFormat};
 
 /// Magic bytes at offset 0 of every WAL segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"WALDNWAL";
-/// Format version written into new segments; the only one this build reads.
-pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Format version written into new segments. Version 1 segments are read too.
+pub const SEGMENT_FORMAT_VERSION: u16 = 2;
 
 const MAGIC_OFFSET: usize = 0;
 const VERSION_OFFSET: usize = MAGIC_OFFSET + SEGMENT_MAGIC.len();
@@ -53,8 +53,13 @@ impl SegmentHeader {
         buf
     }
 
-    /// Decodes and verifies a header from the start of `buf`.
+    /// Decodes and verifies a header from the start of `buf` (format version 1 or 2).
     pub fn decode(buf: &[u8]) -> Result<SegmentHeader, CorruptionKind> {
+        SegmentHeader::decode_versioned(buf).map(|(h, _)| h)
+    }
+
+    /// [`SegmentHeader::decode`], with the frame layout the segment's version gives its records.
+    pub fn decode_versioned(buf: &[u8]) -> Result<(SegmentHeader, FrameFormat), CorruptionKind> {
         if buf.len() < SEGMENT_HEADER_LEN {
             return Err(CorruptionKind::ShortHeader);
         }
@@ -67,7 +72,8 @@ impl SegmentHeader {
             return Err(CorruptionKind::HeaderChecksum { stored, computed });
         }
         let version = le_u16(buf, VERSION_OFFSET);
-        if version != SEGMENT_FORMAT_VERSION
+        let format = FrameFormat::of_version(version);
+        if format.is_none()
             || le_u16(buf, HEADER_LEN_OFFSET) as usize != SEGMENT_HEADER_LEN
             || le_u32(buf, FLAGS_OFFSET) != 0
             || le_u32(buf, RESERVED_OFFSET) != 0
@@ -76,12 +82,13 @@ impl SegmentHeader {
         }
         let mut store_id = [0u8; 16];
         store_id.copy_from_slice(&buf[STORE_ID_OFFSET..EPOCH_OFFSET]);
-        Ok(SegmentHeader {
+        let header = SegmentHeader {
             store_id,
             epoch: le_u64(buf, EPOCH_OFFSET),
             segment_no: le_u64(buf, SEGMENT_NO_OFFSET),
             first_lsn: le_u64(buf, FIRST_LSN_OFFSET),
-        })
+        };
+        Ok((header, format.expect("checked above")))
     }
 
     /// The checksum seed ("salt") every record of this segment is framed with.

@@ -6,14 +6,14 @@
 //! footer  32 bytes (layout below)
 //! ```
 
-use super::{le_u16, le_u32, le_u64, CorruptionKind};
+use super::{le_u16, le_u32, le_u64, CorruptionKind, FrameFormat};
 
 /// Magic bytes at offset 0 of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"WALDNSNP";
 /// Magic bytes of the snapshot footer.
 pub const SNAPSHOT_FOOTER_MAGIC: [u8; 8] = *b"WALDNEND";
-/// Snapshot format version written and read by this build.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Snapshot format version written by this build. Version 1 snapshots are read too.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
 
 const MAGIC_OFFSET: usize = 0;
 const VERSION_OFFSET: usize = MAGIC_OFFSET + SNAPSHOT_MAGIC.len();
@@ -69,8 +69,14 @@ impl SnapshotHeader {
         b
     }
 
-    /// Decodes and verifies a header from the start of `b`.
+    /// Decodes and verifies a header from the start of `b` (format version 1 or 2).
     pub fn decode(b: &[u8]) -> Result<SnapshotHeader, CorruptionKind> {
+        SnapshotHeader::decode_versioned(b).map(|(h, _)| h)
+    }
+
+    /// [`SnapshotHeader::decode`], with the frame layout the snapshot's version gives its
+    /// entries.
+    pub fn decode_versioned(b: &[u8]) -> Result<(SnapshotHeader, FrameFormat), CorruptionKind> {
         if b.len() < SNAPSHOT_HEADER_LEN {
             return Err(CorruptionKind::ShortHeader);
         }
@@ -83,7 +89,8 @@ impl SnapshotHeader {
             return Err(CorruptionKind::HeaderChecksum { stored, computed });
         }
         let version = le_u16(b, VERSION_OFFSET);
-        if version != SNAPSHOT_FORMAT_VERSION
+        let format = FrameFormat::of_version(version);
+        if format.is_none()
             || le_u16(b, HEADER_LEN_OFFSET) as usize != SNAPSHOT_HEADER_LEN
             || le_u32(b, FLAGS_OFFSET) != 0
             || le_u32(b, RESERVED_OFFSET) != 0
@@ -92,12 +99,13 @@ impl SnapshotHeader {
         }
         let mut store_id = [0u8; 16];
         store_id.copy_from_slice(&b[STORE_ID_OFFSET..EPOCH_OFFSET]);
-        Ok(SnapshotHeader {
+        let header = SnapshotHeader {
             store_id,
             epoch: le_u64(b, EPOCH_OFFSET),
             lsn: le_u64(b, LSN_OFFSET),
             entry_count: le_u64(b, ENTRY_COUNT_OFFSET),
-        })
+        };
+        Ok((header, format.expect("checked above")))
     }
 
     /// Seed of every entry checksum in this snapshot.

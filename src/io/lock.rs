@@ -23,15 +23,46 @@ impl StoreLock {
             .mode(0o600)
             .open(path)
             .map_err(|e| IoError::new(IoOp::Lock, path, e))?;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let mut waiting = false;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Some(StoreLock(file))),
+                Ok(()) => {
+                    if waiting {
+                        tracing::info!(
+                            target: "walden",
+                            path = %path.display(),
+                            waited_ms = started.elapsed().as_millis() as u64,
+                            "store lock taken after waiting"
+                        );
+                    }
+                    return Ok(Some(StoreLock(file)));
+                }
                 Err(TryLockError::WouldBlock) => match deadline {
                     Some(d) if Instant::now() < d => {
+                        if !waiting {
+                            waiting = true;
+                            tracing::info!(
+                                target: "walden",
+                                path = %path.display(),
+                                timeout_ms = timeout.map_or(0, |t| t.as_millis() as u64),
+                                "store is locked by another opener; waiting"
+                            );
+                        }
                         std::thread::sleep(Duration::from_millis(LOCK_POLL_INTERVAL_MS))
                     }
-                    _ => return Ok(None),
+                    _ => {
+                        if waiting {
+                            tracing::warn!(
+                                target: "walden",
+                                path = %path.display(),
+                                waited_ms = started.elapsed().as_millis() as u64,
+                                "gave up waiting for the store lock"
+                            );
+                        }
+                        return Ok(None);
+                    }
                 },
                 Err(TryLockError::Error(e)) => return Err(IoError::new(IoOp::Lock, path, e)),
             }

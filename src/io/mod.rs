@@ -8,11 +8,13 @@ mod fault;
 mod lock;
 mod real;
 mod seam;
+mod sim;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
 pub(crate) use lock::StoreLock;
 pub use real::RealIo;
 pub(crate) use seam::{Fs, IoError, SeamFile};
+pub use sim::{CrashPoint, SimIo, SimSync, StateChoice, SIM_PAGE_BYTES};
 
 use std::fmt;
 use std::io;
@@ -130,6 +132,11 @@ pub trait Io: Send + Sync + fmt::Debug {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// fsyncs a directory, making creations, renames and removals in it durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// `fdatasync` of an existing file without writing to it: recovery makes durable what it
+    /// replayed. The default opens it for appending and syncs that handle.
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.open_append(path)?.sync_data()
+    }
     /// The length of a file, in bytes. The default asks the operating system.
     fn file_len(&self, path: &Path) -> io::Result<u64> {
         std::fs::metadata(path).map(|m| m.len())

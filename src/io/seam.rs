@@ -68,6 +68,10 @@ impl Fs<'_> {
         self.0.truncate(path, len).map_err(|e| IoError::new(IoOp::Truncate, path, e))
     }
 
+    pub fn sync_file(self, path: &Path) -> Done<()> {
+        self.0.sync_file(path).map_err(|e| IoError::new(IoOp::Sync, path, e))
+    }
+
     pub fn sync_dir(self, path: &Path) -> Done<()> {
         self.0.sync_dir(path).map_err(|e| IoError::new(IoOp::SyncDir, path, e))
     }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptionKind, Result};
 use crate::format::{
-    decode_frame, encode_frame,
+    decode_frame_as, encode_frame,
     files::{is_snapshot_tmp_file_name, snapshot_tmp_file_name},
-    parse_snapshot_file_name, snapshot_file_name, Frame, RecordKind, SnapshotFooter,
-    SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN,
+    parse_snapshot_file_name, snapshot_file_name, Frame, FrameFormat, RecordKind, SnapshotFooter,
+    SnapshotHeader, SNAPSHOT_FOOTER_LEN, SNAPSHOT_HEADER_LEN, SNAPSHOT_MAGIC,
 };
 use crate::io::{Fs, Io};
 use crate::limits::{MAX_RESYNC_SCAN_BYTES, SNAPSHOT_WRITE_CHUNK_BYTES};
@@ -59,7 +59,7 @@ pub fn read_snapshot<'a>(
     on_entry: &mut dyn FnMut(&SnapshotEntry<'a>) -> Result<(), CorruptionKind>,
 ) -> std::result::Result<SnapshotHeader, SnapshotError> {
     let err = |offset: usize, kind| SnapshotError { offset: offset as u64, kind };
-    let header = SnapshotHeader::decode(bytes).map_err(|k| err(0, k))?;
+    let (header, format) = SnapshotHeader::decode_versioned(bytes).map_err(|k| err(0, k))?;
     if expected_store_id.is_some_and(|id| id != header.store_id) {
         return Err(err(0, CorruptionKind::ForeignStore));
     }
@@ -83,10 +83,15 @@ pub fn read_snapshot<'a>(
     let mut offset = SNAPSHOT_HEADER_LEN;
     let mut count = 0u64;
     while offset < footer_at {
-        let frame = decode_frame(&entries[offset..], salt)
+        let frame = decode_frame_as(&entries[offset..], salt, format)
             .map_err(|e| err(offset, CorruptionKind::BadRecord(e)))?;
-        if RecordKind::from_u8(frame.kind).is_none() {
-            return Err(err(offset, CorruptionKind::UnknownRecordKind(frame.kind)));
+        match RecordKind::from_u8(frame.kind) {
+            None => return Err(err(offset, CorruptionKind::UnknownRecordKind(frame.kind))),
+            Some(RecordKind::Close) => {
+                let why = "a close marker is never a snapshot entry".to_owned();
+                return Err(err(offset, CorruptionKind::BadBody(why)));
+            }
+            Some(_) => {}
         }
         on_entry(&SnapshotEntry { offset: offset as u64, frame }).map_err(|k| err(offset, k))?;
         offset += frame.len;
@@ -125,9 +130,10 @@ pub fn walk_snapshot_lenient<'a>(
         && SnapshotFooter::decode(&bytes[bytes.len() - SNAPSHOT_FOOTER_LEN..]).is_ok();
     let end = if footer_ok { bytes.len() - SNAPSHOT_FOOTER_LEN } else { bytes.len() };
     let entries = &bytes[..end];
+    let format = lenient_frame_format(bytes);
     let mut offset = SNAPSHOT_HEADER_LEN;
     while offset < end {
-        match decode_frame(&entries[offset..], salt) {
+        match decode_frame_as(&entries[offset..], salt, format) {
             Ok(frame) => {
                 on_item(LenientItem::Record { offset: offset as u64, frame });
                 offset += frame.len;
@@ -135,7 +141,9 @@ pub fn walk_snapshot_lenient<'a>(
             Err(error) => {
                 let scan_end = end.min(offset.saturating_add(1 + MAX_RESYNC_SCAN_BYTES));
                 let next = (offset + 1..scan_end)
-                    .find(|&o| decode_frame(&entries[o..], salt).is_ok_and(|f| f.lsn <= max_lsn))
+                    .find(|&o| {
+                        decode_frame_as(&entries[o..], salt, format).is_ok_and(|f| f.lsn <= max_lsn)
+                    })
                     .unwrap_or(end);
                 let len = (next - offset) as u64;
                 on_item(LenientItem::Damaged { offset: offset as u64, len, error });
@@ -143,6 +151,18 @@ pub fn walk_snapshot_lenient<'a>(
             }
         }
     }
+}
+
+/// The frame layout of a possibly damaged snapshot: its header's, or the one its version field
+/// names when the header does not verify, or the current one.
+fn lenient_frame_format(bytes: &[u8]) -> FrameFormat {
+    if let Ok((_, format)) = SnapshotHeader::decode_versioned(bytes) {
+        return format;
+    }
+    let version = bytes.get(SNAPSHOT_MAGIC.len()..SNAPSHOT_MAGIC.len() + 2);
+    version
+        .and_then(|v| FrameFormat::of_version(u16::from_le_bytes([v[0], v[1]])))
+        .unwrap_or(FrameFormat::V2)
 }
 
 /// A snapshot on disk.

@@ -60,6 +60,8 @@ impl State {
                 .breakers
                 .replay(f.lsn, f.timestamp_unix_ns, f.body)
                 .map_err(CorruptionKind::BadBody)?,
+            // The reader never hands one over; it changes no state and consumes no LSN.
+            Some(RecordKind::Close) => return Ok(()),
             None => return Err(CorruptionKind::UnknownRecordKind(f.kind)),
         }
         self.applied_lsn = self.applied_lsn.max(f.lsn);

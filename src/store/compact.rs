@@ -102,8 +102,21 @@ impl Compactor {
         let mut current = self.current.lock().clone();
         let result = self.compact_locked(&mut current, started);
         *self.current.lock() = current;
-        if result.is_err() {
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        match &result {
+            Ok(Some(r)) => tracing::info!(
+                target: "walden",
+                snapshot_lsn = r.snapshot_lsn,
+                snapshot_bytes = r.snapshot_bytes,
+                segments_deleted = r.segments_deleted,
+                bytes_reclaimed = r.bytes_reclaimed,
+                duration_us = r.duration_us,
+                "compacted"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(target: "walden", error = %e, "compaction failed");
+            }
         }
         result
     }
@@ -149,7 +162,7 @@ impl Compactor {
     /// Folds the sealed segments `segs` into the state of the `base` snapshot (or an empty
     /// state), checking that together they cover every LSN up to `sealed_lsn`. Returns the
     /// state and the bytes of the segments.
-    fn fold(
+    pub(crate) fn fold(
         &self,
         base: Option<&SnapshotInfo>,
         sealed_lsn: u64,
@@ -216,13 +229,15 @@ impl Compactor {
         sealed_lsn: u64,
     ) -> Result<u64> {
         let io = &*self.io;
-        // The snapshot is durable: delete what it covers, oldest first.
+        // The snapshot is durable: delete what it covers, oldest first, each deletion durable
+        // before the next, so a power cut leaves a contiguous suffix of the log (and an open
+        // ignores covered segments in any case).
         let mut reclaimed = 0;
         for (_, path) in segs {
             Fs(io).remove_file(path)?;
+            Fs(io).sync_dir(&self.wal_dir)?;
         }
         if !segs.is_empty() {
-            Fs(io).sync_dir(&self.wal_dir)?;
             self.wal.counters.wal_bytes_on_disk.fetch_sub(
                 segment_bytes.min(self.wal.counters.wal_bytes_on_disk.load(Ordering::Relaxed)),
                 Ordering::Relaxed,

@@ -9,6 +9,7 @@ pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
 pub(crate) mod hook;
+pub(crate) mod import;
 mod json;
 pub(crate) mod names;
 mod open;
@@ -20,7 +21,7 @@ mod stats;
 mod write;
 
 pub use crate::wal::Durability;
-pub use backup::{prune_backups, BackupReport, Retention, BACKUP_DIR_PREFIX};
+pub use backup::{BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
 pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};
@@ -96,7 +97,27 @@ impl Store {
 
     /// Installs a validator for `collection`: every document written to it is passed to
     /// `validator` as JSON first, and an `Err(message)` rejects the write with
-    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier validator.
+    /// [`Error::Invalid`](crate::Error::Invalid) before anything is logged. Replaces an earlier
+    /// validator.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use walden::{Error, Store};
+    /// let store = Store::open(dir.path())?;
+    /// store.set_validator("accounts", |doc| match doc["balance_cents"].as_i64() {
+    ///     Some(b) if b >= 0 => Ok(()),
+    ///     _ => Err("balance_cents must be a non-negative integer".into()),
+    /// })?;
+    /// store.put("accounts", "ada", &serde_json::json!({"balance_cents": 100}))?;
+    /// match store.put("accounts", "bob", &serde_json::json!({"balance_cents": -1})) {
+    ///     Err(Error::Invalid { key, message, .. }) => {
+    ///         assert_eq!((key.as_str(), message.as_str()), ("bob", "balance_cents must be a non-negative integer"));
+    ///     }
+    ///     other => panic!("expected Invalid, got {other:?}"),
+    /// }
+    /// assert_eq!(store.count("accounts"), 1); // nothing was written for bob
+    /// # Ok::<(), walden::Error>(())
+    /// ```
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,
@@ -118,10 +139,14 @@ impl Store {
 
     /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`](crate::Error::Closed)
     /// and the directory's lock is released at once, so the store can be reopened right away.
-    /// Dropping the last clone without `close` is safe too (it syncs, ignoring errors).
+    /// A clean close ends the log with a close marker (`docs/FORMAT.md`), so the next open
+    /// refuses any damage before it. Dropping the last clone without `close` is safe too (it
+    /// syncs and writes the marker, ignoring errors).
     pub fn close(self) -> Result<()> {
-        let r = self.inner.wal.sync();
-        self.inner.wal.close();
+        let synced = self.inner.wal.sync();
+        // Writes the marker only if everything is durable; refuses later writes either way.
+        let closed = self.inner.wal.close();
+        let r = synced.and(closed);
         self.inner.stop_background();
         // Nothing can be written any more; let the next opener in.
         self.inner.lock.unlock();
@@ -154,6 +179,8 @@ impl Drop for Inner {
         // The flusher holds the log, not the store, so this runs on the thread that dropped
         // the last clone and the lock is free when the drop returns.
         self.stop_background();
-        let _ = self.wal.sync();
+        if self.wal.sync().is_ok() {
+            let _ = self.wal.close();
+        }
     }
 }

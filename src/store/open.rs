@@ -14,7 +14,7 @@ use super::hook::{DocHook, DocLog};
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
-use crate::format::{parse_snapshot_file_name, StoreIdentity};
+use crate::format::{parse_snapshot_file_name, StoreIdentity, Watermark};
 use crate::io::{Fs, Io, StoreLock};
 use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
@@ -42,12 +42,60 @@ fn random_id() -> [u8; 16] {
     id
 }
 
-/// Reads `STORE`, or creates it (temp file, fsync, rename, fsync directory) for a new store.
+/// Creates the missing directories of `dir` (mode 0700) and returns them, outermost first.
+fn create_dirs(io: &dyn Io, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut p = dir;
+    while !io.is_dir(p) {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
+        }
+    }
+    Fs(io).create_dir_all(dir)?;
+    missing.reverse();
+    Ok(missing)
+}
+
+/// fsyncs the parent of `dir` and of every ancestor up to the file-system root, so the path
+/// to a new store survives a power cut: the parents of the directories this open `created`,
+/// and the existing ones above (an earlier creation that crashed may have left their new
+/// entries unsynced). An existing ancestor that this process may not open ends the walk.
+fn sync_ancestors(io: &dyn Io, dir: &Path, created: &[PathBuf]) -> Result<()> {
+    let mut p = dir;
+    while let Some(parent) = p.parent() {
+        // A relative path's last ancestor is the working directory.
+        let relative_top = parent.as_os_str().is_empty();
+        let parent = if relative_top { Path::new(".") } else { parent };
+        match Fs(io).sync_dir(parent) {
+            Ok(()) => {}
+            // An ancestor this process may not open ends the walk; any other failure, or any
+            // failure on a directory this open created, is an error like every failed fsync.
+            Err(e)
+                if e.source.kind() == std::io::ErrorKind::PermissionDenied
+                    && !created.iter().any(|c| c == p) =>
+            {
+                break
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if relative_top {
+            break;
+        }
+        p = parent;
+    }
+    Ok(())
+}
+
+/// Reads `STORE`, or creates it for a new store: first the path to the store is made durable
+/// ([`sync_ancestors`]), then the identity (temp file, fsync, rename, fsync directory).
 fn load_or_create_identity(
     io: &dyn Io,
     dir: &Path,
     wal_dir: &Path,
     now_unix_ns: u64,
+    created: &[PathBuf],
 ) -> Result<StoreIdentity> {
     let path = dir.join(IDENTITY_FILE);
     let names = Fs(io).list_dir(dir)?;
@@ -68,6 +116,7 @@ fn load_or_create_identity(
             kind: CorruptionKind::MissingIdentity,
         });
     }
+    sync_ancestors(io, dir, created)?;
     let identity = StoreIdentity { store_id: random_id(), created_unix_ns: now_unix_ns };
     let tmp = dir.join(IDENTITY_TMP_FILE);
     if names.iter().any(|n| n == IDENTITY_TMP_FILE) {
@@ -91,7 +140,9 @@ impl Store {
     /// Opens (or creates) the store in directory `path`, replaying its log.
     ///
     /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
-    /// (file and byte offset) if the log is damaged anywhere but a torn tail.
+    /// (file, byte offset and, for a damaged record, the proof that it had been durable) if
+    /// the store is damaged; an unsynced tail a power cut left is cut, not refused
+    /// (`stats().recovery.torn_tail`, and a `warn` event).
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
         open(path.as_ref(), options)
     }
@@ -99,10 +150,11 @@ impl Store {
 
 fn open(dir: &Path, options: Options) -> Result<Store> {
     let io = options.io.clone();
-    Fs(&*io).create_dir_all(dir)?;
+    let created = create_dirs(&*io, dir)?;
     let lock = take_lock(dir, options.lock_timeout)?;
     let wal_dir = dir.join(WAL_DIR);
-    let identity = load_or_create_identity(&*io, dir, &wal_dir, options.clock.now_unix_ns())?;
+    let now = options.clock.now_unix_ns();
+    let identity = load_or_create_identity(&*io, dir, &wal_dir, now, &created)?;
     Fs(&*io).create_dir_all(&wal_dir)?;
     Fs(&*io).sync_dir(dir)?;
 
@@ -126,6 +178,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let stats =
         recovery_stats(&recovered.report, loaded.as_ref().map(|(s, _)| s.lsn), rejected_paths);
     let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
+    let base = durable_base(recovered.last_record, loaded.as_ref().map(|(s, e)| (s.lsn, *e)));
 
     let writer = SegmentWriter::create(
         io.clone(),
@@ -140,7 +193,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let docs = Arc::new(RwLock::new(docs));
     let hook = DocHook { docs: docs.clone() };
     let wal = Arc::new(
-        DocLog::new(writer, recovered.next_lsn, recovered.last_timestamp_unix_ns, hook)
+        DocLog::new(writer, recovered.next_lsn, recovered.last_timestamp_unix_ns, base, hook)
             .with_max_commit_delay(options.max_commit_delay),
     );
     wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
@@ -164,6 +217,16 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         lock,
     });
     Ok(Store { inner })
+}
+
+/// The last record recovery made durable, which new records name until their own are durable:
+/// the log's last record, or the snapshot's `(epoch, LSN)` when no record follows it.
+fn durable_base(last_record: Option<Watermark>, snapshot: Option<(u64, u64)>) -> Watermark {
+    let snapshot_lsn = snapshot.map_or(0, |(lsn, _)| lsn);
+    last_record
+        .filter(|w| w.lsn >= snapshot_lsn)
+        .or(snapshot.map(|(lsn, epoch)| Watermark { epoch, lsn }))
+        .unwrap_or(Watermark::NONE)
 }
 
 /// The log must start right after the snapshot (or at LSN 1 without one). If it does not, the
@@ -269,6 +332,13 @@ fn load_snapshot(io: &dyn Io, dir: &Path, names: &[String], store_id: [u8; 16]) 
                 last_good_lsn: None,
                 kind: e.kind,
             }),
+        }
+        if let Some(e) = rejected.last() {
+            tracing::warn!(
+                target: "walden",
+                error = %e,
+                "snapshot rejected; falling back to an older snapshot and the log"
+            );
         }
     }
     Ok((state, loaded, rejected))

@@ -20,7 +20,26 @@ use crate::wal::Durability;
 pub type Validator =
     Arc<dyn Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync>;
 
-/// How a store is opened.
+/// How a store is opened. Start from [`Options::default`] and change the fields you need.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use walden::{Durability, Options, Store};
+/// let options = Options {
+///     // Acknowledge once the OS has the bytes; fsync every 50 ms in the background.
+///     durability: Durability::Buffered,
+///     buffered_flush_interval_ms: 50,
+///     // Wait up to 5 s for a previous process to release the store.
+///     lock_timeout: Some(Duration::from_secs(5)),
+///     max_document_bytes: 1 << 20,
+///     ..Options::default()
+/// };
+/// let store = Store::open_with(dir.path(), options)?;
+/// store.put("jobs", "nightly", &"queued")?;
+/// store.sync()?; // make the buffered write durable now
+/// # Ok::<(), walden::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Default durability of writes (a [`Batch`] may override it).

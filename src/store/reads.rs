@@ -72,7 +72,32 @@ impl Store {
     }
 
     /// Documents of `collection` in key order, as of one instant: writes that commit while
-    /// the caller iterates are not seen.
+    /// the caller iterates are not seen. Each item is decoded as the iterator reaches it, so
+    /// a document that does not decode as `T` is an `Err` item, not a failed scan.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use std::ops::Bound;
+    /// use walden::Store;
+    /// let store = Store::open(dir.path())?;
+    /// for (day, n) in [("2026-01-01", 3), ("2026-01-02", 5), ("2026-02-01", 7)] {
+    ///     store.put("visits", day, &n)?;
+    /// }
+    /// let mut total = 0;
+    /// for item in store.scan::<u32>("visits")? {
+    ///     let (_key, doc) = item?;
+    ///     total += doc.value;
+    /// }
+    /// assert_eq!(total, 15);
+    /// let january: Vec<String> = store
+    ///     .scan_prefix::<u32>("visits", "2026-01-")?
+    ///     .map(|item| item.map(|(key, _)| key))
+    ///     .collect::<walden::Result<_>>()?;
+    /// assert_eq!(january, ["2026-01-01", "2026-01-02"]);
+    /// let from_jan_2 = store.scan_range::<u32>("visits", Bound::Included("2026-01-02"), Bound::Unbounded)?;
+    /// assert_eq!(from_jan_2.count(), 2);
+    /// # Ok::<(), walden::Error>(())
+    /// ```
     pub fn scan<T: DeserializeOwned>(&self, collection: &str) -> Result<Scan<T>> {
         self.scan_range(collection, Bound::Unbounded, Bound::Unbounded)
     }

@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use super::counters::{elapsed_us, WalCounters};
 use super::segment_writer::{SegmentWriter, StepError};
 use crate::error::{Error, PoisonCause, Result};
-use crate::format::RecordKind;
+use crate::format::{RecordKind, Watermark};
 use crate::limits::MAX_GROUP_BYTES;
 
 /// When a write is acknowledged.
@@ -83,14 +83,37 @@ pub(crate) struct Queue<H: CommitHook> {
     leader: bool,
     poisoned: Option<PoisonCause>,
     closed: bool,
+    /// The record that was last durable when this epoch began (recovery made it durable).
+    base: Watermark,
+    /// LSN of this epoch's first record.
+    first_lsn: u64,
     /// What the hook sequenced but the log has not yet applied.
     pub sequenced: H::Sequenced,
 }
 
 impl<H: CommitHook> Queue<H> {
+    /// The durable watermark new records carry: the last record known durable, named by the
+    /// epoch of its segment (this epoch's, or the one recovery made durable before it began).
+    fn watermark(&self, epoch: u64) -> Watermark {
+        if self.durable_lsn >= self.first_lsn {
+            Watermark { epoch, lsn: self.durable_lsn }
+        } else {
+            self.base
+        }
+    }
+
     /// Poisons the queue: every queued record fails and sequenced state is dropped.
     fn poison(&mut self, step: StepError) -> PoisonCause {
         let cause = PoisonCause::from_step(&step);
+        tracing::error!(
+            target: "walden",
+            op = %cause.op,
+            path = %cause.path.display(),
+            error = %step.source,
+            queued_records_failed = self.pending.len(),
+            "store poisoned: a write or fsync of the log failed; writes fail until the store \
+             is reopened (the fsync is never retried)"
+        );
         self.poisoned = Some(cause.clone());
         self.pending.clear();
         H::clear(&mut self.sequenced);
@@ -123,10 +146,13 @@ pub(crate) struct WalPositions {
 }
 
 impl<H: CommitHook> LogWriter<H> {
+    /// A writer continuing the log at `next_lsn`; `base` names the last record recovery made
+    /// durable (`Watermark::NONE` for an empty log).
     pub fn new(
         writer: SegmentWriter,
         next_lsn: u64,
         last_timestamp_unix_ns: u64,
+        base: Watermark,
         hook: H,
     ) -> LogWriter<H> {
         let last = next_lsn - 1;
@@ -146,6 +172,8 @@ impl<H: CommitHook> LogWriter<H> {
                 leader: false,
                 poisoned: None,
                 closed: false,
+                base,
+                first_lsn: next_lsn,
                 sequenced: H::Sequenced::default(),
             }),
             cond: Condvar::new(),
@@ -291,9 +319,32 @@ impl<H: CommitHook> LogWriter<H> {
         q.poisoned.is_none() && q.durable_lsn < q.next_lsn - 1
     }
 
-    /// Refuses further writes (after the final sync of a close).
-    pub fn close(&self) {
-        self.queue.lock().closed = true;
+    /// Refuses further writes and, when everything written is durable (the caller synced
+    /// first), appends the fsynced close marker that names the last record: after a clean
+    /// close every damage in the log is provably damage in synced data. Idempotent; a failure
+    /// poisons the log.
+    pub fn close(&self) -> Result<()> {
+        let mut q = self.queue.lock();
+        while q.leader {
+            self.cond.wait(&mut q);
+        }
+        if q.closed {
+            return Ok(());
+        }
+        q.closed = true;
+        if q.poisoned.is_some() || q.durable_lsn < q.next_lsn - 1 {
+            // A marker must not name records that are not durable.
+            return Ok(());
+        }
+        q.leader = true;
+        let (watermark, ts) = (q.watermark(self.epoch), q.last_timestamp_unix_ns);
+        drop(q);
+        let result = self.writer.lock().write_close(watermark, ts);
+        let mut q = self.queue.lock();
+        q.leader = false;
+        let out = result.map_err(|step| Error::Poisoned { cause: q.poison(step) });
+        self.cond.notify_all();
+        out
     }
 
     pub fn positions(&self) -> WalPositions {
@@ -343,10 +394,11 @@ impl<H: CommitHook> LogWriter<H> {
         let group = Self::take_group(&mut q);
         let last_lsn = group.last().map_or(q.written_lsn, |r| r.lsn);
         let sync = q.sync_target > q.durable_lsn;
+        let watermark = q.watermark(self.epoch);
         drop(q);
 
         let frames = group.iter().map(|r| (r.lsn, r.timestamp_unix_ns, r.kind, &r.body[..]));
-        let result = self.writer.lock().write_group(frames, sync, &self.counters);
+        let result = self.writer.lock().write_group(frames, watermark, sync, &self.counters);
         if result.is_ok() && !group.is_empty() {
             self.hook.apply(&group);
             let n = group.len() as u64;

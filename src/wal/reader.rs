@@ -1,23 +1,27 @@
 //! Reading the log: one walk over the segments that classifies every byte.
 //!
-//! The same walk serves recovery (which then truncates a torn tail or refuses to open) and
-//! `walinspect` (which only reports). It never writes. Its decisions:
+//! The same walk serves recovery (which then cuts an unsynced tail or refuses to open) and
+//! `walinspect` (which only reports). It never writes. A record that fails its checks is judged
+//! by proof of durability (`super::proof`), not by its position. Its decisions:
 //!
 //! | situation | verdict |
 //! |---|---|
 //! | every header and record verifies, LSNs consecutive | [`LogVerdict::Clean`] |
-//! | last segment: a bad record (or a header never completed) with no valid record of the same segment and epoch after it | [`LogVerdict::TornTail`] |
-//! | a bad record with a valid one after it, or anywhere but the last segment | [`LogVerdict::Corrupt`] `BadRecord` |
-//! | a missing segment number, an LSN that does not follow, another store's id, an epoch going back | [`LogVerdict::Corrupt`] |
+//! | a bad record that a later record's watermark, a close marker or a later segment proves durable | [`LogVerdict::Corrupt`] `DurableRecordDamaged`, with the proof |
+//! | last segment: a bad record nothing proves durable, or a header never completed | [`LogVerdict::TornTail`] (an unsynced tail) |
+//! | a bad record in a version-1 segment nothing proves, with later segments | [`LogVerdict::Corrupt`] `BadRecord` |
+//! | bytes after a close marker | [`LogVerdict::Corrupt`] `AfterClose` |
+//! | a missing segment number, an LSN that does not follow, another store's id, an epoch or a version going back | [`LogVerdict::Corrupt`] |
 
 use std::path::{Path, PathBuf};
 
 use crate::format::{
-    decode_frame, parse_segment_file_name, CorruptionKind, Frame, FrameError, RecordKind,
-    SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    decode_frame_as, parse_segment_file_name, CorruptionKind, Frame, FrameError, FrameFormat,
+    RecordKind, SegmentHeader, SEGMENT_HEADER_LEN,
 };
 use crate::io::{Io, RealIo};
-use crate::limits::MAX_RESYNC_SCAN_BYTES;
+
+pub use super::resync::{find_next_valid, find_next_valid_as};
 
 /// One segment file's bytes, as handed to [`scan_log`].
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +114,10 @@ pub struct SegmentSummary {
     pub records: u64,
     /// LSN of the last valid record, if any.
     pub last_lsn: Option<u64>,
+    /// The frame layout its header's format version gives it.
+    pub format: Option<FrameFormat>,
+    /// Offset of the close marker ending it, if a clean close ended it.
+    pub close_offset: Option<u64>,
 }
 
 /// The result of [`scan_log`].
@@ -127,32 +135,10 @@ pub struct LogScan {
     pub first_lsn: Option<u64>,
     /// LSN of the last valid record.
     pub last_lsn: Option<u64>,
+    /// Epoch of the segment holding the last valid record.
+    pub last_epoch: Option<u64>,
     /// The LSN the next record must carry.
     pub next_lsn: Option<u64>,
-}
-
-/// Finds the next offset after `from` where a record of this segment (checksum seeded with
-/// `salt`) verifies and carries an LSN at or after `expected_lsn`, the one the damaged record
-/// should have had. Bounded by [`MAX_RESYNC_SCAN_BYTES`].
-pub fn find_next_valid(bytes: &[u8], from: usize, salt: u32, expected_lsn: u64) -> Option<u64> {
-    let end = bytes.len().min(from.saturating_add(MAX_RESYNC_SCAN_BYTES));
-    for off in from..end {
-        let rest = &bytes[off..];
-        if rest.len() < RECORD_HEADER_LEN {
-            break;
-        }
-        // Cheap filter before the checksum: a later record of this segment has an LSN at or
-        // after the expected one, and no more records fit than the bytes left can hold.
-        let lsn = u64::from_le_bytes(rest[8..16].try_into().expect("8 bytes"));
-        let most = expected_lsn.saturating_add((rest.len() / RECORD_HEADER_LEN) as u64);
-        if lsn < expected_lsn || lsn > most {
-            continue;
-        }
-        if decode_frame(rest, salt).is_ok() {
-            return Some(off as u64);
-        }
-    }
-    None
 }
 
 /// The segment files in `wal_dir` (names as [`segment_file_name`](crate::format::segment_file_name)
@@ -207,17 +193,18 @@ pub fn walk_segment_lenient<'a>(
     on_item: &mut dyn FnMut(LenientItem<'a>),
 ) {
     let salt = header.salt();
+    let format = SegmentHeader::decode_versioned(bytes).map_or(FrameFormat::V2, |(_, f)| f);
     let mut offset = SEGMENT_HEADER_LEN;
     let mut expected_lsn = header.first_lsn;
     while offset < bytes.len() {
-        match decode_frame(&bytes[offset..], salt) {
+        match decode_frame_as(&bytes[offset..], salt, format) {
             Ok(frame) => {
                 on_item(LenientItem::Record { offset: offset as u64, frame });
                 expected_lsn = frame.lsn.saturating_add(1);
                 offset += frame.len;
             }
             Err(error) => {
-                let next = find_next_valid(bytes, offset + 1, salt, expected_lsn)
+                let next = find_next_valid_as(bytes, offset + 1, salt, expected_lsn, format)
                     .map_or(bytes.len(), |o| o as usize);
                 on_item(LenientItem::Damaged {
                     offset: offset as u64,
@@ -247,10 +234,10 @@ pub fn scan_log<'a>(
         max_epoch: 0,
         first_lsn: None,
         last_lsn: None,
+        last_epoch: None,
         next_lsn: None,
     };
     for (i, seg) in segments.iter().enumerate() {
-        let is_last = i + 1 == segments.len();
         let mut summary = SegmentSummary {
             segment_no: seg.segment_no,
             path: seg.path.to_path_buf(),
@@ -259,8 +246,11 @@ pub fn scan_log<'a>(
             valid_bytes: 0,
             records: 0,
             last_lsn: None,
+            format: None,
+            close_offset: None,
         };
-        let verdict = scan_segment(seg, i, is_last, &mut scan, &mut summary, on_record);
+        let later = &segments[i + 1..];
+        let verdict = scan_segment(seg, i, later, &mut scan, &mut summary, on_record);
         scan.segments.push(summary);
         if let Some(v) = verdict {
             scan.verdict = v;
@@ -296,7 +286,7 @@ fn check_segment_header(
     is_last: bool,
     scan: &mut LogScan,
     summary: &mut SegmentSummary,
-) -> Result<SegmentHeader, Option<LogVerdict>> {
+) -> Result<(SegmentHeader, FrameFormat), Option<LogVerdict>> {
     let path = seg.path;
     if let Some(prev) = scan.segments.last() {
         if seg.segment_no != prev.segment_no + 1 {
@@ -310,7 +300,7 @@ fn check_segment_header(
             ));
         }
     }
-    let header = match SegmentHeader::decode(seg.bytes) {
+    let (header, format) = match SegmentHeader::decode_versioned(seg.bytes) {
         Ok(h) => h,
         Err(kind) => {
             // A segment is created, its header written and fsynced, before any record goes in.
@@ -330,6 +320,19 @@ fn check_segment_header(
         }
     };
     summary.header = Some(header);
+    summary.format = Some(format);
+    let previous = scan.segments.last().and_then(|p| p.format);
+    if previous.is_some_and(|p| p.version() > format.version()) {
+        // A log never goes back to an older format: an upgraded store continues in the new one.
+        let found = u32::from(format.version());
+        return Err(corrupt(
+            path,
+            0,
+            scan.last_lsn,
+            CorruptionKind::UnsupportedVersion { found },
+            None,
+        ));
+    }
     if header.segment_no != seg.segment_no {
         return Err(corrupt(
             path,
@@ -373,21 +376,23 @@ fn check_segment_header(
         }
         _ => {}
     }
-    Ok(header)
+    Ok((header, format))
 }
 
 // Over 70 lines because the record loop is the per-record rows of the decision table (bad
-// frame: torn tail or corruption; LSN gap; unknown kind; body refused), in the table's order.
+// frame: proven damage, unsynced tail or version-1 refusal; close marker; LSN gap; unknown
+// kind; body refused), in the table's order.
 fn scan_segment<'a>(
     seg: &SegmentInput<'a>,
     index: usize,
-    is_last: bool,
+    later: &[SegmentInput<'a>],
     scan: &mut LogScan,
     summary: &mut SegmentSummary,
     on_record: &mut dyn FnMut(&RecordRef<'a>) -> Result<(), CorruptionKind>,
 ) -> Option<LogVerdict> {
-    let header = match check_segment_header(seg, index, is_last, scan, summary) {
-        Ok(header) => header,
+    let is_last = later.is_empty();
+    let (header, format) = match check_segment_header(seg, index, is_last, scan, summary) {
+        Ok(h) => h,
         Err(verdict) => return verdict,
     };
     let path = seg.path;
@@ -398,28 +403,18 @@ fn scan_segment<'a>(
     let mut offset = SEGMENT_HEADER_LEN;
     summary.valid_bytes = offset as u64;
     while offset < bytes.len() {
-        let frame = match decode_frame(&bytes[offset..], salt) {
+        let frame = match decode_frame_as(&bytes[offset..], salt, format) {
             Ok(f) => f,
             Err(error) => {
-                let resync = find_next_valid(bytes, offset + 1, salt, next_lsn);
-                if is_last && resync.is_none() {
-                    return Some(LogVerdict::TornTail(TornTail {
-                        path: path.to_path_buf(),
-                        segment_no: seg.segment_no,
-                        offset: offset as u64,
-                        len: (bytes.len() - offset) as u64,
-                        error: Some(error),
-                    }));
-                }
-                return corrupt(
-                    path,
-                    offset as u64,
-                    scan.last_lsn,
-                    CorruptionKind::BadRecord(error),
-                    resync,
-                );
+                return bad_frame(seg, &header, format, offset, next_lsn, error, later, scan)
             }
         };
+        if let Some(close_offset) = summary.close_offset {
+            // Nothing is written after a clean close: a valid record there was not put there by
+            // walden (damaged bytes there are judged like any others, above).
+            let kind = CorruptionKind::AfterClose { close_offset };
+            return corrupt(path, offset as u64, scan.last_lsn, kind, None);
+        }
         if frame.lsn != next_lsn {
             return corrupt(
                 path,
@@ -429,14 +424,23 @@ fn scan_segment<'a>(
                 None,
             );
         }
-        if RecordKind::from_u8(frame.kind).is_none() {
-            return corrupt(
-                path,
-                offset as u64,
-                scan.last_lsn,
-                CorruptionKind::UnknownRecordKind(frame.kind),
-                None,
-            );
+        let kind = RecordKind::from_u8(frame.kind);
+        if kind.is_none() || frame.watermark.epoch > header.epoch {
+            let kind = match kind {
+                None => CorruptionKind::UnknownRecordKind(frame.kind),
+                Some(_) => CorruptionKind::BadRecord(FrameError::Watermark {
+                    lsn: frame.lsn,
+                    durable_lsn: frame.watermark.lsn,
+                }),
+            };
+            return corrupt(path, offset as u64, scan.last_lsn, kind, None);
+        }
+        if kind == Some(RecordKind::Close) {
+            // It names the log durable, changes no state and does not consume its LSN.
+            summary.close_offset = Some(offset as u64);
+            offset += frame.len;
+            summary.valid_bytes = offset as u64;
+            continue;
         }
         let rec = RecordRef {
             segment_no: seg.segment_no,
@@ -454,15 +458,52 @@ fn scan_segment<'a>(
         summary.last_lsn = Some(frame.lsn);
         summary.valid_bytes = offset as u64;
         scan.last_lsn = Some(frame.lsn);
+        scan.last_epoch = Some(header.epoch);
         scan.next_lsn = Some(next_lsn);
     }
     None
 }
 
+/// The verdict for a record that failed its checks: damage if something proves it was durable,
+/// an unsynced tail if nothing does and it is in the last segment, and a refusal of a version-1
+/// log that cannot tell while later segments hold records an open cannot drop.
+#[allow(clippy::too_many_arguments)] // one row of the decision table needs all of them
+fn bad_frame(
+    seg: &SegmentInput<'_>,
+    header: &SegmentHeader,
+    format: FrameFormat,
+    offset: usize,
+    lsn: u64,
+    error: FrameError,
+    later: &[SegmentInput<'_>],
+    scan: &LogScan,
+) -> Option<LogVerdict> {
+    let path = seg.path;
+    let is_last = later.is_empty();
+    let resync = find_next_valid_as(seg.bytes, offset + 1, header.salt(), lsn, format);
+    let later = later.iter().map(|s| (s.segment_no, s.path, s.bytes));
+    if let Some(proof) =
+        super::proof::find_proof(seg.path, seg.bytes, header, format, offset, lsn, later)
+    {
+        let kind = CorruptionKind::DurableRecordDamaged { lsn, error, proof: Box::new(proof) };
+        return corrupt(path, offset as u64, scan.last_lsn, kind, resync);
+    }
+    if is_last {
+        return Some(LogVerdict::TornTail(TornTail {
+            path: path.to_path_buf(),
+            segment_no: seg.segment_no,
+            offset: offset as u64,
+            len: (seg.bytes.len() - offset) as u64,
+            error: Some(error),
+        }));
+    }
+    corrupt(path, offset as u64, scan.last_lsn, CorruptionKind::BadRecord(error), resync)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{encode_frame, segment_file_name};
+    use crate::format::{decode_frame, encode_frame, segment_file_name, RECORD_HEADER_LEN};
 
     fn header(first_lsn: u64) -> SegmentHeader {
         SegmentHeader { store_id: [3; 16], epoch: 2, segment_no: 5, first_lsn }

@@ -5,10 +5,13 @@ use std::time::Instant;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::torn_file_name;
+use crate::format::{SegmentHeader, Watermark};
 use crate::io::{FileBytes, Fs, Io};
 
 use super::counters::elapsed_us;
-use super::reader::{scan_log, segments_named, LogVerdict, RecordRef, SegmentInput, TornTail};
+use super::reader::{
+    scan_log, segments_named, LogVerdict, RecordRef, SegmentInput, SegmentSummary, TornTail,
+};
 
 /// What replaying the log found and did (the store reports it in its recovery stats).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,7 +24,7 @@ pub(crate) struct ReplayReport {
     pub bytes_read: u64,
     /// Time the replay took, in microseconds.
     pub replay_us: u64,
-    /// The torn tail cut off the log, if any.
+    /// The unsynced tail cut off the log, if any.
     pub torn_tail: Option<TornTail>,
     /// Where the cut bytes were kept for forensics.
     pub torn_saved_to: Option<PathBuf>,
@@ -34,6 +37,8 @@ pub(crate) struct Recovered {
     pub next_lsn: u64,
     pub last_timestamp_unix_ns: u64,
     pub max_epoch: u64,
+    /// The last valid record of the log (made durable by recovery), if any.
+    pub last_record: Option<Watermark>,
     pub next_segment_no: u64,
     /// Bytes of the segment files left on disk.
     pub wal_bytes_on_disk: u64,
@@ -73,9 +78,47 @@ fn torn_path(io: &dyn Io, wal_dir: &Path, segment_no: u64, offset: u64) -> Resul
     Ok(wal_dir.join(name))
 }
 
-/// Replays every segment through `apply` (records up to `skip_upto`, already in the snapshot,
-/// are verified but not applied), cuts a torn tail (keeping the bytes in a `.torn-*` file),
-/// and refuses corruption. Whether the log starts early enough is the caller's check.
+/// The index of the first segment the log starts at, given a snapshot at `snapshot_lsn`: the
+/// highest-numbered segment whose header verifies and whose first LSN is at most
+/// `snapshot_lsn + 1`. Every segment before it holds only records the snapshot covers.
+fn first_uncovered(files: &[FileBytes], snapshot_lsn: u64) -> usize {
+    if snapshot_lsn == 0 {
+        return 0;
+    }
+    (0..files.len())
+        .rev()
+        .find(|&i| SegmentHeader::decode(&files[i]).is_ok_and(|h| h.first_lsn <= snapshot_lsn + 1))
+        .unwrap_or(0)
+}
+
+/// Keeps the bytes of an unsynced tail in a `.torn-*` file (durably), then cuts them off.
+fn cut_tail(io: &dyn Io, wal_dir: &Path, t: &TornTail, bytes: &[u8]) -> Result<PathBuf> {
+    let saved = torn_path(io, wal_dir, t.segment_no, t.offset)?;
+    let mut f = Fs(io).create_new(&saved)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    drop(f);
+    Fs(io).sync_dir(wal_dir)?;
+    if t.offset > 0 {
+        Fs(io).truncate(&t.path, t.offset)?;
+    }
+    tracing::warn!(
+        segment = %t.path.display(),
+        offset = t.offset,
+        bytes = t.len,
+        reason = %t.error.map_or_else(|| "segment header never completed".to_owned(), |e| e.to_string()),
+        saved_to = %saved.display(),
+        "recovery cut an unsynced tail: no later record or segment proves it was durable"
+    );
+    Ok(saved)
+}
+
+/// Replays the log through `apply` (records up to `skip_upto`, already in the snapshot, are
+/// verified but not applied), cuts an unsynced tail (keeping the bytes in a `.torn-*` file),
+/// refuses damage in synced data, removes segments the snapshot covers, and makes durable what
+/// it replayed. Whether the log starts early enough is the caller's check.
+// Over 70 lines because it is the open's recovery protocol in its order (docs/FORMAT.md,
+// "Recovery"): read, classify, cut, remove covered and empty segments, make durable.
 pub(crate) fn recover(
     io: &dyn Io,
     wal_dir: &Path,
@@ -84,9 +127,12 @@ pub(crate) fn recover(
     apply: &mut dyn FnMut(&RecordRef<'_>) -> Result<(), CorruptionKind>,
 ) -> Result<Recovered> {
     let started = Instant::now();
-    let segs = list_segments(io, wal_dir)?;
-    let files = read_segments(io, &segs)?;
-    let inputs = segment_inputs(&segs, &files);
+    let all = list_segments(io, wal_dir)?;
+    let all_files = read_segments(io, &all)?;
+    let start = first_uncovered(&all_files, skip_upto);
+    let (covered, segs) = all.split_at(start);
+    let files = &all_files[start..];
+    let inputs = segment_inputs(segs, files);
     let mut last_ts = 0;
     let mut replayed = 0u64;
     let scan = scan_log(&inputs, Some(store_id), &mut |r| {
@@ -116,46 +162,73 @@ pub(crate) fn recover(
             });
         }
         LogVerdict::TornTail(t) => {
-            // Keep the cut bytes for forensics, durably, before cutting them.
             let bytes = &files.last().expect("a torn tail has a segment")[t.offset as usize..];
-            let saved = torn_path(io, wal_dir, t.segment_no, t.offset)?;
-            let mut f = Fs(io).create_new(&saved)?;
-            f.write_all(bytes)?;
-            f.sync_data()?;
-            drop(f);
-            Fs(io).sync_dir(wal_dir)?;
+            stats.torn_saved_to = Some(cut_tail(io, wal_dir, t, bytes)?);
             stats.torn_tail = Some(t.clone());
             wal_bytes_on_disk -= t.len;
-            stats.torn_saved_to = Some(saved);
             if t.offset == 0 {
                 // The header never completed: the segment holds nothing.
                 last_segment_records = Some(0);
-            } else {
-                Fs(io).truncate(&t.path, t.offset)?;
             }
         }
     }
     drop(inputs);
     let files_len_last = files.last().map_or(0, |f| f.len() as u64);
-    drop(files);
+    drop(all_files);
+    // Covered segments: a compaction's deletions the power cut left behind. Any subset of them
+    // may be here; the snapshot (made durable before they were deleted) holds their records.
+    for (_, path) in covered {
+        Fs(io).remove_file(path)?;
+        tracing::info!(segment = %path.display(), "removed a log segment the snapshot covers");
+    }
+    if !covered.is_empty() {
+        Fs(io).sync_dir(wal_dir)?;
+    }
     // A last segment without records is removed and its number reused, so opening and closing
     // a store without writing does not pile up files.
-    let mut next_segment_no = segs.last().map_or(1, |(no, _)| no + 1);
+    let mut next_segment_no = all.last().map_or(1, |(no, _)| no + 1);
+    let mut kept = scan.segments.len();
     if let (Some((no, path)), Some(0)) = (segs.last(), last_segment_records) {
         Fs(io).remove_file(path)?;
         Fs(io).sync_dir(wal_dir)?;
         next_segment_no = *no;
+        kept -= 1;
         let cut = stats.torn_tail.as_ref().map_or(0, |t| t.len);
         wal_bytes_on_disk = wal_bytes_on_disk.saturating_sub(files_len_last.saturating_sub(cut));
     }
+    make_replay_durable(io, wal_dir, &scan.segments[..kept])?;
     stats.replay_us = elapsed_us(started);
     Ok(Recovered {
         first: scan.first_lsn.zip(segs.first().map(|(_, p)| p.clone())),
         next_lsn: scan.next_lsn.unwrap_or(skip_upto + 1).max(skip_upto + 1),
         last_timestamp_unix_ns: last_ts,
         max_epoch: scan.max_epoch,
+        last_record: scan
+            .last_lsn
+            .zip(scan.last_epoch)
+            .map(|(lsn, epoch)| Watermark { epoch, lsn }),
         next_segment_no,
         wal_bytes_on_disk,
         report: stats,
     })
+}
+
+/// fdatasyncs the last segment of every epoch in `segments` (a roll fdatasynced every other
+/// one) unless a close marker ends it (the clean close fdatasynced everything before writing
+/// it), then `wal/`: after `kill -9` the page cache holds records no fsync covered, and the new
+/// epoch must not acknowledge, show or build on them before they are durable.
+fn make_replay_durable(io: &dyn Io, wal_dir: &Path, segments: &[SegmentSummary]) -> Result<()> {
+    let mut synced = false;
+    for (i, s) in segments.iter().enumerate() {
+        let epoch = s.header.map(|h| h.epoch);
+        let ends_epoch = segments.get(i + 1).is_none_or(|n| n.header.map(|h| h.epoch) != epoch);
+        if ends_epoch && s.close_offset.is_none() {
+            Fs(io).sync_file(&s.path)?;
+            synced = true;
+        }
+    }
+    if synced {
+        Fs(io).sync_dir(wal_dir)?;
+    }
+    Ok(())
 }

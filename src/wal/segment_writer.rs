@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::counters::WalCounters;
 use crate::error::{Error, Result};
 use crate::format::{
-    encode_frame, segment_file_name, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN,
+    encode_frame_with, segment_file_name, RecordKind, SegmentHeader, Watermark, SEGMENT_HEADER_LEN,
 };
 use crate::io::{Fs, Io, IoError, SeamFile};
 use crate::limits::MAX_RETAINED_GROUP_BUF_BYTES;
@@ -114,10 +114,12 @@ impl SegmentWriter {
         Ok(())
     }
 
-    /// Frames and writes one group (records in LSN order); fsyncs it if `sync`.
+    /// Frames and writes one group (records in LSN order), every record carrying `watermark`
+    /// (the last record known durable when the group was taken); fsyncs it if `sync`.
     pub(super) fn write_group<'a>(
         &mut self,
         mut group: impl Iterator<Item = FrameParts<'a>>,
+        watermark: Watermark,
         sync: bool,
         counters: &WalCounters,
     ) -> Result<(), StepError> {
@@ -128,7 +130,15 @@ impl SegmentWriter {
             self.buf.clear();
             let mut last_lsn = first.0;
             for (lsn, timestamp_unix_ns, kind, body) in std::iter::once(first).chain(group) {
-                encode_frame(&mut self.buf, self.salt, lsn, timestamp_unix_ns, kind, body);
+                encode_frame_with(
+                    &mut self.buf,
+                    self.salt,
+                    lsn,
+                    timestamp_unix_ns,
+                    kind,
+                    watermark,
+                    body,
+                );
                 last_lsn = lsn;
             }
             self.file.write_all(&self.buf)?;
@@ -145,5 +155,28 @@ impl SegmentWriter {
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Appends the close marker (everything written is durable, and `watermark` names the last
+    /// record) and fsyncs it. The marker carries the LSN the next record will carry and does
+    /// not consume it; nothing is written to this segment after it.
+    pub(super) fn write_close(
+        &mut self,
+        watermark: Watermark,
+        timestamp_unix_ns: u64,
+    ) -> Result<(), StepError> {
+        self.buf.clear();
+        encode_frame_with(
+            &mut self.buf,
+            self.salt,
+            self.next_lsn,
+            timestamp_unix_ns,
+            RecordKind::Close,
+            watermark,
+            &[],
+        );
+        self.file.write_all(&self.buf)?;
+        self.bytes += self.buf.len() as u64;
+        self.file.sync_data()
     }
 }

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use walden::format::{decode_frame, parse_segment_file_name, SegmentHeader, SEGMENT_HEADER_LEN};
+use walden::format::{
+    decode_frame_as, parse_segment_file_name, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN,
+};
 use walden::io::{FaultyIo, FileBytes, Io, IoFile, RealIo};
 use walden::{Clock, Options, Store};
 
@@ -110,15 +112,20 @@ pub struct RecordPos {
 }
 
 /// The valid records of one segment file, in order (stops at the first that does not verify).
+/// A close marker (which ends a cleanly closed segment, consumes no LSN and holds no data) is
+/// not listed.
 pub fn records(segment: &Path) -> Vec<RecordPos> {
     let bytes = fs::read(segment).unwrap();
-    let header = SegmentHeader::decode(&bytes).expect("segment header verifies");
+    let (header, format) =
+        SegmentHeader::decode_versioned(&bytes).expect("segment header verifies");
     let salt = header.salt();
     let mut at = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
     while at < bytes.len() {
-        let Ok(frame) = decode_frame(&bytes[at..], salt) else { break };
-        out.push(RecordPos { offset: at as u64, len: frame.len as u64, lsn: frame.lsn });
+        let Ok(frame) = decode_frame_as(&bytes[at..], salt, format) else { break };
+        if RecordKind::from_u8(frame.kind) != Some(RecordKind::Close) {
+            out.push(RecordPos { offset: at as u64, len: frame.len as u64, lsn: frame.lsn });
+        }
         at += frame.len;
     }
     out

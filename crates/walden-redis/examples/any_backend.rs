@@ -25,7 +25,8 @@ pub fn tour(backend: &dyn Backend) -> walden::Result<()> {
         Err(Error::Conflict { current, .. }) => {
             println!("stale write refused; current {current:?}")
         }
-        other => println!("unexpected: {other:?}"),
+        Ok(version) => println!("unexpected: wrote version {version}"),
+        Err(e) => println!("unexpected: {e}"),
     }
     let mut transfer = Batch::new();
     transfer.put_if_version("accounts", "alice", &70, v).insert("accounts", "bob", &30);
@@ -59,7 +60,15 @@ pub fn tour(backend: &dyn Backend) -> walden::Result<()> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        // Display, not Debug: the message is written for the person reading it.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tmp = tempfile::tempdir()?;
     let mut server = None;

@@ -389,7 +389,7 @@ impl Documents for RedisBackend {
         mode: ImportMode,
     ) -> Result<ImportReport> {
         let pairs = parse_import_object(input)?;
-        let per_batch = import_chunk_len(mode, pairs.len());
+        let per_batch = import_chunk_len(mode, pairs.len())?;
         // Check every document before writing any.
         let mut chunks = Vec::new();
         for chunk in pairs.chunks(per_batch) {

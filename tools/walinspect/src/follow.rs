@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use walden::format::{decode_frame, SegmentHeader, SEGMENT_HEADER_LEN};
+use walden::format::{decode_frame_as, FrameFormat, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
 use walden::wal::{list_segment_files, RecordRef};
 
 use crate::commands::{print_record, select};
@@ -35,9 +35,14 @@ fn read_from(path: &Path, offset: u64) -> Vec<u8> {
 }
 
 fn header_of(path: &Path) -> Option<SegmentHeader> {
+    versioned_header_of(path).map(|(h, _)| h)
+}
+
+/// [`header_of`], with the frame layout the segment's format version gives its records.
+fn versioned_header_of(path: &Path) -> Option<(SegmentHeader, FrameFormat)> {
     let mut head = read_from(path, 0);
     head.truncate(SEGMENT_HEADER_LEN);
-    SegmentHeader::decode(&head).ok()
+    SegmentHeader::decode_versioned(&head).ok()
 }
 
 /// The first segment numbered `>= from` whose header verifies.
@@ -102,8 +107,15 @@ pub fn follow(out: &mut Out, a: &FollowArgs) -> Result<i32, Fail> {
             }
             let buf = read_from(&c.path, c.offset);
             let salt = c.header.salt();
+            let format = versioned_header_of(&c.path).map_or(FrameFormat::V2, |(_, f)| f);
             let mut at = 0usize;
-            while let Ok(frame) = decode_frame(&buf[at..], salt) {
+            while let Ok(frame) = decode_frame_as(&buf[at..], salt, format) {
+                if RecordKind::from_u8(frame.kind) == Some(RecordKind::Close) {
+                    // A clean close: no data to print; the next open starts a new segment.
+                    at += frame.len;
+                    progressed = true;
+                    continue;
+                }
                 let r = RecordRef {
                     segment_no: c.segment_no,
                     epoch: c.header.epoch,

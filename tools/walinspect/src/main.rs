@@ -31,7 +31,7 @@ use crate::out::{Fail, Out};
 const EXAMPLES: &str = "\
 Examples:
   walinspect ./mystore                      summary of a store (the default subcommand)
-  walinspect verify ./mystore; echo $?      0 clean, 1 torn tail, 2 corruption, 3 missing/foreign/gap, 4 unreadable
+  walinspect verify ./mystore; echo $?      0 clean, 1 unsynced tail, 2 damage in synced data, 3 missing/foreign/gap, 4 unreadable
   walinspect verify --json ./mystore        the verdict as one JSON object
   walinspect dump ./mystore --collection users --prefix ada --limit 20
   walinspect dump ./mystore/wal/00000000000000000003.wal --from-lsn 100 --json | jq .
@@ -71,7 +71,8 @@ enum Command {
     Summary(PathArg),
     /// Check every header, record checksum and the LSN chain; the exit code is the verdict.
     ///
-    /// Exit codes: 0 clean, 1 torn tail (what an open would cut), 2 mid-log corruption,
+    /// Exit codes: 0 clean, 1 unsynced tail (what an open would cut: nothing proves it was
+    /// durable), 2 damage in synced data (with the proof: a later record or segment),
     /// 3 missing segment / foreign store or epoch / LSN gap, 4 unreadable or not a walden store.
     /// At a bad point: file, byte offset, LSN of the last good record, stored vs computed CRC,
     /// a hex window, and where valid records resume (resync offset), if they do.
@@ -227,6 +228,12 @@ pub struct SalvageArgs {
     /// Directory for the new store; must not exist or be empty.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also keep the records found after a hole in the log (damaged bytes or missing segments
+    /// whose LSNs never come back). By default salvage keeps only the prefix the log actually
+    /// passed through: records after a hole may be writes no fsync covered, and applying them
+    /// over the hole makes a state the store never had.
+    #[arg(long)]
+    pub keep_all_readable: bool,
 }
 
 fn run(cli: Cli) -> Result<i32, Fail> {

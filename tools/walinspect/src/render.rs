@@ -3,7 +3,9 @@
 use serde_json::{json, Map, Value};
 use walden::format::breaker::BreakerRecord;
 use walden::format::ratelimit::RateLimitRecord;
-use walden::format::{decode_batch, BatchOp, BatchOpKind, CorruptionKind, FrameError, RecordKind};
+use walden::format::{
+    decode_batch, BatchOp, BatchOpKind, CorruptionKind, DurabilityProof, FrameError, RecordKind,
+};
 use walden::wal::{LogScan, LogVerdict, RecordRef};
 use walden::CircuitState;
 
@@ -207,6 +209,8 @@ pub fn corruption_name(kind: &CorruptionKind) -> &'static str {
         CorruptionKind::ShortFooter => "short_footer",
         CorruptionKind::FooterChecksum { .. } => "footer_checksum",
         CorruptionKind::BadRecord(_) => "bad_record",
+        CorruptionKind::DurableRecordDamaged { .. } => "durable_record_damaged",
+        CorruptionKind::AfterClose { .. } => "after_close",
         CorruptionKind::BadBody(_) => "bad_body",
         CorruptionKind::UnknownRecordKind(_) => "unknown_record_kind",
         CorruptionKind::LsnGap { .. } => "lsn_gap",
@@ -239,6 +243,7 @@ fn frame_error_name(e: &FrameError) -> &'static str {
         FrameError::TooLong { .. } => "too_long",
         FrameError::Checksum { .. } => "checksum",
         FrameError::Reserved => "reserved",
+        FrameError::Watermark { .. } => "watermark",
     }
 }
 
@@ -249,9 +254,14 @@ fn crcs(kind: Option<&CorruptionKind>, frame: Option<&FrameError>) -> Option<(u3
         | (Some(CorruptionKind::FooterChecksum { stored, computed }), _) => {
             Some((*stored, *computed))
         }
-        (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _) => {
-            Some((*stored, *computed))
-        }
+        (Some(CorruptionKind::BadRecord(FrameError::Checksum { stored, computed })), _)
+        | (
+            Some(CorruptionKind::DurableRecordDamaged {
+                error: FrameError::Checksum { stored, computed },
+                ..
+            }),
+            _,
+        ) => Some((*stored, *computed)),
         _ => None,
     }
 }
@@ -369,12 +379,31 @@ pub fn problem_json(
     if let CorruptionKind::MissingSegment { segment_no } = kind {
         v["missing_segment"] = json!(segment_no);
     }
+    if let CorruptionKind::DurableRecordDamaged { proof, .. } = kind {
+        v["proof"] = proof_json(proof);
+    }
     if let Some((s, cc)) = crcs(Some(kind), None) {
         v["stored_crc"] = json!(format!("{s:#010x}"));
         v["computed_crc"] = json!(format!("{cc:#010x}"));
     }
     add_window(&mut v, src, path, offset);
     v
+}
+
+/// What proves a damaged record had been durable (why it is corruption, not an unsynced tail).
+fn proof_json(proof: &DurabilityProof) -> Value {
+    match proof {
+        DurabilityProof::LaterRecord { file, offset, lsn, watermark } => json!({
+            "kind": "later_record", "file": file.display().to_string(), "offset": offset,
+            "lsn": lsn, "durable_epoch": watermark.epoch, "durable_lsn": watermark.lsn,
+            "text": proof.to_string(),
+        }),
+        DurabilityProof::LaterSegment { file, segment_no } => json!({
+            "kind": "later_segment", "file": file.display().to_string(),
+            "segment": segment_no, "text": proof.to_string(),
+        }),
+        _ => json!({ "kind": "other", "text": proof.to_string() }),
+    }
 }
 
 fn with_code(mut v: Value, code: i32) -> Value {

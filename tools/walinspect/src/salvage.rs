@@ -3,7 +3,9 @@
 //! Starts from the snapshots (`salvage_base`: the newest that verifies, and every newer damaged
 //! one read entry by entry), then reads every segment with the library's lenient walk
 //! (`walk_segment_lenient`), which skips damaged bytes and resumes at the next record that
-//! verifies. Batch records after the snapshot are applied in log order to an in-memory map; the
+//! verifies. Batch records after the snapshot are applied in log order to an in-memory map, up to
+//! the first hole in the LSN chain (the prefix the log passed through; records after a hole may
+//! be writes no fsync covered) or, with `--keep-all-readable`, every readable one; the
 //! final state of every document is then written to a new store through the `Store` API. Kept:
 //! the latest value of every document found. Not kept: version numbers and timestamps (documents
 //! start again at version 1), the history of older versions, rate-limit and breaker records (not
@@ -97,6 +99,9 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
     let mut covered = 0u64;
     let mut last_lsn: Option<u64> = snapshot_lsn;
     let mut prev_no: Option<u64> = None;
+    // The first LSN the log is missing, once records resume after it (the prefix ends there).
+    let mut hole: Option<u64> = None;
+    let mut dropped_after_hole = 0u64;
     for seg in &src.segments {
         if let Some(p) = prev_no.filter(|p| seg.segment_no != p + 1) {
             skips.gaps += 1;
@@ -126,6 +131,9 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
                 }
                 LenientItem::Record { offset, frame } => (offset, frame),
             };
+            if RecordKind::from_u8(frame.kind) == Some(RecordKind::Close) {
+                continue; // a clean close: no data, no LSN of its own
+            }
             records += 1;
             let len = frame.len as u64;
             if snapshot_lsn.is_some_and(|l| frame.lsn <= l) {
@@ -148,6 +156,20 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
                         frame.lsn - 1
                     )
                 })?;
+                if !a.keep_all_readable && hole.is_none() {
+                    hole = Some(expected);
+                    let v = json!({ "type": "prefix_end", "hole_at_lsn": expected });
+                    out.emit(&v, || {
+                        format!(
+                            "the log has a hole at LSN {expected}: later records are not kept \
+                             (--keep-all-readable keeps them)"
+                        )
+                    })?;
+                }
+            }
+            if hole.is_some() {
+                dropped_after_hole += 1;
+                continue;
             }
             if let Some(last) = last_lsn.filter(|&l| frame.lsn <= l) {
                 let why = format!("LSN {} does not follow {last}", frame.lsn);
@@ -169,7 +191,7 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
         }
     }
     let (written, deleted, refused) = write_store(out, &a.out, &docs)?;
-    let complete = skips.ranges == 0 && skips.gaps == 0 && refused == 0;
+    let complete = skips.ranges == 0 && skips.gaps == 0 && refused == 0 && dropped_after_hole == 0;
     let v = json!({
         "type": "salvage", "out": a.out.display().to_string(), "records_read": records,
         "batches_applied": applied, "documents_written": written, "documents_deleted": deleted,
@@ -177,16 +199,20 @@ pub fn salvage(out: &mut Out, a: &SalvageArgs) -> Result<i32, Fail> {
         "not_replayed": not_replayed, "last_lsn": last_lsn, "snapshot_lsn": snapshot_lsn,
         "covered_by_snapshot": covered, "snapshot_entries_used": base_counts.entries_used,
         "gaps": skips.gaps, "documents_refused": refused, "complete": complete,
+        "hole_at_lsn": hole, "dropped_after_hole": dropped_after_hole,
     });
     out.emit(&v, || {
         format!(
             "salvaged into {}: {records} valid records read, {applied} batches applied, \
              {written} documents written ({deleted} deleted keys dropped); {} damaged ranges \
-             ({} bytes) skipped, {} gaps, {refused} documents refused{}\n{}",
+             ({} bytes) skipped, {} gaps, {refused} documents refused{}{}\n{}",
             a.out.display(),
             skips.ranges,
             skips.bytes,
             skips.gaps,
+            hole.map_or(String::new(), |h| format!(
+                "; {dropped_after_hole} records after the hole at LSN {h} not kept"
+            )),
             if not_replayed.is_empty() {
                 String::new()
             } else {

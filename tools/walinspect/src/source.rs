@@ -257,7 +257,7 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::Batch) => decode_batch(frame.body).map(|_| ()),
         Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
-        None => Ok(()),
+        Some(RecordKind::Close) | None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)
 }

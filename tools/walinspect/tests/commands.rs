@@ -210,7 +210,31 @@ fn follow_prints_records_a_live_store_appends() {
 }
 
 #[test]
-fn salvage_keeps_every_record_around_a_damaged_one() {
+fn salvage_by_default_keeps_only_the_prefix_before_a_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    build_store(dir.path(), 2, 8);
+    let recs = records(dir.path());
+    let bad = &recs[4];
+    flip_bit(&seg(dir.path(), 1), bad["offset"].as_u64().unwrap() + 30, 1);
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("recovered");
+    let r = run(&a(&["salvage", "--json", "--out", out_dir.to_str().unwrap()], dir.path()));
+    assert_eq!(r.code, 1, "records were left out: {}{}", r.stdout, r.stderr);
+    let summary = &r.of_type("salvage")[0];
+    assert_eq!(summary["hole_at_lsn"], bad["lsn"], "{}", r.stdout);
+    assert_eq!(summary["dropped_after_hole"].as_u64(), Some(recs.len() as u64 - 5));
+    assert_eq!(r.of_type("prefix_end").len(), 1);
+    let store = open_store(&out_dir);
+    assert_eq!(store.count("docs"), 4, "only the records before the hole");
+    for rec in &recs[..4] {
+        let k = rec["ops"][0]["key"].as_str().unwrap();
+        assert!(store.get::<Value>("docs", k).unwrap().is_some(), "{k} before the hole");
+    }
+    store.close().unwrap();
+}
+
+#[test]
+fn salvage_keeps_every_readable_record_around_a_damaged_one_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let mut expect = build_store(dir.path(), 2, 8);
     {
@@ -236,7 +260,8 @@ fn salvage_keeps_every_record_around_a_damaged_one() {
     let before = checksums(dir.path());
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("recovered");
-    let r = run(&a(&["salvage", "--json", "--out", out_dir.to_str().unwrap()], dir.path()));
+    let out_arg = out_dir.to_str().unwrap();
+    let r = run(&a(&["salvage", "--json", "--keep-all-readable", "--out", out_arg], dir.path()));
     assert_eq!(r.code, 1, "damaged bytes were skipped: {}{}", r.stdout, r.stderr);
     assert_eq!(checksums(dir.path()), before, "salvage changed the source");
     let skips = r.of_type("skip");

@@ -35,14 +35,17 @@ fn torn_tail_is_exit_1_at_the_start_of_the_cut_record() {
     build_store(dir.path(), 2, 5);
     let recs = records(dir.path());
     let last = recs.last().unwrap();
-    let full = cut_file(&seg(dir.path(), 2), |n| n - 10);
+    // The clean close ended the segment with a close marker; cut into the last record itself.
+    let marker = walden::format::RECORD_HEADER_LEN;
+    let full = cut_file(&seg(dir.path(), 2), |n| n - marker - 10);
     let (code, v) = verify(dir.path());
     assert_eq!(code, 1);
     assert_eq!(v["verdict"], "torn_tail");
     assert_eq!(v["offset"], last["offset"]);
     assert_eq!(v["last_good_lsn"], 9);
     assert_eq!(v["error_kind"], "truncated");
-    assert_eq!(v["len"].as_u64(), Some(full as u64 - 10 - last["offset"].as_u64().unwrap()));
+    let cut_len = full as u64 - marker as u64 - 10 - last["offset"].as_u64().unwrap();
+    assert_eq!(v["len"].as_u64(), Some(cut_len));
     assert!(v["file"].as_str().unwrap().ends_with("00000000000000000002.wal"));
     assert!(!v["hex_window"].as_str().unwrap().is_empty());
     // The listing stops where the log does.
@@ -61,8 +64,13 @@ fn flipped_bit_mid_log_is_exit_2_with_crcs_and_resync() {
         let (code, v) = verify(dir.path());
         assert_eq!(code, 2, "segment {segment}: {v}");
         assert_eq!(v["verdict"], "corrupt");
-        assert_eq!(v["error_kind"], "bad_record");
+        assert_eq!(v["error_kind"], "durable_record_damaged");
         assert_eq!(v["offset"], bad["offset"]);
+        // The proof: the next record was written after the damaged one was durable.
+        assert_eq!(v["proof"]["kind"], "later_record", "{v}");
+        assert_eq!(v["proof"]["offset"], next["offset"]);
+        assert!(v["proof"]["durable_lsn"].as_u64() >= bad["lsn"].as_u64());
+        assert!(v["error"].as_str().unwrap().contains("was written after"), "{v}");
         assert_eq!(v["last_good_lsn"].as_u64(), Some(bad["lsn"].as_u64().unwrap() - 1));
         assert_eq!(v["resync_offset"], next["offset"]);
         let (stored, computed) =

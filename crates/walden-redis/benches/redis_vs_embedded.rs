@@ -11,13 +11,13 @@
 //!   embedded store's `update`;
 //!
 //! each with 1, 16 and 64 client threads (one connection each for the plain idioms). Each
-//! round runs every workload of a row once, back to back, so a change in the machine's load
-//! hits them alike; a row reports the median of 3 rounds and the median of the 3 paired
-//! ratios. Round trips per operation are counted by the server (`INFO commandstats`, reset
+//! round alternates 8 short slices of every workload of a row, in rotating order, so a change
+//! in the machine's load hits them alike; a row reports the median of 3 rounds and the median
+//! of the 3 paired ratios. Round trips per operation are counted by the server (`INFO commandstats`, reset
 //! before each workload), not assumed. Prints a Markdown table.
 //!
 //! ```text
-//! cargo bench -p walden-redis --bench redis_vs_embedded            # 1 s per workload and round
+//! cargo bench -p walden-redis --bench redis_vs_embedded            # 2 s per workload and round
 //! WALDEN_BENCH_SECS=0.3 cargo bench -p walden-redis --bench redis_vs_embedded
 //! WALDEN_BENCH_ONLY=limiter cargo bench -p walden-redis --bench redis_vs_embedded  # or update
 //! ```
@@ -36,13 +36,16 @@ const CLIENTS: [usize; 3] = [1, 16, 64];
 /// Rounds per row; a row reports medians.
 const ROUNDS: usize = 3;
 
+/// Slices per round and workload; each runs for the configured time ÷ this.
+const SLICES: usize = 8;
+
 /// Length of the uncounted round before a row's rounds.
 const WARM_UP_SECS: f64 = 0.2;
 
 static WARMING: AtomicBool = AtomicBool::new(false);
 
 fn seconds() -> f64 {
-    std::env::var("WALDEN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0)
+    std::env::var("WALDEN_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0)
 }
 
 /// One workload's result in one round.
@@ -58,7 +61,8 @@ struct Sample {
 fn run(clients: usize, op: &(dyn Fn(usize) + Sync)) -> (f64, u64) {
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
-    let secs = if WARMING.load(Ordering::Relaxed) { WARM_UP_SECS } else { seconds() };
+    let secs =
+        if WARMING.load(Ordering::Relaxed) { WARM_UP_SECS } else { seconds() / SLICES as f64 };
     let began = Instant::now();
     std::thread::scope(|s| {
         for c in 0..clients {
@@ -219,6 +223,15 @@ fn update(backend: &dyn Backend) {
     backend.update::<u64, _>("bench", "hot", |n| Some(n.unwrap_or(0) + 1)).unwrap();
 }
 
+/// Slices of equal length: the mean rate is the rate over the round.
+fn mean(v: &[Sample]) -> Sample {
+    let n = v.len() as f64;
+    Sample {
+        ops_per_s: v.iter().map(|s| s.ops_per_s).sum::<f64>() / n,
+        round_trips_per_op: v.iter().map(|s| s.round_trips_per_op).sum::<f64>() / n,
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -239,18 +252,22 @@ fn row(
     plain(clients);
     WARMING.store(false, Ordering::Relaxed);
     let (mut w, mut p, mut e, mut ratios) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        // The order rotates, so that no workload always runs right after the embedded one
-        // (whose writes the disk may still be flushing) or always first.
-        let (mut ws, mut ps) = (None, None);
-        for step in 0..3 {
-            match (round + step) % 3 {
-                0 => ws = Some(walden(clients)),
-                1 => ps = Some(plain(clients)),
-                _ => e.push(embedded(clients)),
+    for _ in 0..ROUNDS {
+        // A round alternates short slices of the workloads, and the order rotates, so that
+        // the machine's load (the disk's fsync latency above all) hits them alike and no
+        // workload always runs right after the embedded one.
+        let (mut ws, mut ps, mut es) = (Vec::new(), Vec::new(), Vec::new());
+        for slice in 0..SLICES {
+            for step in 0..3 {
+                match (slice + step) % 3 {
+                    0 => ws.push(walden(clients)),
+                    1 => ps.push(plain(clients)),
+                    _ => es.push(embedded(clients)),
+                }
             }
         }
-        let (ws, ps) = (ws.expect("ran"), ps.expect("ran"));
+        let (ws, ps) = (mean(&ws), mean(&ps));
+        e.push(es.iter().sum::<f64>() / es.len() as f64);
         ratios.push(ws.ops_per_s / ps.ops_per_s);
         w.push(ws);
         p.push(ps);

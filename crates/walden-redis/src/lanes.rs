@@ -135,7 +135,7 @@ pub(crate) fn nested() -> bool {
 }
 
 /// The same error for another member of a failed group.
-pub(crate) fn replicate(e: &Error) -> Error {
+fn replicate(e: &Error) -> Error {
     match e {
         Error::Unavailable { backend, message } => {
             Error::Unavailable { backend, message: message.clone() }

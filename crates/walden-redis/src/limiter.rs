@@ -4,12 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use redis::Value;
 use walden::api::rules::{check_cost, check_limiter_name, check_quota};
 use walden::api::{gcra_decide, Limiter};
 use walden::{Decision, Error, Quota, Result};
 
-use crate::checks::Check;
-use crate::conn::BACKEND;
+use crate::documents::{bad_reply, int, number};
+use crate::scripts::GCRA_SCRIPT;
 use crate::Shared;
 
 const NS_PER_S: u64 = 1_000_000_000;
@@ -53,6 +54,19 @@ fn split_ns(ns: u128) -> (u64, u64) {
     (ns / NS_PER_S, ns % NS_PER_S)
 }
 
+/// The GCRA script's reply: allowed, Redis's `TIME` in ns, the stored TAT in ns (0: none).
+fn parse_gcra(reply: &Value) -> Option<(bool, u64, u64)> {
+    let Value::Array(a) = reply else { return None };
+    let [allowed, secs, micros, stored] = a.as_slice() else { return None };
+    let now =
+        number(secs)??.checked_mul(NS_PER_S)?.checked_add(number(micros)??.checked_mul(1_000)?)?;
+    let tat = match stored {
+        Value::Nil => 0,
+        other => number(other)??,
+    };
+    Some((int(allowed)? == 1, now, tat))
+}
+
 impl RedisLimiter {
     pub(crate) fn new(
         shared: Arc<Shared>,
@@ -69,21 +83,29 @@ impl RedisLimiter {
         let t = quota.interval().as_nanos();
         let (cost_s, cost_ns) = split_ns(t * u128::from(n.max(1)));
         let (win_s, win_ns) = split_ns(t * u128::from(quota.burst()));
-        let check = Check {
-            key: self.shared.keys.limiter(&self.name, key),
-            args: [cost_s, cost_ns, win_s, win_ns, u64::from(n > 0)],
-        };
-        let answer = self.shared.checks.run(&self.shared, check)?;
+        let redis_key = self.shared.keys.limiter(&self.name, key);
+        let shared = &self.shared;
+        let reply: Value = shared.pool.run(|con| {
+            let r: Value = GCRA_SCRIPT
+                .key(redis_key)
+                .arg(cost_s)
+                .arg(cost_ns)
+                .arg(win_s)
+                .arg(win_ns)
+                .arg(u8::from(n > 0))
+                .invoke(con)?;
+            if n > 0 && matches!(&r, Value::Array(a) if a.first() == Some(&Value::Int(1))) {
+                shared.wait_replicas(con)?;
+            }
+            Ok(r)
+        })?;
+        let (allowed, now, tat) =
+            parse_gcra(&reply).ok_or_else(|| bad_reply("rate-limit check", &reply))?;
         // The script decided atomically; the same arithmetic as the embedded limiter turns
         // its inputs into the decision's fields.
-        let (decision, _) = gcra_decide(quota, answer.stored_tat_unix_ns, answer.now_unix_ns, n);
-        if decision.allowed != answer.allowed {
-            return Err(Error::Backend {
-                backend: BACKEND,
-                message: format!(
-                    "rate-limit check: Redis decided {answer:?}, the arithmetic differs"
-                ),
-            });
+        let (decision, _) = gcra_decide(quota, tat, now, n);
+        if decision.allowed != allowed {
+            return Err(bad_reply("rate-limit check (decision differs)", &reply));
         }
         Ok(decision)
     }

@@ -118,47 +118,36 @@ end
 return out
 "#;
 
-/// Rate limiter: GCRA checks, each decided at the same `TIME`, in order. Per check i:
-/// KEYS[i] = the key's TAT; ARGV[5i-4..5i] = cost (n·T) seconds and nanoseconds, window
-/// (B·T) seconds and nanoseconds, `1` to consume (`0`: peek). An allowed consuming check
-/// stores the new TAT with an expiry at that time (idle keys vanish). Returns `{TIME seconds,
-/// TIME microseconds, then per check: allowed, stored TAT or nil}`: the client turns them into
+/// Rate limiter: one GCRA check. KEYS[1] = the key's TAT. ARGV = cost (n·T) seconds and
+/// nanoseconds, window (B·T) seconds and nanoseconds, `1` to consume (`0`: peek). An allowed
+/// consuming check stores the new TAT with an expiry at that time (idle keys vanish). Returns
+/// `{allowed, TIME seconds, TIME microseconds, stored TAT or nil}`: the client turns them into
 /// the decision's fields with the embedded limiter's arithmetic.
 ///
 /// It is the hottest script, so it does only what must happen inside Redis (profiled with
-/// `INFO commandstats`: the script call and `TIME` cost more than an `INCR`, which is why
-/// checks that arrive together share a call, see `checks`): no helper closures, no formatting
-/// of the reply (`TIME`'s strings and the stored strings go back as they are), one
-/// `string.format` for each value it writes.
+/// `INFO commandstats`: the script machinery and its three calls are most of its cost): no
+/// helper closures, no formatting of the reply (`TIME`'s own strings and the stored string go
+/// back as they are), one `string.format` for the value it writes.
 const GCRA: &str = r#"
 local t = redis.call('TIME')
 local now_s, now_n = tonumber(t[1]), tonumber(t[2]) * 1000
-local out = {t[1], t[2]}
-for i = 1, #KEYS do
-  local b = 5 * (i - 1)
-  local tat_s, tat_n = now_s, now_n
-  local stored = redis.call('GET', KEYS[i])
-  if stored then
-    local s, n = tonumber(string.sub(stored, 1, -10)), tonumber(string.sub(stored, -9))
-    if s > now_s or (s == now_s and n > now_n) then tat_s, tat_n = s, n end
-  end
-  local new_s, new_n = tat_s + tonumber(ARGV[b + 1]), tat_n + tonumber(ARGV[b + 2])
-  if new_n >= 1e9 then new_s, new_n = new_s + 1, new_n - 1e9 end
-  local lim_s, lim_n = now_s + tonumber(ARGV[b + 3]), now_n + tonumber(ARGV[b + 4])
-  if lim_n >= 1e9 then lim_s, lim_n = lim_s + 1, lim_n - 1e9 end
-  if new_s > lim_s or (new_s == lim_s and new_n > lim_n) then
-    out[2 * i + 1] = 0
-  else
-    out[2 * i + 1] = 1
-    if ARGV[b + 5] == '1' then
-      local ms = math.ceil((new_s - now_s) * 1000 + (new_n - now_n) / 1e6)
-      if ms < 1 then ms = 1 end
-      redis.call('SET', KEYS[i], string.format('%d%09d', new_s, new_n), 'PX', ms)
-    end
-  end
-  out[2 * i + 2] = stored
+local tat_s, tat_n = now_s, now_n
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local s, n = tonumber(string.sub(stored, 1, -10)), tonumber(string.sub(stored, -9))
+  if s > now_s or (s == now_s and n > now_n) then tat_s, tat_n = s, n end
 end
-return out
+local new_s, new_n = tat_s + tonumber(ARGV[1]), tat_n + tonumber(ARGV[2])
+if new_n >= 1e9 then new_s, new_n = new_s + 1, new_n - 1e9 end
+local lim_s, lim_n = now_s + tonumber(ARGV[3]), now_n + tonumber(ARGV[4])
+if lim_n >= 1e9 then lim_s, lim_n = lim_s + 1, lim_n - 1e9 end
+if new_s > lim_s or (new_s == lim_s and new_n > lim_n) then return {0, t[1], t[2], stored} end
+if ARGV[5] == '1' then
+  local ms = math.ceil((new_s - now_s) * 1000 + (new_n - now_n) / 1e6)
+  if ms < 1 then ms = 1 end
+  redis.call('SET', KEYS[1], string.format('%d%09d', new_s, new_n), 'PX', ms)
+end
+return {1, t[1], t[2], stored}
 "#;
 
 /// Circuit breaker: the state machine of the embedded breaker, on one hash shared by every

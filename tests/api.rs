@@ -365,11 +365,15 @@ fn scans_see_one_consistent_state_while_writers_run() {
     let scans = Arc::new(AtomicU64::new(0));
     std::thread::scope(|sc| {
         for w in 0..WRITERS {
-            let (s, writers_done) = (s.clone(), writers_done.clone());
+            let (s, writers_done, scans) = (s.clone(), writers_done.clone(), scans.clone());
             sc.spawn(move || {
                 let mut rng = common::Rng::new(w as u64 + 1);
                 let mut moved = 0;
-                while moved < TRANSFERS {
+                // Keep writing until a scan has overlapped the writes (on a loaded machine the
+                // scanners may be scheduled late), bounded so a broken scanner cannot hang.
+                while moved < TRANSFERS
+                    || (scans.load(Ordering::SeqCst) == 0 && moved < TRANSFERS * 1_000)
+                {
                     let (a, b) = (rng.range(0, ACCOUNTS as u64), rng.range(0, ACCOUNTS as u64));
                     if a == b {
                         continue;

@@ -74,3 +74,13 @@ impl StoreLock {
         let _ = self.0.unlock();
     }
 }
+
+impl Drop for StoreLock {
+    /// Unlocks explicitly instead of relying on `close(2)`: a `flock` belongs to the open file
+    /// description, and a child process forked by another thread holds a copy of the
+    /// descriptor until its `exec`, so closing ours alone could leave the store locked for a
+    /// moment after the last handle was dropped.
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}

@@ -23,6 +23,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use serde_json::value::RawValue;
@@ -278,10 +279,24 @@ impl Lanes {
             let members = std::mem::take(&mut g.members);
             g.pending_json_bytes = 0;
             g.in_flight = true;
-            let result = MutexGuard::unlocked(g, || io.commit(&ops));
+            // A panic inside the commit must not leave the lane in flight for ever (every
+            // later update of its keys would wait): the members get an error, then the
+            // panic goes on.
+            let result =
+                MutexGuard::unlocked(g, || catch_unwind(AssertUnwindSafe(|| io.commit(&ops))));
             g.in_flight = false;
+            let (result, panic) = match result {
+                Ok(r) => (r, None),
+                Err(p) => {
+                    let message = "the commit script call panicked".to_owned();
+                    (Err(Error::Backend { backend: BACKEND, message }), Some(p))
+                }
+            };
             self.settle(g, &ops, &members, result);
             cv.notify_all();
+            if let Some(p) = panic {
+                resume_unwind(p);
+            }
         }
     }
 
@@ -362,6 +377,37 @@ mod tests {
             panic!()
         };
         assert_eq!(v, 9, "once Redis assigned it, the version is known");
+    }
+
+    /// A backend whose first commit panics.
+    struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+    impl LaneIo for PanicsOnce {
+        fn read(&self, _: &str, _: &str) -> Result<Option<RawDoc>> {
+            Ok(None)
+        }
+        fn prepare(&self, _: Batch) -> Result<Vec<Operation>> {
+            Ok(vec![put("1")])
+        }
+        fn commit(&self, _: &[Operation]) -> Result<Commit> {
+            if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                panic!("first commit");
+            }
+            Ok(Commit::Applied(vec![Some(1)]))
+        }
+    }
+
+    #[test]
+    fn a_commit_that_panics_leaves_the_lane_usable() {
+        let lanes = Lanes::new();
+        let io = PanicsOnce(Default::default());
+        let mut attempt = |_: Option<(u64, &RawValue)>| Ok(Batch::new());
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            lanes.update(&io, "c", "k", &mut attempt)
+        }));
+        assert!(first.is_err(), "the panic goes on to the caller");
+        // Not left in flight: the next update of the same key commits instead of waiting.
+        assert_eq!(lanes.update(&io, "c", "k", &mut attempt).unwrap(), vec![Some(1)]);
     }
 
     #[test]

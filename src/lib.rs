@@ -29,6 +29,7 @@ pub use error::{CorruptionKind, Error, IoOp, LimitKind, PoisonCause, Result};
 pub use limits::MAX_OBJECT_NAME_BYTES;
 pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
 pub use store::{
-    BackupReport, Batch, CompactionReport, Durability, ImportMode, ImportReport, Options,
-    RecoveryStats, Retention, Scan, Stats, Store, Validator, Versioned, BACKUP_DIR_PREFIX,
+    BackupReport, Batch, CommitStatus, CompactionReport, Completion, Durability, ImportMode,
+    ImportReport, Options, RecoveryStats, Retention, Scan, Stats, Store, Submitted, Validator,
+    Versioned, BACKUP_DIR_PREFIX,
 };

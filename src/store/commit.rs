@@ -8,7 +8,7 @@ use super::batch::{Cond, Op};
 use super::hook::{DocEffect, DocLog, Effects};
 use super::names::check_collection;
 use super::overlay::DocKey;
-use super::{Batch, Durability, Store};
+use super::{Batch, Store};
 use crate::error::{Error, LimitKind, Result};
 use crate::format::{
     batch_op_encoded_len, encode_batch_op, BatchOp, BatchOpKind, RecordKind, BATCH_COUNT_BYTES,
@@ -85,7 +85,7 @@ impl Store {
             q.sequenced.set(k, ticket.lsn, state);
         }
         drop(q);
-        self.inner.wal.wait(ticket, durability)?;
+        self.wait_for(ticket, durability)?;
         Ok(results)
     }
 
@@ -150,11 +150,6 @@ impl Store {
         DocLog::check_writable(&q)?;
         let now = self.inner.options.clock.now_unix_ns();
         Ok(DocLog::enqueue(&mut q, now, kind, body, Effects::None))
-    }
-
-    /// Waits until a ticket's record is written (`Buffered`) or fsynced (`Immediate`).
-    pub(crate) fn wait_for(&self, ticket: Ticket, durability: Durability) -> Result<()> {
-        self.inner.wal.wait(ticket, durability)
     }
 }
 

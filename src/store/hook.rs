@@ -55,18 +55,27 @@ pub(crate) type DocLog = LogWriter<DocHook>;
 /// The store's commit queue.
 pub(crate) type DocQueue = Queue<DocHook>;
 
+/// Records applied per hold of the documents' write lock. A group of a thousand records
+/// applied under one hold would stall every reader — and every writer, which reads the applied
+/// state under the queue mutex to check its preconditions — for the whole apply; readers may
+/// see a prefix of a written group, which is a state the log holds (records are applied whole,
+/// in LSN order).
+const APPLY_RECORDS_PER_LOCK: usize = 64;
+
 /// Applies a written group's effects to the documents readers see.
 fn apply_group(docs: &RwLock<Docs>, group: &[PendingRecord<Effects>]) {
-    let mut docs = docs.write();
-    for r in group {
-        if let Effects::Docs(effects) = &r.payload {
-            for e in effects {
-                let doc = e.doc.clone().map(|mut d| {
-                    d.written_unix_ns = r.timestamp_unix_ns;
-                    d.lsn = r.lsn;
-                    d
-                });
-                apply_doc(&mut docs, &e.collection, &e.key, doc);
+    for chunk in group.chunks(APPLY_RECORDS_PER_LOCK) {
+        let mut docs = docs.write();
+        for r in chunk {
+            if let Effects::Docs(effects) = &r.payload {
+                for e in effects {
+                    let doc = e.doc.clone().map(|mut d| {
+                        d.written_unix_ns = r.timestamp_unix_ns;
+                        d.lsn = r.lsn;
+                        d
+                    });
+                    apply_doc(&mut docs, &e.collection, &e.key, doc);
+                }
             }
         }
     }

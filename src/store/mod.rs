@@ -18,9 +18,10 @@ pub(crate) mod overlay;
 mod reads;
 mod recovery;
 mod stats;
+mod submit;
 mod write;
 
-pub use crate::wal::Durability;
+pub use crate::wal::{Completion, Durability};
 pub use backup::{BackupReport, Retention, BACKUP_DIR_PREFIX};
 pub use batch::Batch;
 pub use compact::CompactionReport;
@@ -29,6 +30,7 @@ pub use options::{Options, Validator};
 pub use reads::{Scan, Versioned};
 pub use recovery::RecoveryStats;
 pub use stats::Stats;
+pub use submit::{CommitStatus, Submitted};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -148,6 +150,7 @@ impl Store {
         let closed = self.inner.wal.close();
         let r = synced.and(closed);
         self.inner.stop_background();
+        self.inner.wal.stop_committer();
         // Nothing can be written any more; let the next opener in.
         self.inner.lock.unlock();
         r
@@ -179,6 +182,7 @@ impl Drop for Inner {
         // The flusher holds the log, not the store, so this runs on the thread that dropped
         // the last clone and the lock is free when the drop returns.
         self.stop_background();
+        self.wal.stop_committer();
         if self.wal.sync().is_ok() {
             let _ = self.wal.close();
         }

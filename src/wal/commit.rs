@@ -1,12 +1,15 @@
-//! Group commit: the queue, leader election, tickets and durability.
+//! Group commit: the queue, leader election, per-waiter completions and durability.
 //!
-//! Writers enqueue records under one mutex, which assigns LSNs in order. The first writer that
-//! finds no leader becomes the leader: it takes everything queued, frames it into one buffer,
-//! makes one `write` and (if any record in it needs durability) one `fdatasync`, outside the
-//! mutex, then publishes the new written/durable LSNs and wakes everyone. Writers that queued
-//! while the leader was busy are covered by the next leader's write and fsync, so a single fsync
-//! acknowledges many commits. A record is acknowledged only after an fsync that began after the
-//! record was written.
+//! Writers enqueue records under one mutex, which assigns LSNs in order, and register a
+//! completion slot for the record they wait for. The first waiter that finds no leader becomes
+//! the leader: it takes everything queued, frames it into one buffer, makes one `write` and (if
+//! any record in it needs durability) one `fdatasync`, outside the mutex, then publishes the new
+//! written/durable LSNs and completes exactly the slots its group finished (see
+//! [`completion`](super::completion)): no other waiter wakes. If work remains, the leader hands
+//! leadership to one successor — a pending seal first, then the oldest blocking waiter, then the
+//! committer thread (which leads for waiters that are futures, so no write or fsync ever runs on
+//! an async executor) — instead of letting every waiter race for it. A record is acknowledged
+//! only after an fsync that began after the record was written.
 //!
 //! A failed write or fsync poisons the log for good: every queued record fails, no later write is
 //! accepted, and the fsync is never retried (after a failed fsync the kernel may have dropped the
@@ -16,12 +19,16 @@
 //! [`CommitHook`]'s type, and the hook applies written groups, keeps whatever was sequenced but
 //! not yet applied, and drops it when the log retires or poisons it.
 
+use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::completion::{Outcome, Slot, Wake};
 use super::counters::{elapsed_us, WalCounters};
 use super::segment_writer::{SegmentWriter, StepError};
 use crate::error::{Error, PoisonCause, Result};
@@ -68,21 +75,47 @@ pub(crate) struct PendingRecord<P> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ticket {
     pub lsn: u64,
-    enqueued: Instant,
+    pub(super) enqueued: Instant,
+}
+
+/// A registered waiter: completed by the leader whose group finishes its record.
+struct Waiter {
+    lsn: u64,
+    durability: Durability,
+    slot: Arc<Slot>,
+    /// A parked thread, which may be handed leadership (a future never is).
+    blocking: bool,
+    /// When its record was enqueued, for the latency histogram (`None`: a sync).
+    enqueued: Option<Instant>,
+}
+
+/// The committer thread's flags.
+#[derive(Default)]
+pub(super) struct Committer {
+    pub(super) running: bool,
+    /// Leadership was handed to it: lead one group.
+    pub(super) wanted: bool,
+    pub(super) stop: bool,
 }
 
 /// The queue and the positions it publishes; guarded by the log's mutex.
 pub(crate) struct Queue<H: CommitHook> {
-    next_lsn: u64,
+    pub(super) next_lsn: u64,
     last_timestamp_unix_ns: u64,
     pending: Vec<PendingRecord<H::Payload>>,
     written_lsn: u64,
     durable_lsn: u64,
     /// Highest LSN some waiter needs fsynced.
     sync_target: u64,
+    /// Someone leads (or was handed the lead and is on its way).
     leader: bool,
     poisoned: Option<PoisonCause>,
     closed: bool,
+    /// Waiters in LSN order.
+    waiters: VecDeque<Waiter>,
+    /// Seals waiting for the lead (served before any writer).
+    seals: Vec<Arc<Slot>>,
+    pub(super) committer: Committer,
     /// The record that was last durable when this epoch began (recovery made it durable).
     base: Watermark,
     /// LSN of this epoch's first record.
@@ -102,8 +135,9 @@ impl<H: CommitHook> Queue<H> {
         }
     }
 
-    /// Poisons the queue: every queued record fails and sequenced state is dropped.
-    fn poison(&mut self, step: StepError) -> PoisonCause {
+    /// Poisons the queue: every queued record fails, sequenced state is dropped, and the slots
+    /// to fail are returned (complete them after releasing the lock).
+    fn poison(&mut self, step: StepError) -> (PoisonCause, Vec<(Arc<Slot>, Outcome)>) {
         let cause = PoisonCause::from_step(&step);
         tracing::error!(
             target: "walden",
@@ -117,14 +151,89 @@ impl<H: CommitHook> Queue<H> {
         self.poisoned = Some(cause.clone());
         self.pending.clear();
         H::clear(&mut self.sequenced);
-        cause
+        self.leader = false;
+        let failed = self
+            .waiters
+            .drain(..)
+            .map(|w| w.slot)
+            .chain(self.seals.drain(..))
+            .map(|slot| (slot, Err(cause.clone())))
+            .collect();
+        (cause, failed)
     }
+
+    fn satisfied(&self, lsn: u64, durability: Durability) -> bool {
+        match durability {
+            Durability::Immediate => self.durable_lsn >= lsn,
+            Durability::Buffered => self.written_lsn >= lsn,
+        }
+    }
+
+    /// Removes the waiters the published positions satisfy and returns their slots.
+    fn take_done(&mut self, counters: &WalCounters) -> Vec<(Arc<Slot>, Outcome)> {
+        let (written, durable) = (self.written_lsn, self.durable_lsn);
+        let n = self.waiters.partition_point(|w| w.lsn <= written);
+        let mut done = Vec::with_capacity(n);
+        let mut kept = Vec::new();
+        for w in self.waiters.drain(..n) {
+            if w.durability == Durability::Buffered || w.lsn <= durable {
+                if let Some(t) = w.enqueued {
+                    counters.latency.record(elapsed_us(t));
+                }
+                done.push((w.slot, Ok(())));
+            } else {
+                kept.push(w);
+            }
+        }
+        for w in kept.into_iter().rev() {
+            self.waiters.push_front(w);
+        }
+        done
+    }
+
+    /// Chooses who leads next, if anything is left to do; clears `leader` otherwise.
+    fn successor(&mut self) -> Option<Successor> {
+        let work = !self.pending.is_empty() || self.sync_target > self.durable_lsn;
+        if let Some(seal) = self.seals.pop() {
+            return Some(Successor::Slot(seal));
+        }
+        if work {
+            if let Some(w) = self.waiters.iter().find(|w| w.blocking) {
+                return Some(Successor::Slot(w.slot.clone()));
+            }
+            if self.committer.running && !self.committer.stop {
+                self.committer.wanted = true;
+                return Some(Successor::Committer);
+            }
+        }
+        // Nobody waits for what is left: whoever registers for it next leads.
+        self.leader = false;
+        None
+    }
+}
+
+/// The next leader, told after the queue lock is released.
+enum Successor {
+    Slot(Arc<Slot>),
+    Committer,
+}
+
+/// What a registration found.
+pub(super) enum Registered {
+    /// Already satisfied, or failed.
+    Done(Outcome),
+    /// Registered; the caller is now the leader and must lead a group.
+    Lead,
+    /// Registered; someone else leads.
+    Wait,
 }
 
 /// The log's write side: queue, leader election and the segment writer.
 pub(crate) struct LogWriter<H: CommitHook> {
-    queue: Mutex<Queue<H>>,
-    cond: Condvar,
+    pub(super) queue: Mutex<Queue<H>>,
+    /// Wakes the committer thread (waits on `queue`).
+    pub(super) committer_cv: Condvar,
+    pub(super) committer_thread: Mutex<Option<JoinHandle<()>>>,
     writer: Mutex<SegmentWriter>,
     hook: H,
     epoch: u64,
@@ -172,11 +281,15 @@ impl<H: CommitHook> LogWriter<H> {
                 leader: false,
                 poisoned: None,
                 closed: false,
+                waiters: VecDeque::new(),
+                seals: Vec::new(),
+                committer: Committer::default(),
                 base,
                 first_lsn: next_lsn,
                 sequenced: H::Sequenced::default(),
             }),
-            cond: Condvar::new(),
+            committer_cv: Condvar::new(),
+            committer_thread: Mutex::new(None),
             writer: Mutex::new(writer),
             hook,
             counters,
@@ -228,49 +341,74 @@ impl<H: CommitHook> LogWriter<H> {
     /// Waits until the ticket's record is written (`Buffered`) or durable (`Immediate`),
     /// leading groups as needed.
     pub fn wait(&self, ticket: Ticket, durability: Durability) -> Result<()> {
-        let mut q = self.queue.lock();
-        if durability == Durability::Immediate {
-            q.sync_target = q.sync_target.max(ticket.lsn);
-        }
-        let q = self.drive(q, |q| match durability {
-            Durability::Immediate => q.durable_lsn >= ticket.lsn,
-            Durability::Buffered => q.written_lsn >= ticket.lsn,
-        })?;
-        drop(q);
-        self.counters.latency.record(elapsed_us(ticket.enqueued));
-        Ok(())
+        self.wait_lsn(ticket.lsn, durability, Some(ticket.enqueued))
     }
 
     /// Makes everything enqueued so far durable.
     pub fn sync(&self) -> Result<()> {
-        let mut q = self.queue.lock();
-        if let Some(cause) = &q.poisoned {
-            return Err(Error::Poisoned { cause: cause.clone() });
-        }
-        let target = q.next_lsn - 1;
-        q.sync_target = q.sync_target.max(target);
-        self.drive(q, |q| q.durable_lsn >= target).map(drop)
-    }
-
-    /// Until `done` holds: wait while another thread leads, lead a group when none does.
-    /// Fails once the log is poisoned.
-    fn drive<'a>(
-        &'a self,
-        mut q: MutexGuard<'a, Queue<H>>,
-        done: impl Fn(&Queue<H>) -> bool,
-    ) -> Result<MutexGuard<'a, Queue<H>>> {
-        loop {
-            if done(&q) {
-                return Ok(q);
-            }
+        let target = {
+            let q = self.queue.lock();
             if let Some(cause) = &q.poisoned {
                 return Err(Error::Poisoned { cause: cause.clone() });
             }
-            if q.leader {
-                self.cond.wait(&mut q);
-            } else {
-                q = self.lead(q);
+            q.next_lsn - 1
+        };
+        self.wait_lsn(target, Durability::Immediate, None)
+    }
+
+    /// Blocks until `lsn` is written or durable as `durability` asks, leading groups when
+    /// handed the lead.
+    pub(super) fn wait_lsn(
+        &self,
+        lsn: u64,
+        durability: Durability,
+        enqueued: Option<Instant>,
+    ) -> Result<()> {
+        let slot = Arc::new(Slot::default());
+        let mut q = self.queue.lock();
+        match self.register(&mut q, lsn, durability, &slot, true, enqueued) {
+            Registered::Done(outcome) => return outcome.map_err(|cause| Error::Poisoned { cause }),
+            Registered::Lead => self.lead(q),
+            Registered::Wait => drop(q),
+        }
+        loop {
+            match slot.block() {
+                Wake::Done(outcome) => return outcome.map_err(|cause| Error::Poisoned { cause }),
+                Wake::Lead => self.lead(self.queue.lock()),
             }
+        }
+    }
+
+    /// Registers a waiter for `lsn`; takes the lead if nobody holds it.
+    pub(super) fn register(
+        &self,
+        q: &mut Queue<H>,
+        lsn: u64,
+        durability: Durability,
+        slot: &Arc<Slot>,
+        blocking: bool,
+        enqueued: Option<Instant>,
+    ) -> Registered {
+        if q.satisfied(lsn, durability) {
+            if let Some(t) = enqueued {
+                self.counters.latency.record(elapsed_us(t));
+            }
+            return Registered::Done(Ok(()));
+        }
+        if let Some(cause) = &q.poisoned {
+            return Registered::Done(Err(cause.clone()));
+        }
+        if durability == Durability::Immediate {
+            q.sync_target = q.sync_target.max(lsn);
+        }
+        let at = q.waiters.partition_point(|w| w.lsn <= lsn);
+        let waiter = Waiter { lsn, durability, slot: slot.clone(), blocking, enqueued };
+        q.waiters.insert(at, waiter);
+        if q.leader {
+            Registered::Wait
+        } else {
+            q.leader = true;
+            Registered::Lead
         }
     }
 
@@ -278,39 +416,71 @@ impl<H: CommitHook> LogWriter<H> {
     /// fsynced and a new segment is started, so every segment below the returned number is
     /// complete and immutable. Returns `(active segment number, last LSN in sealed segments)`.
     ///
-    /// Takes leadership for the duration, so no group is in flight. A failure poisons the
-    /// store like any failed write or fsync.
+    /// Takes leadership for the duration (handed over ahead of any writer, so a seal never
+    /// waits behind a stream of groups), so no group is in flight. A failure poisons the store
+    /// like any failed write or fsync.
     pub fn seal(&self) -> Result<(u64, u64)> {
-        let mut q = self.queue.lock();
-        Self::check_writable(&q)?;
-        while q.leader {
-            self.cond.wait(&mut q);
-        }
-        Self::check_writable(&q)?;
-        q.leader = true;
-        drop(q);
+        self.acquire_lead()?;
         let result = {
             let mut w = self.writer.lock();
-            let rolled = if w.next_lsn > w.first_lsn {
+            let result = if w.next_lsn > w.first_lsn {
                 let next = w.next_lsn;
                 w.roll(next, &self.counters)
             } else {
                 Ok(())
             };
-            rolled.map(|()| (w.segment_no(), w.first_lsn - 1))
+            result.map(|()| (w.segment_no(), w.first_lsn - 1))
         };
         let mut q = self.queue.lock();
-        q.leader = false;
-        let out = match result {
+        let (out, done) = match result {
             Ok((segment_no, sealed_lsn)) => {
                 // Everything written is in a fsynced segment now.
                 q.durable_lsn = q.durable_lsn.max(q.written_lsn);
-                Ok((segment_no, sealed_lsn))
+                (Ok((segment_no, sealed_lsn)), q.take_done(&self.counters))
             }
-            Err(step) => Err(Error::Poisoned { cause: q.poison(step) }),
+            Err(step) => {
+                let (cause, failed) = q.poison(step);
+                (Err(Error::Poisoned { cause }), failed)
+            }
         };
-        self.cond.notify_all();
+        let next = if out.is_ok() { q.successor() } else { None };
+        drop(q);
+        self.finish_round(done, next);
         out
+    }
+
+    /// Blocks until this thread holds the log's leadership (handed over ahead of any writer
+    /// once the current group is done). Fails if the log is poisoned or closed. The caller
+    /// must end its round with [`LogWriter::finish_round`] after choosing a successor.
+    fn acquire_lead(&self) -> Result<()> {
+        {
+            let q = self.queue.lock();
+            Self::check_writable(&q)?;
+        }
+        self.acquire_lead_when(|q| Self::check_writable(q).is_ok())
+    }
+
+    /// [`LogWriter::acquire_lead`] with the caller's own condition on the queue (the close
+    /// takes the lead on a log that refuses writes).
+    fn acquire_lead_when(&self, ok: impl Fn(&Queue<H>) -> bool) -> Result<()> {
+        let mut q = self.queue.lock();
+        if !ok(&q) {
+            return Err(q
+                .poisoned
+                .clone()
+                .map_or(Error::Closed, |cause| Error::Poisoned { cause }));
+        }
+        if !q.leader {
+            q.leader = true;
+            return Ok(());
+        }
+        let slot = Arc::new(Slot::default());
+        q.seals.push(slot.clone());
+        drop(q);
+        match slot.block() {
+            Wake::Done(Err(cause)) => Err(Error::Poisoned { cause }),
+            Wake::Done(Ok(())) | Wake::Lead => Ok(()),
+        }
     }
 
     /// Whether anything written is not yet durable (for the background flusher).
@@ -324,26 +494,39 @@ impl<H: CommitHook> LogWriter<H> {
     /// close every damage in the log is provably damage in synced data. Idempotent; a failure
     /// poisons the log.
     pub fn close(&self) -> Result<()> {
-        let mut q = self.queue.lock();
-        while q.leader {
-            self.cond.wait(&mut q);
+        {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return Ok(());
+            }
+            q.closed = true;
         }
-        if q.closed {
+        // Poisoned: no marker (and nothing to report here; the poisoning was reported).
+        if self.acquire_lead_when(|q| q.poisoned.is_none()).is_err() {
             return Ok(());
         }
-        q.closed = true;
+        let mut q = self.queue.lock();
         if q.poisoned.is_some() || q.durable_lsn < q.next_lsn - 1 {
             // A marker must not name records that are not durable.
+            let next = q.successor();
+            drop(q);
+            self.finish_round(Vec::new(), next);
             return Ok(());
         }
-        q.leader = true;
         let (watermark, ts) = (q.watermark(self.epoch), q.last_timestamp_unix_ns);
         drop(q);
         let result = self.writer.lock().write_close(watermark, ts);
         let mut q = self.queue.lock();
-        q.leader = false;
-        let out = result.map_err(|step| Error::Poisoned { cause: q.poison(step) });
-        self.cond.notify_all();
+        let (out, failed) = match result {
+            Ok(()) => (Ok(()), Vec::new()),
+            Err(step) => {
+                let (cause, failed) = q.poison(step);
+                (Err(Error::Poisoned { cause }), failed)
+            }
+        };
+        let next = if out.is_ok() { q.successor() } else { None };
+        drop(q);
+        self.finish_round(failed, next);
         out
     }
 
@@ -378,9 +561,11 @@ impl<H: CommitHook> LogWriter<H> {
         }
     }
 
-    /// One round of leadership: write (and fsync) everything queued, outside the mutex.
-    fn lead<'a>(&'a self, mut q: MutexGuard<'a, Queue<H>>) -> MutexGuard<'a, Queue<H>> {
-        q.leader = true;
+    /// One round of leadership (the caller holds it: `q.leader` is set): write (and fsync)
+    /// everything queued, outside the mutex; complete the waiters it finished; hand the lead
+    /// on. Returns with the queue unlocked.
+    pub(super) fn lead<'a>(&'a self, mut q: MutexGuard<'a, Queue<H>>) {
+        debug_assert!(q.leader);
         // With concurrent writers, wait a moment so the writers just woken by the previous
         // group can queue their next records and share this group's fsync.
         if let Some(delay) = self.max_commit_delay {
@@ -397,8 +582,12 @@ impl<H: CommitHook> LogWriter<H> {
         let watermark = q.watermark(self.epoch);
         drop(q);
 
-        let frames = group.iter().map(|r| (r.lsn, r.timestamp_unix_ns, r.kind, &r.body[..]));
-        let result = self.writer.lock().write_group(frames, watermark, sync, &self.counters);
+        let result = if group.is_empty() && !sync {
+            Ok(())
+        } else {
+            let frames = group.iter().map(|r| (r.lsn, r.timestamp_unix_ns, r.kind, &r.body[..]));
+            self.writer.lock().write_group(frames, watermark, sync, &self.counters)
+        };
         if result.is_ok() && !group.is_empty() {
             self.hook.apply(&group);
             let n = group.len() as u64;
@@ -407,22 +596,36 @@ impl<H: CommitHook> LogWriter<H> {
             self.counters.max_group_records.fetch_max(n, Ordering::Relaxed);
             self.last_group_records.store(n, Ordering::Relaxed);
         }
+        drop(group);
 
         let mut q = self.queue.lock();
-        q.leader = false;
-        match result {
+        let (done, next) = match result {
             Ok(()) => {
                 q.written_lsn = last_lsn;
                 if sync {
                     q.durable_lsn = last_lsn;
                 }
                 H::retire(&mut q.sequenced, last_lsn);
+                let done = q.take_done(&self.counters);
+                (done, q.successor())
             }
-            Err(step) => {
-                q.poison(step);
-            }
+            Err(step) => (q.poison(step).1, None),
+        };
+        drop(q);
+        self.finish_round(done, next);
+    }
+
+    /// Outside the lock: completes the finished slots, then wakes the next leader.
+    fn finish_round(&self, done: Vec<(Arc<Slot>, Outcome)>, next: Option<Successor>) {
+        for (slot, outcome) in done {
+            slot.complete(outcome);
         }
-        self.cond.notify_all();
-        q
+        match next {
+            Some(Successor::Slot(slot)) => slot.hand_lead(),
+            Some(Successor::Committer) => {
+                self.committer_cv.notify_one();
+            }
+            None => {}
+        }
     }
 }

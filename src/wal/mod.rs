@@ -7,6 +7,8 @@
 //! what a record means: the layer above plugs in through `commit::CommitHook`.
 
 pub(crate) mod commit;
+pub(crate) mod committer;
+pub(crate) mod completion;
 pub(crate) mod counters;
 mod proof;
 pub mod reader;
@@ -15,6 +17,7 @@ mod resync;
 pub(crate) mod segment_writer;
 
 pub use commit::Durability;
+pub use completion::Completion;
 pub use reader::{
     find_next_valid, find_next_valid_as, list_segment_files, scan_log, walk_segment_lenient,
     LenientItem, LogCorruption, LogScan, LogVerdict, RecordRef, SegmentInput, SegmentSummary,

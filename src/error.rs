@@ -10,6 +10,7 @@ use std::path::PathBuf;
 pub use crate::format::CorruptionKind;
 use crate::io::IoError;
 pub use crate::io::IoOp;
+use crate::io::LockHolder;
 
 /// Result alias with walden's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -109,10 +110,49 @@ impl fmt::Display for PoisonCause {
 #[non_exhaustive]
 pub enum Error {
     /// Another opener (this process or another) holds the store's `LOCK`.
-    #[error("store {path} is locked by another opener")]
+    #[error("store {} is locked by another opener: {}", path.display(), holder_display(holder))]
     Locked {
         /// The store directory.
         path: PathBuf,
+        /// Who holds it, as it wrote in `LOCK` (`None`: it has not yet, or is an older build).
+        holder: Option<LockHolder>,
+    },
+    /// The directory exists, is not empty and is not a walden store (no `STORE`, or a `STORE`
+    /// that is not walden's); nothing was created or written in it. An empty file system's
+    /// `lost+found` alone does not count.
+    #[error("{} is not a walden store: it holds {found}; open an empty or new directory", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What in it is not walden's (the first few names, or what is wrong with `STORE`).
+        found: String,
+    },
+    /// Opening the store had to write (a torn tail's copy before cutting it, the identity of a
+    /// new store, the segment this open appends to) and the file system is full. Nothing the
+    /// store held was lost or changed; free space on that file system and open again. (Reading
+    /// a store without writing anything is a read-only follower's job, not an open's.)
+    #[error(
+        "no space left on the file system of {}: opening the store needs space for {needed_for} ({op} {}); free space there and open again",
+        dir.display(),
+        path.display()
+    )]
+    NoSpaceAtOpen {
+        /// The store directory.
+        dir: PathBuf,
+        /// The operation that failed with ENOSPC.
+        op: IoOp,
+        /// The file it failed on.
+        path: PathBuf,
+        /// What the open was writing.
+        needed_for: &'static str,
+    },
+    /// The path given to open names no directory (it is empty); nothing was created.
+    #[error("invalid store path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path given.
+        path: PathBuf,
+        /// Why it cannot be a store directory.
+        reason: &'static str,
     },
     /// A version precondition did not hold; nothing was written.
     #[error("version conflict on {collection}/{key}: expected {expected:?}, current {current:?}")]
@@ -237,6 +277,20 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// A document holds NaN or an infinity, which JSON cannot hold (serde_json would write
+    /// `null`, and the document read back would not be the one written); nothing was written.
+    #[error(
+        "document {collection}/{key} holds a non-finite number (NaN or infinity) at {}: JSON cannot store it",
+        pointer_display(path)
+    )]
+    NonFiniteNumber {
+        /// Collection of the document.
+        collection: String,
+        /// Key of the document.
+        key: String,
+        /// Where, as a JSON Pointer (`/readings/3/celsius`); empty: the document itself.
+        path: String,
+    },
     /// A backup's destination directory exists and is not empty; nothing was written.
     #[error("backup destination {} is not empty", path.display())]
     DestinationNotEmpty {
@@ -253,15 +307,38 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// The store was closed.
+    /// The store was closed (through this handle or any clone of it); nothing was read or
+    /// written. Open the directory again for a fresh handle.
     #[error("store is closed")]
     Closed,
+    /// An [`Options`](crate::Options) field is outside the range walden accepts; the store
+    /// was not opened and nothing was written. Nothing is ever clamped silently instead.
+    #[error("invalid option {field} = {value}: accepted {accepted}")]
+    InvalidOption {
+        /// The `Options` field.
+        field: &'static str,
+        /// The value given, as `Debug` prints it.
+        value: String,
+        /// The accepted range, in the field's unit.
+        accepted: String,
+    },
     /// A rate-limit quota (or the cost of one check against it) can never be satisfied or
     /// does not fit the limiter's arithmetic; nothing was consumed or written.
     #[error("invalid rate-limit quota: {reason}")]
     InvalidQuota {
         /// What is wrong with it.
         reason: &'static str,
+    },
+    /// A rate-limit check was denied (from `RateLimiter::enforce`; `check` returns the denial
+    /// as a `Decision` instead). Nothing was consumed or written.
+    #[error("rate limited: {limiter}/{key}, retry after {retry_after:?}")]
+    RateLimited {
+        /// The limiter's name.
+        limiter: String,
+        /// The limited key.
+        key: String,
+        /// How long until the same check would be allowed.
+        retry_after: std::time::Duration,
     },
     /// A circuit breaker's configuration is inconsistent; nothing was written.
     #[error("invalid circuit breaker configuration: {reason}")]
@@ -316,6 +393,21 @@ pub enum Error {
         /// The reply or the problem with it.
         message: String,
     },
+}
+
+fn holder_display(holder: &Option<LockHolder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "holder unknown (it has not written LOCK yet, or is an older build)".to_owned(),
+    }
+}
+
+fn pointer_display(path: &str) -> String {
+    if path.is_empty() {
+        "the top level".to_owned()
+    } else {
+        format!("field {path}")
+    }
 }
 
 impl Error {

@@ -5,6 +5,7 @@ pub mod api;
 mod breaker;
 mod clock;
 mod error;
+mod follower;
 // Internal, public only for walinspect (it reads stores with the library's own parser): the
 // on-disk format, snapshot files and the log reader. Hidden from the API docs; no stability
 // promise. `CorruptionKind`, which `Error::Corruption` carries, is re-exported below.
@@ -26,6 +27,7 @@ pub use breaker::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CorruptionKind, Error, IoOp, LimitKind, PoisonCause, Result};
+pub use follower::{Follower, FollowerOptions, FollowerStats, LogTail, TailPoll};
 pub use limits::MAX_OBJECT_NAME_BYTES;
 pub use ratelimit::{Decision, Quota, RateLimitStats, RateLimiter, MAX_QUOTA_WINDOW_NS};
 pub use store::{

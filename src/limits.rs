@@ -77,16 +77,45 @@ pub const DEFAULT_COMPACTION_CHECK_INTERVAL_MS: u64 = 100;
 /// Default interval at which the background flusher fsyncs `Durability::Buffered` writes.
 pub const DEFAULT_BUFFERED_FLUSH_INTERVAL_MS: u64 = 100;
 
+/// Longest interval of a background thread (`Options::buffered_flush_interval_ms`,
+/// `Options::compaction_check_interval_ms`), in ms: one day. A longer flush interval would
+/// make `Durability::Buffered` a promise of nothing.
+pub const MAX_BACKGROUND_INTERVAL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Longest group-commit delay (`Options::max_commit_delay`), in ms. Every concurrent writer
+/// may wait this long for its acknowledgement; a larger value is a hang, not a tuning.
+pub const MAX_COMMIT_DELAY_MS: u64 = 1000;
+
+/// Bytes of a batch body around one document that are not the document: the op count (4),
+/// the op's fixed fields (op 1, collection length 1, key length 2, version 8, value length 4).
+const BATCH_OP_FIXED_BYTES: usize = 4 + 1 + 1 + 2 + 8 + 4;
+
+/// Hard upper bound for `Options::max_document_bytes`: a document of this size with the
+/// longest key and collection name still fits one record.
+pub const MAX_DOCUMENT_BYTES_LIMIT: usize =
+    MAX_RECORD_BODY_BYTES - MAX_KEY_BYTES_LIMIT - MAX_COLLECTION_NAME_BYTES - BATCH_OP_FIXED_BYTES;
+
 /// Most bytes scanned past a bad record while looking for a later valid one (resync). A tail
 /// larger than this that holds no valid record is still a torn tail; the bound keeps the scan
 /// cost fixed.
 pub const MAX_RESYNC_SCAN_BYTES: usize = MAX_RECORD_BODY_BYTES + 4096;
 
 // The document limit must fit in a record, and the record length in its u32 field.
-const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES < MAX_RECORD_BODY_BYTES);
+const _: () = assert!(DEFAULT_MAX_DOCUMENT_BYTES <= MAX_DOCUMENT_BYTES_LIMIT);
 const _: () = assert!(MAX_RECORD_BODY_BYTES <= u32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_KEY_BYTES <= MAX_KEY_BYTES_LIMIT);
 const _: () = assert!(MAX_COLLECTION_NAME_BYTES <= u8::MAX as usize);
 const _: () = assert!(MAX_BATCH_OPS <= u32::MAX as usize);
 const _: () = assert!(MAX_OBJECT_NAME_BYTES <= u16::MAX as usize);
 const _: () = assert!(MAX_QUOTA_WINDOW_NS < u64::MAX / 2);
+
+/// Most bytes a follower reads from a segment with one `pread` (a larger record is read whole).
+pub const FOLLOWER_READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// How often a following [`Follower`](crate::Follower) polls the writer's durable position, in
+/// microseconds, by default.
+pub const DEFAULT_FOLLOW_POLL_INTERVAL_US: u64 = 1_000;
+
+/// How many times one refresh re-lists the directory when compaction removes files under it
+/// before it gives up until the next refresh.
+pub const MAX_FOLLOWER_RELOAD_ATTEMPTS: u32 = 8;

@@ -22,7 +22,7 @@ use walden::{Options, Store};
 const CHILD_ENV: &str = "WALDEN_COMPACTION_CRASH_CHILD";
 
 fn check_model(store: &Store, model: &BTreeMap<String, u64>) {
-    assert_eq!(store.count("c"), model.len());
+    assert_eq!(store.count("c").unwrap(), model.len());
     for (k, v) in model {
         let doc = store.get::<u64>("c", k).unwrap().unwrap_or_else(|| panic!("{k} lost"));
         assert_eq!(doc.value, *v, "{k}");

@@ -198,7 +198,7 @@ impl Ledger {
                 "{ctx}: {key} holds a value written as another key or version"
             );
         }
-        assert_eq!(store.collections().len(), usize::from(!self.intents.is_empty()));
+        assert_eq!(store.collections().unwrap().len(), usize::from(!self.intents.is_empty()));
         store.close().unwrap();
     }
 }

@@ -152,7 +152,7 @@ fn the_last_record_of_a_killed_store_cut_short_is_an_unsynced_tail_with_a_warnin
     let s = tracing::subscriber::with_default(capture.clone(), || {
         Store::open_with(&dir, options()).expect("an unsynced tail is cut, not refused")
     });
-    assert_eq!(s.count("c"), 3);
+    assert_eq!(s.count("c").unwrap(), 3);
     let torn = s.stats().recovery.torn_tail.expect("the cut is reported");
     assert_eq!((torn.path, torn.offset), (seg.clone(), last.offset));
     let warnings = capture.warnings();
@@ -199,7 +199,7 @@ fn segments_a_snapshot_covers_are_ignored_and_removed_at_open() {
         fs::copy(kept.join(p.file_name().unwrap()), p).unwrap();
     }
     let s = Store::open_with(&dir, opts).expect("covered segments never stop an open");
-    assert_eq!(s.count("c"), 13);
+    assert_eq!(s.count("c").unwrap(), 13);
     for p in before.iter().skip(1).step_by(2) {
         assert!(!p.exists(), "{} was removed", p.display());
     }

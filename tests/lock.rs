@@ -21,7 +21,7 @@ const CHILD_ENV: &str = "WALDEN_LOCK_CHILD";
 
 fn assert_locked(r: walden::Result<Store>, dir: &Path) {
     match r {
-        Err(Error::Locked { path }) => assert_eq!(path, dir),
+        Err(Error::Locked { path, .. }) => assert_eq!(path, dir),
         other => panic!("expected Locked, got {other:?}"),
     }
 }

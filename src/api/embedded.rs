@@ -57,11 +57,11 @@ impl Documents for Store {
 
     fn count(&self, collection: &str) -> Result<u64> {
         check_collection(collection)?;
-        Ok(Store::count(self, collection) as u64)
+        Store::count(self, collection).map(|n| n as u64)
     }
 
     fn collections(&self) -> Result<Vec<String>> {
-        Ok(Store::collections(self))
+        Store::collections(self)
     }
 
     fn set_validator(&self, collection: &str, validator: Validator) -> Result<()> {
@@ -69,9 +69,7 @@ impl Documents for Store {
     }
 
     fn clear_validator(&self, collection: &str) -> Result<()> {
-        check_collection(collection)?;
-        Store::clear_validator(self, collection);
-        Ok(())
+        Store::clear_validator(self, collection)
     }
 
     fn export_json(&self, collection: &str, out: &mut dyn Write) -> Result<u64> {

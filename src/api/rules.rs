@@ -27,6 +27,7 @@ use crate::limits::{
     MAX_RECORD_BODY_BYTES,
 };
 use crate::store::batch::{Cond, Op};
+use crate::store::document::EncodeError;
 use crate::store::names::{check_key, check_name, check_object_name};
 use crate::{Batch, BreakerConfig, Decision, Durability, Options, Quota, Validator};
 
@@ -39,6 +40,9 @@ pub enum Precondition {
     Absent,
     /// The document must exist at exactly this version.
     Version(u64),
+    /// The caller read nothing (`put_expecting(.., None)`): the document must be absent, and
+    /// finding one is a `Conflict` (not `AlreadyExists`), the shape every other mismatch has.
+    NoneExpected,
 }
 
 impl Precondition {
@@ -56,7 +60,8 @@ impl From<Cond> for Precondition {
         match c {
             Cond::Any => Precondition::Any,
             Cond::Absent => Precondition::Absent,
-            Cond::Version(v) => Precondition::Version(v),
+            Cond::Version(v) | Cond::Expect(Some(v)) => Precondition::Version(v),
+            Cond::Expect(None) => Precondition::NoneExpected,
         }
     }
 }
@@ -241,11 +246,15 @@ impl Rules {
             }
             let operation = match op {
                 Op::Put { collection, key, json, cond } => {
-                    let json = json.map_err(|source| Error::Json {
-                        collection: collection.clone(),
-                        key: key.clone(),
-                        source,
-                    })?;
+                    let json = match json {
+                        Ok(json) => json,
+                        Err(EncodeError::Json(source)) => {
+                            return Err(Error::Json { collection, key, source })
+                        }
+                        Err(EncodeError::NonFinite(path)) => {
+                            return Err(Error::NonFiniteNumber { collection, key, path })
+                        }
+                    };
                     if json.len() > max_doc {
                         return Err(Error::TooLarge {
                             what: LimitKind::Document,

@@ -47,7 +47,8 @@ pub struct BreakerHealth {
     pub last_transition_unix_ns: u64,
 }
 
-fn health(name: &str, e: &Entry) -> BreakerHealth {
+/// A breaker's health from its state-machine entry (for handles and followers).
+pub(crate) fn health(name: &str, e: &Entry) -> BreakerHealth {
     BreakerHealth {
         name: name.to_owned(),
         state: e.state,
@@ -129,6 +130,7 @@ impl Store {
     /// died: they are treated as failed, so this call reopens it for `open_duration`
     /// (durably) before returning.
     pub fn breaker(&self, name: &str, config: BreakerConfig) -> Result<CircuitBreaker> {
+        self.check_open()?;
         check_object_name(LimitKind::BreakerName, name)?;
         config.validate()?;
         let b = CircuitBreaker { store: self.clone(), name: Arc::from(name) };
@@ -204,6 +206,7 @@ impl CircuitBreaker {
     /// open. The first call after `open_until` turns the breaker half-open (durably) and gets
     /// the first probe.
     pub fn try_acquire(&self) -> Result<Acquire> {
+        self.store.check_open()?;
         let now = self.now();
         let mut st = self.store.inner.breakers.lock();
         let e = self.entry(&mut st);
@@ -278,6 +281,7 @@ impl Permit {
     pub fn finish(mut self, ok: bool, duration: Duration) -> Result<bool> {
         self.reported = true;
         let b = &self.breaker;
+        b.store.check_open()?;
         let now = b.now();
         let mut st = b.store.inner.breakers.lock();
         let e = b.entry(&mut st);

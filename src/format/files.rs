@@ -4,6 +4,8 @@
 //! <store>/
 //!   LOCK                                    held by the opener (never read)
 //!   STORE                                   the identity (STORE.tmp while it is created)
+//!   DURABLE                                 the writer's durable (epoch, LSN), for followers
+//!                                           (DURABLE.tmp while it is created)
 //!   snapshot-<lsn, 20 digits>.snap          a snapshot (…snap.tmp while it is written)
 //!   wal/<segment no, 20 digits>.wal         a log segment
 //!   wal/<segment>.wal.torn-<offset>[.<n>]   bytes cut off a torn tail, kept for forensics
@@ -17,6 +19,10 @@ pub const LOCK_FILE: &str = "LOCK";
 pub const IDENTITY_FILE: &str = "STORE";
 /// The identity file while it is being created.
 pub const IDENTITY_TMP_FILE: &str = "STORE.tmp";
+/// The writer's durable position (see [`DurableMark`](super::DurableMark)), read by followers.
+pub const DURABLE_FILE: &str = "DURABLE";
+/// The durable-position file while it is created.
+pub const DURABLE_TMP_FILE: &str = "DURABLE.tmp";
 /// The log directory.
 pub const WAL_DIR: &str = "wal";
 /// Suffix of a file being written (a snapshot); leftovers from a crash are removed at open.

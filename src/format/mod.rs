@@ -9,7 +9,9 @@ pub(crate) mod body;
 pub mod breaker;
 mod bytes;
 mod corruption;
+mod durable;
 pub mod files;
+pub mod floor;
 mod identity;
 pub mod ratelimit;
 mod record;
@@ -20,6 +22,7 @@ pub use batch::{
     batch_op_encoded_len, batch_ops, decode_batch, encode_batch_op, BatchOp, BatchOpKind, BatchOps,
     BATCH_COUNT_BYTES, BATCH_OP_DELETE, BATCH_OP_PUT,
 };
+pub use durable::{DurableMark, DURABLE_FORMAT_VERSION, DURABLE_LEN, DURABLE_MAGIC};
 pub use files::{
     parse_segment_file_name, parse_snapshot_file_name, segment_file_name, snapshot_file_name,
 };

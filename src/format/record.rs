@@ -37,6 +37,10 @@ pub enum RecordKind {
     RateLimit = 2,
     /// Circuit-breaker state.
     Breaker = 3,
+    /// A collection's version floor (`format/floor.rs`): written into snapshots, where the
+    /// deletes that raised it are gone. (Kinds 4 to 6 are taken by the limiter and breaker
+    /// state of format version 2.)
+    VersionFloor = 7,
     /// A clean close: the last record of its segment, naming the last record of the log as
     /// durable. It does not consume its LSN and changes no state.
     Close = 0x80,
@@ -47,8 +51,13 @@ impl RecordKind {
     pub const FIRST_CONTROL: u8 = 0x80;
 
     /// Every kind, in table order.
-    pub const ALL: [RecordKind; 4] =
-        [RecordKind::Batch, RecordKind::RateLimit, RecordKind::Breaker, RecordKind::Close];
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Batch,
+        RecordKind::RateLimit,
+        RecordKind::Breaker,
+        RecordKind::VersionFloor,
+        RecordKind::Close,
+    ];
 
     /// The kind for an on-disk byte, if known.
     pub fn from_u8(b: u8) -> Option<RecordKind> {
@@ -61,6 +70,7 @@ impl RecordKind {
             RecordKind::Batch => "batch",
             RecordKind::RateLimit => "ratelimit",
             RecordKind::Breaker => "breaker",
+            RecordKind::VersionFloor => "floor",
             RecordKind::Close => "close",
         }
     }

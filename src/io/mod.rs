@@ -5,13 +5,18 @@
 //! failure through every step of a protocol. Pass one in [`Options::io`](crate::Options::io).
 
 mod fault;
+mod group;
 mod lock;
+mod mark;
 mod real;
 mod seam;
 mod sim;
 
 pub use fault::{Fault, FaultError, FaultOp, FaultyIo};
+pub use group::GroupReadableIo;
+pub use lock::LockHolder;
 pub(crate) use lock::StoreLock;
+pub use mark::IoMarkFile;
 pub use real::RealIo;
 pub(crate) use seam::{Fs, IoError, SeamFile};
 pub use sim::{CrashPoint, SimIo, SimSync, StateChoice, SIM_PAGE_BYTES};
@@ -149,5 +154,23 @@ pub trait Io: Send + Sync + fmt::Debug {
     /// operating system.
     fn is_dir(&self, path: &Path) -> bool {
         path.is_dir()
+    }
+    /// Up to `len` bytes of `path` from `offset` (`pread`; fewer at the end of the file). A
+    /// reader of a file another process appends to, truncates or removes uses this rather than
+    /// a memory map, which would raise `SIGBUS` on a truncated page. The default asks the
+    /// operating system.
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        mark::read_at(path, offset, len)
+    }
+    /// Writes `bytes` to `tmp` (mode 0600), renames it to `path` and returns `path` open for
+    /// in-place rewrites, with no fsync at any step: for advisory files that recovery never
+    /// reads. The default asks the operating system, so fault injection counts none of it.
+    fn create_mark(
+        &self,
+        path: &Path,
+        tmp: &Path,
+        bytes: &[u8],
+    ) -> io::Result<Box<dyn IoMarkFile>> {
+        mark::create_mark(path, tmp, bytes)
     }
 }

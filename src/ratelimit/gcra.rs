@@ -98,7 +98,12 @@ impl Quota {
 }
 
 /// The answer to a check: what an HTTP `RateLimit`/`Retry-After` header needs.
+///
+/// A denial is a `Decision` with `allowed: false`, not an error: `limiter.check(key)?;` lets
+/// every request through. Read `allowed`, or use `RateLimiter::enforce`, which returns
+/// `Err(Error::RateLimited { .. })` on a denial for code that wants `?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a denied check is Ok(Decision { allowed: false, .. }): read `allowed`, or call `enforce` to get an Err on denial"]
 pub struct Decision {
     /// Whether the request may proceed (its cells were consumed).
     pub allowed: bool,

@@ -12,7 +12,7 @@ pub use gcra::{Decision, Quota, MAX_QUOTA_WINDOW_NS};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::error::{LimitKind, Result};
+use crate::error::{Error, LimitKind, Result};
 use crate::format::ratelimit::RateLimitRecord;
 use crate::format::RecordKind;
 use crate::store::names::check_object_name;
@@ -70,6 +70,7 @@ impl Store {
     /// Its keys' state is shared by every handle with the same name, and survives restarts.
     /// Checks use the store's default durability (see [`RateLimiter::with_durability`]).
     pub fn rate_limiter(&self, name: &str, quota: Quota) -> Result<RateLimiter> {
+        self.check_open()?;
         check_object_name(LimitKind::LimiterName, name)?;
         quota.validate()?;
         Ok(RateLimiter {
@@ -124,6 +125,45 @@ impl RateLimiter {
     /// Spends one cell of `key`'s quota if available.
     pub fn check(&self, key: &str) -> Result<Decision> {
         self.check_with(key, 1, &self.quota)
+    }
+
+    /// Spends one cell of `key`'s quota like [`check`](Self::check), but a denial is
+    /// `Err(`[`Error::RateLimited`]`)` with its `retry_after`, for code that stops at the
+    /// first `?` (governor's habit). An allowed check returns its [`Decision`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use walden::{Error, Quota, Store};
+    /// let store = Store::open(dir.path())?;
+    /// let api = store.rate_limiter("api", Quota::per_minute(1))?;
+    /// api.enforce("client-7")?;
+    /// match api.enforce("client-7") {
+    ///     Err(Error::RateLimited { retry_after, .. }) => assert!(retry_after.as_secs() > 0),
+    ///     other => panic!("expected RateLimited, got {other:?}"),
+    /// }
+    /// # Ok::<(), walden::Error>(())
+    /// ```
+    ///
+    /// The habit this replaces does not compile silently any more: [`Decision`] is
+    /// `#[must_use]`, so a `check` whose answer is dropped is a warning (an error here):
+    ///
+    /// ```compile_fail
+    /// #![deny(unused_must_use)]
+    /// fn handle(limiter: &walden::RateLimiter, ip: &str) -> walden::Result<()> {
+    ///     limiter.check(ip)?; // lets every request through: the denial is dropped
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn enforce(&self, key: &str) -> Result<Decision> {
+        let d = self.check(key)?;
+        if !d.allowed {
+            return Err(Error::RateLimited {
+                limiter: self.name.to_string(),
+                key: key.to_owned(),
+                retry_after: d.retry_after,
+            });
+        }
+        Ok(d)
     }
 
     /// Spends `n` cells at once (weighted request), all or nothing. `n = 0` is a

@@ -13,12 +13,13 @@ pub(crate) mod ratelimit;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Result};
+use crate::format::floor::VersionFloorRecord;
 use crate::format::{
     batch_ops, encode_batch_op, BatchOp, BatchOpKind, Frame, RecordKind, SnapshotHeader,
 };
 use crate::snapshot::{read_snapshot, EntrySink, SnapshotError, SnapshotRecord, SnapshotSource};
 use breaker::BreakerState;
-use docs::{apply_doc, Doc, Docs};
+use docs::{apply_doc, raise_floor, Doc, Docs, Floors};
 use ratelimit::RateLimitState;
 
 /// Everything the log describes, as of `applied_lsn`.
@@ -27,6 +28,8 @@ pub(crate) struct State {
     pub docs: Docs,
     pub ratelimits: RateLimitState,
     pub breakers: BreakerState,
+    /// Version floors, from deletes in the log and `VersionFloor` entries of a snapshot.
+    pub floors: Floors,
     /// LSN of the last record applied (0: none).
     pub applied_lsn: u64,
     /// Timestamp of the last record applied.
@@ -47,7 +50,10 @@ impl State {
                             lsn: f.lsn,
                             json: Arc::from(op.value),
                         }),
-                        BatchOpKind::Delete => None,
+                        BatchOpKind::Delete => {
+                            raise_floor(&mut self.floors, op.collection, op.version);
+                            None
+                        }
                     };
                     apply_doc(&mut self.docs, op.collection, op.key, doc);
                 }
@@ -60,6 +66,10 @@ impl State {
                 .breakers
                 .replay(f.lsn, f.timestamp_unix_ns, f.body)
                 .map_err(CorruptionKind::BadBody)?,
+            Some(RecordKind::VersionFloor) => {
+                let r = VersionFloorRecord::decode(f.body).map_err(CorruptionKind::BadBody)?;
+                raise_floor(&mut self.floors, r.collection, r.floor);
+            }
             // The reader never hands one over; it changes no state and consumes no LSN.
             Some(RecordKind::Close) => return Ok(()),
             None => return Err(CorruptionKind::UnknownRecordKind(f.kind)),
@@ -120,13 +130,20 @@ impl State {
 
 impl State {
     /// What a snapshot of this state at `now_unix_ns` holds: every document as a one-put
-    /// batch, then the rate-limit and breaker records that recreate their state.
+    /// batch, then the rate-limit and breaker records that recreate their state, then one
+    /// version floor per collection that has one (the deletes that raised it leave the log).
     pub fn snapshot_source(&self, now_unix_ns: u64) -> StateSnapshot<'_> {
         let limits = self.ratelimits.snapshot_records(now_unix_ns).into_iter();
         let breakers = self.breakers.snapshot_records(now_unix_ns).into_iter();
+        let floors = self.floors.iter().map(|(collection, &floor)| SnapshotRecord {
+            lsn: self.applied_lsn,
+            timestamp_unix_ns: self.last_timestamp_unix_ns,
+            body: VersionFloorRecord { collection, floor }.encode(),
+        });
         let extra = limits
             .map(|r| (RecordKind::RateLimit, r))
             .chain(breakers.map(|r| (RecordKind::Breaker, r)))
+            .chain(floors.map(|r| (RecordKind::VersionFloor, r)))
             .collect();
         StateSnapshot { state: self, extra }
     }

@@ -74,6 +74,7 @@ impl Store {
     /// # Ok::<(), walden::Error>(())
     /// ```
     pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport> {
+        self.check_open()?;
         let dest = dest.as_ref();
         let io = &*self.inner.options.io;
         match io.list_dir(dest) {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::document::{encode_document, EncodeError};
 use super::Durability;
 
 /// A precondition on a document's version.
@@ -13,20 +14,23 @@ pub(crate) enum Cond {
     Absent,
     /// The document must exist at exactly this version.
     Version(u64),
+    /// The document must be at this version (`None`: absent); any mismatch is a `Conflict`.
+    Expect(Option<u64>),
 }
 
 impl Cond {
     pub(crate) fn expected(self) -> Option<u64> {
         match self {
             Cond::Version(v) => Some(v),
-            _ => None,
+            Cond::Expect(e) => e,
+            Cond::Any | Cond::Absent => None,
         }
     }
 }
 
 #[derive(Debug)]
 pub(crate) enum Op {
-    Put { collection: String, key: String, json: Result<Vec<u8>, serde_json::Error>, cond: Cond },
+    Put { collection: String, key: String, json: Result<Vec<u8>, EncodeError>, cond: Cond },
     Delete { collection: String, key: String, cond: Cond },
     Check { collection: String, key: String, cond: Cond },
 }
@@ -98,7 +102,7 @@ impl Batch {
         self.ops.push(Op::Put {
             collection: collection.to_owned(),
             key: key.to_owned(),
-            json: serde_json::to_vec(value),
+            json: encode_document(value),
             cond,
         });
         self
@@ -133,6 +137,19 @@ impl Batch {
         expected_version: u64,
     ) -> &mut Batch {
         self.push_put(collection, key, value, Cond::Version(expected_version))
+    }
+
+    /// Stores `value` only if the document is at `expected` — the version read, or `None` if
+    /// nothing was read (then the key must be absent) — else the batch fails with
+    /// [`Error::Conflict`](crate::Error::Conflict) in both cases. See [`Store::put_expecting`](crate::Store::put_expecting).
+    pub fn put_expecting<T: Serialize + ?Sized>(
+        &mut self,
+        collection: &str,
+        key: &str,
+        value: &T,
+        expected: Option<u64>,
+    ) -> &mut Batch {
+        self.push_put(collection, key, value, Cond::Expect(expected))
     }
 
     /// Deletes the document if it exists.

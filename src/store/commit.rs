@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::batch::{Cond, Op};
-use super::hook::{DocEffect, DocLog, Effects};
+use super::document::EncodeError;
+use super::hook::{DocEffect, DocLog, DocQueue, Effects};
 use super::names::check_collection;
 use super::overlay::DocKey;
 use super::{Batch, Store};
@@ -22,23 +23,19 @@ impl Store {
     /// operation: a put's new version, a delete's removed version (`None` if nothing was
     /// there), an `expect_version`'s current version.
     pub fn commit(&self, batch: Batch) -> Result<Vec<Option<u64>>> {
+        self.check_open()?;
         let durability = batch.durability.unwrap_or(self.inner.options.durability);
         check_batch_len(batch.ops.len())?;
         let ops = self.validate(batch.ops)?;
-        let body_estimate = body_size(&ops);
-        if body_estimate > MAX_RECORD_BODY_BYTES {
-            return Err(Error::TooLarge {
-                what: LimitKind::Record,
-                size: body_estimate,
-                limit: MAX_RECORD_BODY_BYTES,
-            });
-        }
+        let body_estimate = check_record_size(body_size(&ops))?;
 
         let mut q = self.inner.wal.lock();
         DocLog::check_writable(&q)?;
         let now = self.inner.options.clock.now_unix_ns();
         // One pass in batch order: each op sees the effects of the ops before it.
         let mut working: HashMap<DocKey, Option<Doc>> = HashMap::new();
+        // Floors this batch raises (a delete then an insert of one key in one batch).
+        let mut floors: HashMap<&str, u64> = HashMap::new();
         let mut results = Vec::with_capacity(ops.len());
         let mut effects = Vec::new();
         let mut body = Vec::with_capacity(body_estimate);
@@ -54,12 +51,21 @@ impl Store {
             check_precondition(op, cur_version)?;
             let (kind, version, after, value) = match op {
                 Prepared::Put { json, .. } => {
-                    let version = cur_version.map_or(1, |v| v + 1);
+                    // A key that is absent starts above every version its collection deleted.
+                    let floor = || floors.get(collection).copied();
+                    let floor = || floor().unwrap_or_else(|| q.sequenced.floor(collection));
+                    let version = cur_version.map_or_else(|| floor() + 1, |v| v + 1);
                     let doc = Doc { version, written_unix_ns: now, lsn: 0, json: json.clone() };
                     (BatchOpKind::Put, version, Some(doc), &json[..])
                 }
                 Prepared::Delete { .. } => match cur_version {
-                    Some(version) => (BatchOpKind::Delete, version, None, &[][..]),
+                    Some(version) => {
+                        floors
+                            .entry(collection)
+                            .and_modify(|f| *f = version.max(*f))
+                            .or_insert(version);
+                        (BatchOpKind::Delete, version, None, &[][..])
+                    }
                     None => {
                         results.push(None);
                         continue;
@@ -78,12 +84,7 @@ impl Store {
         if effects.is_empty() {
             return Ok(results);
         }
-        let count = u32::try_from(effects.len()).expect("bounded by MAX_BATCH_OPS");
-        body[..4].copy_from_slice(&count.to_le_bytes());
-        let ticket = DocLog::enqueue(&mut q, now, RecordKind::Batch, body, Effects::Docs(effects));
-        for (k, state) in working {
-            q.sequenced.set(k, ticket.lsn, state);
-        }
+        let ticket = enqueue_batch(&mut q, now, body, effects, working, floors);
         drop(q);
         self.wait_for(ticket, durability)?;
         Ok(results)
@@ -92,7 +93,7 @@ impl Store {
     /// Checks names and sizes, serializes and validates documents: all before taking any lock.
     pub(super) fn validate(&self, ops: Vec<Op>) -> Result<Vec<Prepared>> {
         let validators = self.inner.validators.read();
-        let max_doc = self.inner.options.max_document_bytes.min(MAX_RECORD_BODY_BYTES);
+        let max_doc = self.inner.options.max_document_bytes;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             {
@@ -102,11 +103,15 @@ impl Store {
             }
             out.push(match op {
                 Op::Put { collection, key, json, cond } => {
-                    let json = json.map_err(|source| Error::Json {
-                        collection: collection.clone(),
-                        key: key.clone(),
-                        source,
-                    })?;
+                    let json = match json {
+                        Ok(json) => json,
+                        Err(EncodeError::Json(source)) => {
+                            return Err(Error::Json { collection, key, source })
+                        }
+                        Err(EncodeError::NonFinite(path)) => {
+                            return Err(Error::NonFiniteNumber { collection, key, path })
+                        }
+                    };
                     if json.len() > max_doc {
                         return Err(Error::TooLarge {
                             what: LimitKind::Document,
@@ -139,6 +144,7 @@ impl Store {
     /// in-memory state the record describes, so LSN order is mutation order; then release that
     /// lock and [`Store::wait_for`] the ticket.
     pub(crate) fn append_record(&self, kind: RecordKind, body: Vec<u8>) -> Result<Ticket> {
+        self.check_open()?;
         if body.len() > MAX_RECORD_BODY_BYTES {
             return Err(Error::TooLarge {
                 what: LimitKind::Record,
@@ -190,6 +196,7 @@ fn body_size(ops: &[Prepared]) -> usize {
 /// Checks an operation's precondition against the document's current version.
 fn check_precondition(op: &Prepared, cur_version: Option<u64>) -> Result<()> {
     let (collection, key, cond) = op.target();
+    // `insert` reports what is there; `put_expecting(None)` gives the one conflict shape.
     if let (Cond::Absent, Some(version), Prepared::Put { .. }) = (cond, cur_version, op) {
         return Err(Error::AlreadyExists {
             collection: collection.to_owned(),
@@ -206,6 +213,40 @@ fn check_precondition(op: &Prepared, cur_version: Option<u64>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Enqueues a batch's record under the held queue lock, and records in the overlay the document
+/// states and floors it sequenced.
+fn enqueue_batch(
+    q: &mut DocQueue,
+    now: u64,
+    mut body: Vec<u8>,
+    effects: Vec<DocEffect>,
+    working: HashMap<DocKey, Option<Doc>>,
+    floors: HashMap<&str, u64>,
+) -> Ticket {
+    let count = u32::try_from(effects.len()).expect("bounded by MAX_BATCH_OPS");
+    body[..4].copy_from_slice(&count.to_le_bytes());
+    let ticket = DocLog::enqueue(q, now, RecordKind::Batch, body, Effects::Docs(effects));
+    for (k, state) in working {
+        q.sequenced.set(k, ticket.lsn, state);
+    }
+    for (collection, floor) in floors {
+        q.sequenced.raise_floor(collection, floor);
+    }
+    ticket
+}
+
+/// A record body is at most [`MAX_RECORD_BODY_BYTES`]; returns `body_bytes`.
+fn check_record_size(body_bytes: usize) -> Result<usize> {
+    if body_bytes > MAX_RECORD_BODY_BYTES {
+        return Err(Error::TooLarge {
+            what: LimitKind::Record,
+            size: body_bytes,
+            limit: MAX_RECORD_BODY_BYTES,
+        });
+    }
+    Ok(body_bytes)
 }
 
 /// A batch holds at most [`MAX_BATCH_OPS`] operations.

@@ -33,6 +33,8 @@ use crate::wal::recovery::{list_segments, read_segments, segment_inputs};
 use crate::wal::{scan_log, LogVerdict};
 
 /// What one compaction did.
+///
+/// Not `#[must_use]`: a compaction is run for its effect, and the report only describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompactionReport {
     /// LSN of the new snapshot.

@@ -73,6 +73,7 @@ impl Store {
     /// Writes every collection as one JSON object, collection → (key → document), as of one
     /// instant. Returns the number of documents written.
     pub fn export_all_json<W: Write>(&self, mut out: W) -> Result<u64> {
+        self.check_open()?;
         // Collect every collection under one read lock: one instant for the whole store.
         let all: Vec<(String, Vec<(String, Doc)>)> = {
             let docs = self.inner.docs.read();

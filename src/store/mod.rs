@@ -1,6 +1,7 @@
 //! The store: documents, versions, batches, scans and the write path, in one folder split by
 //! concept: [`options`] (how a store is opened), [`names`] (what names are valid), [`open`]
 //! (lock, identity, recovery), [`commit`] (the commit path and the hook the log calls),
+//! [`document`] (a value's JSON; NaN and infinities refused),
 //! [`write`] and [`reads`] (the document API), [`overlay`] (sequenced, not yet applied),
 //! [`compact`], [`backup`], [`json`] and [`stats`].
 
@@ -8,6 +9,7 @@ mod backup;
 pub(crate) mod batch;
 mod commit;
 pub(crate) mod compact;
+pub(crate) mod document;
 pub(crate) mod hook;
 pub(crate) mod import;
 mod json;
@@ -27,6 +29,7 @@ pub use batch::Batch;
 pub use compact::CompactionReport;
 pub use json::{ImportMode, ImportReport};
 pub use options::{Options, Validator};
+pub(crate) use reads::decode_doc;
 pub use reads::{Scan, Versioned};
 pub use recovery::RecoveryStats;
 pub use stats::Stats;
@@ -34,12 +37,13 @@ pub use submit::{CommitStatus, Submitted};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::StoreLock;
 use crate::state::breaker::BreakerState;
 use crate::state::docs::Docs;
@@ -62,6 +66,9 @@ pub(crate) struct Inner {
     threads: Mutex<Vec<JoinHandle<()>>>,
     stop: Arc<(Mutex<bool>, Condvar)>,
     lock: StoreLock,
+    /// Set by [`Store::close`]: every operation through any clone then fails with
+    /// [`Error::Closed`] (another opener may already be writing the directory).
+    closed: AtomicBool,
 }
 
 /// An open walden store. Cheap to clone; all clones share one store. `Send + Sync`.
@@ -93,7 +100,18 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Fails with [`Error::Closed`] once [`Store::close`] was called on any clone.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Checks a key (1 to `max_key_bytes` bytes). Every keyed operation (documents, rate
+    /// limiters) comes through here, so this is also where a closed store is refused.
     pub(crate) fn check_key(&self, key: &str) -> Result<()> {
+        self.check_open()?;
         names::check_key(key, self.inner.options.max_key_bytes)
     }
 
@@ -117,34 +135,43 @@ impl Store {
     ///     }
     ///     other => panic!("expected Invalid, got {other:?}"),
     /// }
-    /// assert_eq!(store.count("accounts"), 1); // nothing was written for bob
+    /// assert_eq!(store.count("accounts")?, 1); // nothing was written for bob
     /// # Ok::<(), walden::Error>(())
     /// ```
     pub fn set_validator<F>(&self, collection: &str, validator: F) -> Result<()>
     where
         F: Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync + 'static,
     {
+        self.check_open()?;
         check_collection(collection)?;
         self.inner.validators.write().insert(collection.to_owned(), Arc::new(validator));
         Ok(())
     }
 
     /// Removes the validator of `collection`, if any.
-    pub fn clear_validator(&self, collection: &str) {
+    pub fn clear_validator(&self, collection: &str) -> Result<()> {
+        self.check_open()?;
+        check_collection(collection)?;
         self.inner.validators.write().remove(collection);
+        Ok(())
     }
 
     /// Makes every acknowledged write durable, including `Buffered` ones.
     pub fn sync(&self) -> Result<()> {
+        self.check_open()?;
         self.inner.wal.sync()
     }
 
-    /// Syncs and closes the store: later writes through any clone fail with [`Error::Closed`](crate::Error::Closed)
-    /// and the directory's lock is released at once, so the store can be reopened right away.
+    /// Syncs and closes the store: every later operation through any clone (reads, writes,
+    /// counts, rate limiters and breakers made from it) fails with [`Error::Closed`], and the
+    /// directory's lock is released at once, so the store can be reopened right away. Only
+    /// [`Store::stats`] still answers, with the counters as they were at the close.
     /// A clean close ends the log with a close marker (`docs/FORMAT.md`), so the next open
     /// refuses any damage before it. Dropping the last clone without `close` is safe too (it
     /// syncs and writes the marker, ignoring errors).
     pub fn close(self) -> Result<()> {
+        // First, so no clone reads what another opener may soon overwrite.
+        self.inner.closed.store(true, Ordering::Release);
         let synced = self.inner.wal.sync();
         // Writes the marker only if everything is durable; refuses later writes either way.
         let closed = self.inner.wal.close();
@@ -160,6 +187,7 @@ impl Store {
     /// committing meanwhile), then deletes the log segments and older snapshots it covers.
     /// Returns `None` if the newest snapshot already covers the whole log.
     pub fn compact(&self) -> Result<Option<CompactionReport>> {
+        self.check_open()?;
         self.inner.compactor.compact()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +13,67 @@ use super::compact::{CompactionPolicy, Compactor};
 use super::hook::{DocHook, DocLog};
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
+use crate::format::files::is_torn_file_name;
 use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
-use crate::format::{parse_snapshot_file_name, StoreIdentity, Watermark};
-use crate::io::{Fs, Io, StoreLock};
+use crate::format::{
+    parse_segment_file_name, parse_snapshot_file_name, StoreIdentity, Watermark, IDENTITY_MAGIC,
+};
+use crate::io::{Fs, Io, LockHolder, StoreLock};
 use crate::snapshot::{remove_snapshots, SnapshotInfo};
 use crate::state::State;
-use crate::wal::recovery::{list_segments, recover, ReplayReport};
+use crate::wal::durable_mark::MarkPublisher;
+use crate::wal::recovery::{list_segments, recover, Recovered, ReplayReport};
 use crate::wal::segment_writer::SegmentWriter;
 
-fn take_lock(dir: &Path, timeout: Option<Duration>) -> Result<StoreLock> {
-    StoreLock::acquire(&dir.join(LOCK_FILE), timeout)?
-        .ok_or_else(|| Error::Locked { path: dir.to_path_buf() })
+fn take_lock(dir: &Path, timeout: Option<Duration>, now_unix_ns: u64) -> Result<StoreLock> {
+    let me = LockHolder::this_process(now_unix_ns);
+    StoreLock::acquire(&dir.join(LOCK_FILE), timeout, &me)?
+        .map_err(|holder| Error::Locked { path: dir.to_path_buf(), holder })
+}
+
+/// A name an empty file system puts in its root: a mount point holding only it is empty.
+const LOST_AND_FOUND: &str = "lost+found";
+/// Most foreign names [`Error::NotAStore`] lists.
+const FOREIGN_NAMES_SHOWN: usize = 5;
+
+/// Refuses, before anything is created in it, a directory that is not a walden store: one
+/// with a `STORE` that is not walden's and no log or snapshot beside it, or without `STORE` but
+/// holding anything other than what an interrupted creation leaves (`LOCK`, `STORE.tmp`,
+/// `wal/`) or `lost+found`. A damaged `STORE` beside a log is a damaged store: recovery reports
+/// it as corruption.
+fn check_is_store(io: &dyn Io, dir: &Path) -> Result<()> {
+    let not_a_store = |found: String| Error::NotAStore { path: dir.to_path_buf(), found };
+    let names = Fs(io).list_dir(dir)?;
+    let has_data = names.iter().any(|n| n == WAL_DIR || parse_snapshot_file_name(n).is_some());
+    if names.iter().any(|n| n == IDENTITY_FILE) {
+        if has_data {
+            return Ok(());
+        }
+        let bytes = Fs(io).read(&dir.join(IDENTITY_FILE))?;
+        let head = &bytes[..bytes.len().min(IDENTITY_MAGIC.len())];
+        if !IDENTITY_MAGIC.starts_with(head) || bytes.is_empty() {
+            return Err(not_a_store(format!(
+                "a file named {IDENTITY_FILE} that is not a walden identity file"
+            )));
+        }
+        return Ok(());
+    }
+    let mut foreign: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| ![LOCK_FILE, IDENTITY_TMP_FILE, WAL_DIR, LOST_AND_FOUND].contains(n))
+        .filter(|n| parse_snapshot_file_name(n).is_none())
+        .collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    foreign.sort_unstable();
+    let more = foreign.len().saturating_sub(FOREIGN_NAMES_SHOWN);
+    let mut found = foreign[..foreign.len() - more].join(", ");
+    if more > 0 {
+        found.push_str(&format!(" and {more} more"));
+    }
+    Err(not_a_store(format!("{found} (and no {IDENTITY_FILE})")))
 }
 
 fn random_id() -> [u8; 16] {
@@ -108,7 +158,8 @@ fn load_or_create_identity(
             kind,
         });
     }
-    if names.iter().any(|n| n == WAL_DIR) && !list_segments(io, wal_dir)?.is_empty() {
+    let snapshots = names.iter().any(|n| parse_snapshot_file_name(n).is_some());
+    if snapshots || names.iter().any(|n| n == WAL_DIR) && !list_segments(io, wal_dir)?.is_empty() {
         return Err(Error::Corruption {
             file: path,
             offset: 0,
@@ -139,25 +190,76 @@ impl Store {
 
     /// Opens (or creates) the store in directory `path`, replaying its log.
     ///
-    /// Fails with [`Error::Locked`] if another opener holds it, and with [`Error::Corruption`]
+    /// Fails with [`Error::InvalidOption`] for options out of range, [`Error::InvalidPath`]
+    /// for an empty path, [`Error::NotAStore`] for a non-empty directory that is not a walden
+    /// store, [`Error::Locked`] (naming the holder) if another opener holds it,
+    /// [`Error::NoSpaceAtOpen`] if the file system is full, and with [`Error::Corruption`]
     /// (file, byte offset and, for a damaged record, the proof that it had been durable) if
     /// the store is damaged; an unsynced tail a power cut left is cut, not refused
     /// (`stats().recovery.torn_tail`, and a `warn` event).
     pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Store> {
-        open(path.as_ref(), options)
+        let dir = path.as_ref();
+        open(dir, options.with_group_mode()).map_err(|e| no_space_at_open(dir, e))
     }
 }
 
+/// An open that must write (the identity, a torn tail's copy, the new segment) on a full file
+/// system says so, and what needed the space, instead of a bare ENOSPC.
+fn no_space_at_open(dir: &Path, e: Error) -> Error {
+    const ENOSPC: i32 = 28;
+    match e {
+        Error::Io { op, path, source }
+            if source.raw_os_error() == Some(ENOSPC)
+                || source.kind() == std::io::ErrorKind::StorageFull =>
+        {
+            let needed_for = what_needs_space(&path);
+            Error::NoSpaceAtOpen { dir: dir.to_path_buf(), op, path, needed_for }
+        }
+        other => other,
+    }
+}
+
+/// What an open was writing at `path`, for [`Error::NoSpaceAtOpen`].
+fn what_needs_space(path: &Path) -> &'static str {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if is_torn_file_name(&name) {
+        "saving the torn tail cut off the log (kept for forensics) before cutting it"
+    } else if name == IDENTITY_FILE || name == IDENTITY_TMP_FILE {
+        "creating the store's identity file"
+    } else if parse_segment_file_name(&name).is_some() {
+        "starting the log segment this open writes to"
+    } else if name == WAL_DIR {
+        "creating the log directory"
+    } else {
+        "a file the open must write"
+    }
+}
+
+/// Checks the options and the path, creates the directory if missing, refuses one that is
+/// not a store, and takes the lock: the steps before anything is written in the directory.
+/// Returns the lock and the directories created (see [`create_dirs`]).
+fn prepare_dir(dir: &Path, options: &Options) -> Result<(StoreLock, Vec<PathBuf>)> {
+    options.validate()?;
+    if dir.as_os_str().is_empty() {
+        return Err(Error::InvalidPath {
+            path: dir.to_path_buf(),
+            reason: "an empty path names no directory (use \".\" for the current one)",
+        });
+    }
+    let created = create_dirs(&*options.io, dir)?;
+    check_is_store(&*options.io, dir)?;
+    let lock = take_lock(dir, options.lock_timeout, options.clock.now_unix_ns())?;
+    Ok((lock, created))
+}
+
 fn open(dir: &Path, options: Options) -> Result<Store> {
+    let (lock, created) = prepare_dir(dir, &options)?;
     let io = options.io.clone();
-    let created = create_dirs(&*io, dir)?;
-    let lock = take_lock(dir, options.lock_timeout)?;
     let wal_dir = dir.join(WAL_DIR);
     let now = options.clock.now_unix_ns();
     let identity = load_or_create_identity(&*io, dir, &wal_dir, now, &created)?;
     Fs(&*io).create_dir_all(&wal_dir)?;
     Fs(&*io).sync_dir(dir)?;
-
     let names = Fs(&*io).list_dir(dir)?;
     // Temp files of snapshot writes a crash interrupted; no snapshot itself goes.
     remove_snapshots(&*io, dir, &names, |_| false)?;
@@ -170,7 +272,6 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
             _ => None,
         })
         .collect();
-
     let recovered = recover(&*io, &wal_dir, identity.store_id, snapshot_lsn, &mut |r| {
         state.apply_frame(&r.frame)
     })?;
@@ -180,16 +281,8 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
     let epoch = recovered.max_epoch.max(loaded.as_ref().map_or(0, |(_, e)| *e)) + 1;
     let base = durable_base(recovered.last_record, loaded.as_ref().map(|(s, e)| (s.lsn, *e)));
 
-    let writer = SegmentWriter::create(
-        io.clone(),
-        &wal_dir,
-        identity.store_id,
-        epoch,
-        recovered.next_segment_no,
-        recovered.next_lsn,
-        options.segment_target_bytes,
-    )?;
-    let State { docs, ratelimits, breakers, .. } = state;
+    let writer = segment_writer(&options, dir, identity.store_id, epoch, &recovered)?;
+    let State { docs, ratelimits, breakers, floors, .. } = state;
     let docs = Arc::new(RwLock::new(docs));
     let hook = DocHook { docs: docs.clone() };
     let wal = Arc::new(
@@ -197,6 +290,7 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
             .with_max_commit_delay(options.max_commit_delay),
     );
     wal.counters.wal_bytes_on_disk.fetch_add(recovered.wal_bytes_on_disk, Ordering::Relaxed);
+    wal.lock().sequenced.set_floors(floors);
     let snapshot = loaded.map(|(s, _)| s);
     let compactor =
         Arc::new(compactor(&options, dir, &wal_dir, identity.store_id, epoch, &wal, snapshot));
@@ -215,8 +309,32 @@ fn open(dir: &Path, options: Options) -> Result<Store> {
         threads: Mutex::new(threads),
         stop,
         lock,
+        closed: AtomicBool::new(false),
     });
     Ok(Store { inner })
+}
+
+/// The new epoch's first segment, publishing the durable position for followers from the
+/// start: everything recovery replayed (and made durable).
+fn segment_writer(
+    options: &Options,
+    dir: &Path,
+    store_id: [u8; 16],
+    epoch: u64,
+    recovered: &Recovered,
+) -> Result<SegmentWriter> {
+    let io = &options.io;
+    let mark = MarkPublisher::create(&**io, dir, store_id, (epoch, recovered.next_lsn));
+    let writer = SegmentWriter::create(
+        io.clone(),
+        &dir.join(WAL_DIR),
+        store_id,
+        epoch,
+        recovered.next_segment_no,
+        recovered.next_lsn,
+        options.segment_target_bytes,
+    )?;
+    Ok(writer.with_mark(mark))
 }
 
 /// The last record recovery made durable, which new records name until their own are durable:
@@ -354,7 +472,7 @@ fn spawn_background(
     compactor: &Arc<Compactor>,
     stop: &Arc<(Mutex<bool>, Condvar)>,
 ) -> Vec<std::thread::JoinHandle<()>> {
-    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms.max(1));
+    let flush_interval = Duration::from_millis(options.buffered_flush_interval_ms);
     let flusher_wal = wal.clone();
     let flusher = spawn_periodic("walden-flusher", stop.clone(), flush_interval, move || {
         if flusher_wal.has_unsynced() {
@@ -363,7 +481,7 @@ fn spawn_background(
         }
     });
     let background = compactor.clone();
-    let check_interval = Duration::from_millis(options.compaction_check_interval_ms.max(1));
+    let check_interval = Duration::from_millis(options.compaction_check_interval_ms);
     let compaction = spawn_periodic("walden-compactor", stop.clone(), check_interval, move || {
         if background.should_compact() {
             // A failure is counted in stats and tried again at the next check.

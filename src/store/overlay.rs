@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::state::docs::Doc;
+use crate::state::docs::{raise_floor, Doc, Floors};
 
 /// `(collection, key)`.
 pub(crate) type DocKey = (String, String);
@@ -16,9 +16,27 @@ pub(crate) type DocKey = (String, String);
 pub(crate) struct Overlay {
     /// Latest sequenced state per key: `None` = deleted.
     entries: HashMap<DocKey, (u64, Option<Doc>)>,
+    /// Every collection's version floor, including deletes sequenced but not yet written.
+    /// Never retired: writers are the only ones that need floors, and they need all of them.
+    floors: Floors,
 }
 
 impl Overlay {
+    /// Sets the floors recovered at open.
+    pub fn set_floors(&mut self, floors: Floors) {
+        self.floors = floors;
+    }
+
+    /// The version floor of `collection` (0 if none of its documents was ever deleted).
+    pub fn floor(&self, collection: &str) -> u64 {
+        self.floors.get(collection).copied().unwrap_or(0)
+    }
+
+    /// Raises `collection`'s floor to `version` if it is below.
+    pub fn raise_floor(&mut self, collection: &str, version: u64) {
+        raise_floor(&mut self.floors, collection, version)
+    }
+
     pub fn get(&self, key: &DocKey) -> Option<&Option<Doc>> {
         self.entries.get(key).map(|(_, d)| d)
     }
@@ -34,6 +52,8 @@ impl Overlay {
         }
     }
 
+    /// Drops the sequenced document states (the log is poisoned). Floors stay: one raised by
+    /// a write that never reached the log is merely higher than needed.
     pub fn clear(&mut self) {
         self.entries.clear();
     }

@@ -17,8 +17,12 @@ use crate::state::docs::Doc;
 pub struct Versioned<T> {
     /// The document.
     pub value: T,
-    /// Its version: 1 for the first write, +1 for each later one. A document deleted and
-    /// created again starts at 1.
+    /// Its version: +1 for each write of the document. Versions never repeat for a key: a
+    /// document created while its key is absent starts one above every version any deleted
+    /// document of its collection had (the collection's durable *version floor*; 1 in a
+    /// collection that never saw a delete), across restarts and compactions. So a version
+    /// read before a delete never matches the document created after it (no ABA for
+    /// compare-and-set or an HTTP `If-Match`). Versions are per key, not store-wide.
     pub version: u64,
     /// Commit time of the write, nanoseconds since the Unix epoch.
     pub written_unix_ns: u64,
@@ -108,6 +112,7 @@ impl Store {
         collection: &str,
         prefix: &str,
     ) -> Result<Scan<T>> {
+        self.check_open()?;
         check_collection(collection)?;
         let docs = self.inner.docs.read();
         let items = docs.get(collection).map_or_else(Vec::new, |c| {
@@ -130,6 +135,7 @@ impl Store {
         start: Bound<&str>,
         end: Bound<&str>,
     ) -> Result<Scan<T>> {
+        self.check_open()?;
         check_collection(collection)?;
         let docs = self.inner.docs.read();
         let items = docs.get(collection).map_or_else(Vec::new, |c| {
@@ -143,13 +149,17 @@ impl Store {
     }
 
     /// Names of the collections that hold documents, sorted.
-    pub fn collections(&self) -> Vec<String> {
-        self.inner.docs.read().keys().cloned().collect()
+    pub fn collections(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        Ok(self.inner.docs.read().keys().cloned().collect())
     }
 
-    /// Number of documents in `collection`.
-    pub fn count(&self, collection: &str) -> usize {
-        self.inner.docs.read().get(collection).map_or(0, |c| c.len())
+    /// Number of documents in `collection` (0 if it holds none). The name is checked like
+    /// every other path's: an invalid one is [`Error::InvalidName`], never a count of 0.
+    pub fn count(&self, collection: &str) -> Result<usize> {
+        self.check_open()?;
+        check_collection(collection)?;
+        Ok(self.inner.docs.read().get(collection).map_or(0, |c| c.len()))
     }
 }
 
@@ -171,6 +181,17 @@ pub struct Scan<T> {
     collection: String,
     items: std::vec::IntoIter<(String, Doc)>,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Scan<T> {
+    /// A scan over documents collected under one read lock (for followers).
+    pub(crate) fn from_items(collection: &str, items: Vec<(String, Doc)>) -> Scan<T> {
+        Scan {
+            collection: collection.to_owned(),
+            items: items.into_iter(),
+            _t: std::marker::PhantomData,
+        }
+    }
 }
 
 impl<T: DeserializeOwned> Iterator for Scan<T> {

@@ -43,10 +43,15 @@ pub struct Stats {
     pub max_group_size: u64,
     /// Mean commit latency (enqueue to acknowledgement), microseconds.
     pub commit_latency_mean_us: u64,
-    /// Median commit latency (power-of-two bucket bound), microseconds.
-    pub commit_latency_p50_us: u64,
-    /// 99th-percentile commit latency (power-of-two bucket bound), microseconds.
-    pub commit_latency_p99_us: u64,
+    /// Median commit latency, as an **upper bound**, microseconds: latencies are counted in
+    /// power-of-two buckets (`[2^(i-1), 2^i)` µs), and this is the largest value of the bucket
+    /// that holds the median, `2^i - 1` (so 65,535 means "between 32,768 and 65,535 µs"). Not
+    /// interpolated: the true median is at most this and more than half of it.
+    pub commit_latency_p50_upper_bound_us: u64,
+    /// 99th-percentile commit latency, as an upper bound, microseconds: the largest value of
+    /// the power-of-two bucket that holds it (see
+    /// [`commit_latency_p50_upper_bound_us`](Self::commit_latency_p50_upper_bound_us)).
+    pub commit_latency_p99_upper_bound_us: u64,
     /// Slowest commit, microseconds.
     pub commit_latency_max_us: u64,
     /// LSN of the newest snapshot (0: none).
@@ -70,7 +75,9 @@ pub struct Stats {
 }
 
 impl Store {
-    /// Counters and positions: see [`Stats`].
+    /// Counters and positions: see [`Stats`]. Still answers after [`Store::close`], with the
+    /// counters as they were.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         collect(&self.inner)
     }
@@ -113,8 +120,8 @@ fn collect(inner: &Inner) -> Stats {
         avg_group_size: if groups == 0 { 0.0 } else { commits as f64 / groups as f64 },
         max_group_size: c.max_group_records.load(Ordering::Relaxed),
         commit_latency_mean_us: c.latency.mean_us(),
-        commit_latency_p50_us: c.latency.quantile_us(0.5),
-        commit_latency_p99_us: c.latency.quantile_us(0.99),
+        commit_latency_p50_upper_bound_us: c.latency.quantile_upper_bound_us(0.5),
+        commit_latency_p99_upper_bound_us: c.latency.quantile_upper_bound_us(0.99),
         commit_latency_max_us: c.latency.max_us(),
         snapshot_lsn,
         snapshot_bytes,

@@ -51,8 +51,9 @@ impl LatencyHistogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Upper bound of the bucket holding quantile `q` (0..=1), in microseconds.
-    pub fn quantile_us(&self, q: f64) -> u64 {
+    /// Upper bound of quantile `q` (0..=1), in microseconds: the largest value of the bucket
+    /// that holds it, or the slowest latency seen if that is lower. Not interpolated.
+    pub fn quantile_upper_bound_us(&self, q: f64) -> u64 {
         let count = self.count.load(Ordering::Relaxed);
         if count == 0 {
             return 0;
@@ -62,7 +63,8 @@ impl LatencyHistogram {
         for (i, b) in self.buckets.iter().enumerate() {
             seen += b.load(Ordering::Relaxed);
             if seen >= rank {
-                return if i == 0 { 0 } else { (1u64 << i) - 1 };
+                let bound = if i == 0 { 0 } else { (1u64 << i) - 1 };
+                return bound.min(self.max_us.load(Ordering::Relaxed));
             }
         }
         self.max_us.load(Ordering::Relaxed)
@@ -81,4 +83,22 @@ impl LatencyHistogram {
 /// Microseconds since `start`, saturating at `u64::MAX` (about 584,000 years).
 pub(crate) fn elapsed_us(start: Instant) -> u64 {
     start.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_bucket_upper_bounds_capped_by_the_slowest_commit() {
+        let h = LatencyHistogram::default();
+        for us in [40_000, 40_000, 100] {
+            h.record(us);
+        }
+        // 40,000 µs falls in [32,768, 65,535], but no commit took more than 40,000 µs.
+        assert_eq!(h.quantile_upper_bound_us(0.5), 40_000, "capped by the slowest commit");
+        h.record(70_000);
+        assert_eq!(h.quantile_upper_bound_us(0.5), 65_535, "the bucket's top, not the max");
+        assert_eq!(h.quantile_upper_bound_us(0.0), 127, "100 µs is in [64, 127]");
+    }
 }

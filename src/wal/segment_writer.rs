@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::counters::WalCounters;
+use super::durable_mark::MarkPublisher;
 use crate::error::{Error, Result};
 use crate::format::{
     encode_frame_with, segment_file_name, RecordKind, SegmentHeader, Watermark, SEGMENT_HEADER_LEN,
@@ -36,6 +37,8 @@ pub(crate) struct SegmentWriter {
     pub(super) next_lsn: u64,
     /// First LSN of this segment.
     pub(super) first_lsn: u64,
+    /// Where the durable position is published after each fsync, for followers.
+    mark: Option<MarkPublisher>,
 }
 
 impl SegmentWriter {
@@ -82,6 +85,7 @@ impl SegmentWriter {
             buf: Vec::new(),
             next_lsn: first_lsn,
             first_lsn,
+            mark: None,
         })
     }
 
@@ -95,9 +99,23 @@ impl SegmentWriter {
         self.epoch
     }
 
+    /// Publishes the durable position after every fsync from now on (for followers).
+    pub fn with_mark(mut self, mark: MarkPublisher) -> SegmentWriter {
+        self.mark = Some(mark);
+        self
+    }
+
+    /// Everything written is durable: tell followers.
+    fn publish_durable(&mut self) {
+        if let Some(mark) = self.mark.as_mut() {
+            mark.publish(self.next_lsn - 1);
+        }
+    }
+
     /// Ends the current segment (fsynced) and starts the next one at `first_lsn`.
     pub(super) fn roll(&mut self, first_lsn: u64, counters: &WalCounters) -> Result<(), StepError> {
         self.file.sync_data()?;
+        self.publish_durable();
         let next = SegmentWriter::create_raw(
             self.io.clone(),
             &self.wal_dir,
@@ -107,7 +125,9 @@ impl SegmentWriter {
             first_lsn,
             self.target_bytes,
         )?;
+        let mark = self.mark.take();
         *self = next;
+        self.mark = mark;
         counters.segments_created.fetch_add(1, Ordering::Relaxed);
         counters.active_segment_no.store(self.segment_no, Ordering::Relaxed);
         counters.wal_bytes_on_disk.fetch_add(self.bytes, Ordering::Relaxed);
@@ -153,6 +173,7 @@ impl SegmentWriter {
         if sync {
             self.file.sync_data()?;
             counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            self.publish_durable();
         }
         Ok(())
     }

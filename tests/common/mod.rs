@@ -56,6 +56,7 @@ pub fn truncate_file(path: &Path, len: u64) {
 }
 
 /// Every file under `dir` (relative path) with its content: equal digests mean nothing changed.
+/// `LOCK` counts by name only: every opener writes who it is into it, which is not data.
 pub fn dir_digest(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
         for entry in fs::read_dir(dir).unwrap() {
@@ -64,10 +65,10 @@ pub fn dir_digest(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if entry.file_type().unwrap().is_dir() {
                 walk(root, &path, out);
             } else {
-                out.insert(
-                    path.strip_prefix(root).unwrap().to_path_buf(),
-                    fs::read(&path).unwrap(),
-                );
+                let rel = path.strip_prefix(root).unwrap().to_path_buf();
+                let bytes =
+                    if rel == Path::new("LOCK") { Vec::new() } else { fs::read(&path).unwrap() };
+                out.insert(rel, bytes);
             }
         }
     }

@@ -189,7 +189,7 @@ pub type Docs = BTreeMap<String, (u64, Value)>;
 
 fn dump(s: &Store) -> Docs {
     let mut out = Docs::new();
-    for c in s.collections() {
+    for c in s.collections().expect("collections") {
         for item in s.scan::<Value>(&c).expect("scan") {
             let (k, v) = item.expect("decode");
             out.insert(format!("{c}/{k}"), (v.version, v.value));

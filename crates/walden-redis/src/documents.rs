@@ -114,6 +114,7 @@ impl RedisBackend {
                 Precondition::Any => "*".to_owned(),
                 Precondition::Absent => "A".to_owned(),
                 Precondition::Version(v) => v.to_string(),
+                Precondition::NoneExpected => "N".to_owned(),
             };
             inv.arg(kind).arg(cond).arg(op.key.as_str()).arg(json);
         }

@@ -28,7 +28,8 @@ local now_s, now_n = tonumber(t[1]), tonumber(t[2]) * 1000
 ///
 /// KEYS, per operation i: document hash, collection index (sorted set), collection version
 /// floor. ARGV[1] = operation count; per operation: kind (`P`ut, `D`elete, `C`heck), condition
-/// (`*` any, `A` absent, or a version), key, JSON (empty unless a put).
+/// (`*` any, `A` absent, `N` absent with a found document reported as a conflict, or a
+/// version), key, JSON (empty unless a put).
 ///
 /// Every precondition is checked before anything is written (a script is atomic but does not
 /// roll back), in batch order, each operation seeing the effects of the ones before it. A put
@@ -65,8 +66,8 @@ for i = 1, n do
     work[dk] = cur
   end
   if cond == 'A' and cur and kind == 'P' then return refuse(3, i, cur) end
-  if cond == 'A' and cur then return refuse(2, i, cur) end
-  if cond ~= '*' and cond ~= 'A' and cond ~= cur then return refuse(2, i, cur) end
+  if (cond == 'A' or cond == 'N') and cur then return refuse(2, i, cur) end
+  if cond ~= '*' and cond ~= 'A' and cond ~= 'N' and cond ~= cur then return refuse(2, i, cur) end
   if kind == 'P' then
     local v
     if cur then v = string.format('%.0f', tonumber(cur) + 1)

@@ -238,7 +238,7 @@ fn copy_moves_a_collection_from_a_local_store_to_redis_and_back() {
     let redis2 = server2.backend();
     assert_eq!(walden::api::copy_all(&local, &redis2).unwrap(), 2_501);
     assert_eq!(walden::api::copy_all(&redis2, &all).unwrap(), 2_501);
-    assert_eq!(all.collections(), ["items", "other"]);
+    assert_eq!(all.collections().unwrap(), ["items", "other"]);
 }
 
 #[test]
@@ -282,6 +282,32 @@ fn versions_never_repeat_for_a_key_after_deletes() {
     assert_eq!(b.commit(batch).unwrap(), [Some(3), Some(4)]);
     // Floors are per collection.
     assert_eq!(b.put("fresh", "k", &1).unwrap(), 1);
+}
+
+fn put_expecting_story(b: &dyn Backend) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |r: walden::Result<Vec<Option<u64>>>| {
+        out.push(format!("{:?}", r.map_err(|e| e.to_string())))
+    };
+    let expecting = |expected: Option<u64>, value: f64| {
+        let mut batch = Batch::new();
+        batch.put_expecting("c", "k", &value, expected);
+        batch
+    };
+    note(b.commit(expecting(None, 1.0)));
+    note(b.commit(expecting(None, 2.0))); // read nothing, but it exists: a Conflict
+    note(b.commit(expecting(Some(7), 2.0)));
+    note(b.commit(expecting(Some(1), 2.0)));
+    note(b.commit(expecting(Some(2), f64::NAN))); // refused before anything is sent
+    out
+}
+
+#[test]
+fn put_expecting_and_non_finite_refusals_are_the_same_on_both_backends() {
+    let (embedded, redis) = both(put_expecting_story);
+    assert_eq!(embedded, redis);
+    assert!(embedded[1].contains("version conflict") && embedded[1].contains("expected None"));
+    assert!(embedded[4].contains("non-finite"), "{}", embedded[4]);
 }
 
 #[allow(dead_code)]

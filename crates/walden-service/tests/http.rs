@@ -140,7 +140,7 @@ async fn conditional_writes_answer_412_when_the_etag_or_existence_does_not_hold(
 /// Needs versions that never repeat for a key (a re-created document starts above every
 /// version the key had), which the core store provides once that change has landed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the core's never-repeating versions (a re-created key restarts at version 1 until then)"]
+
 async fn an_etag_never_matches_a_document_recreated_at_the_same_key() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(dir.path(), NO_LIMIT);

@@ -98,6 +98,6 @@ async fn async_and_blocking_writers_mixed_all_complete() {
     for b in blocking {
         b.join().unwrap();
     }
-    assert_eq!(store.store().count("async"), 400);
-    assert_eq!(store.store().count("blocking"), 400);
+    assert_eq!(store.store().count("async").unwrap(), 400);
+    assert_eq!(store.store().count("blocking").unwrap(), 400);
 }

@@ -1,69 +1,33 @@
-//! `follow`: print records as a live store appends them.
+//! `follow`: print records as a live store makes them durable.
 //!
-//! Polls the newest segment's size, decodes whatever complete records appeared after the last
-//! one printed (with the library's `decode_frame`), and moves on to the next segment once one
-//! exists. A record being written shows up once it is complete. Reads only.
+//! The records already in the log come from the same load as every other command; after them,
+//! the library's `LogTail` — the reading engine of `walden::Follower` — hands out each record
+//! once the writer has published it durable: it follows segment rolls, a writer restarted in a
+//! new epoch, torn bytes the next open cuts, and says on stderr when compaction removed records
+//! before they were read. Reads only.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use walden::format::{decode_frame_as, FrameFormat, RecordKind, SegmentHeader, SEGMENT_HEADER_LEN};
-use walden::wal::{list_segment_files, RecordRef};
+use walden::io::RealIo;
+use walden::{LogTail, TailPoll};
 
 use crate::commands::{print_record, select};
 use crate::out::{Fail, Out};
 use crate::source::{load, InputError, SourceKind};
 use crate::FollowArgs;
 
-struct Cursor {
-    segment_no: u64,
-    path: PathBuf,
-    header: SegmentHeader,
-    offset: u64,
-}
-
-/// Bytes of `path` from `offset` on (empty if the file is gone or shorter).
-fn read_from(path: &Path, offset: u64) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        if f.seek(SeekFrom::Start(offset)).is_ok() {
-            let _ = f.read_to_end(&mut buf);
-        }
-    }
-    buf
-}
-
-fn header_of(path: &Path) -> Option<SegmentHeader> {
-    versioned_header_of(path).map(|(h, _)| h)
-}
-
-/// [`header_of`], with the frame layout the segment's format version gives its records.
-fn versioned_header_of(path: &Path) -> Option<(SegmentHeader, FrameFormat)> {
-    let mut head = read_from(path, 0);
-    head.truncate(SEGMENT_HEADER_LEN);
-    SegmentHeader::decode_versioned(&head).ok()
-}
-
-/// The first segment numbered `>= from` whose header verifies.
-fn open_segment(wal_dir: &Path, from: u64) -> Option<Cursor> {
-    let segs = list_segment_files(wal_dir).ok()?;
-    let (no, path) = segs.into_iter().find(|(n, _)| *n >= from)?;
-    let header = header_of(&path)?;
-    Some(Cursor { segment_no: no, path, header, offset: SEGMENT_HEADER_LEN as u64 })
-}
-
 /// `follow`.
 pub fn follow(out: &mut Out, a: &FollowArgs) -> Result<i32, Fail> {
     let src = load(&a.path)?;
-    let Some(wal_dir) = src.wal_dir.clone().filter(|_| src.kind != SourceKind::SegmentFile) else {
-        return Err(InputError {
-            path: a.path.clone(),
-            reason: "follow needs a store or wal directory".into(),
-        }
-        .into());
+    let not_a_store = || InputError {
+        path: a.path.clone(),
+        reason: "follow needs a store or wal directory".into(),
     };
+    let wal_dir = src.wal_dir.clone().filter(|_| src.kind != SourceKind::SegmentFile);
+    let dir = wal_dir.as_deref().and_then(|w| w.parent()).ok_or_else(not_a_store)?.to_path_buf();
     let (recs, scan) = src.records();
+    let store_id = src.identity.map(|i| i.store_id).or(scan.store_id).ok_or_else(not_a_store)?;
     let mut printed = 0u64;
     let limit_hit =
         |n: u64| a.max_records.is_some_and(|m| n >= m) || a.filters.limit.is_some_and(|m| n >= m);
@@ -79,72 +43,45 @@ pub fn follow(out: &mut Out, a: &FollowArgs) -> Result<i32, Fail> {
         }
     }
     out.flush()?;
-    // Continue after the last valid record of the newest segment read.
-    let mut cursor = scan.segments.last().and_then(|s| {
-        s.header.map(|header| Cursor {
-            segment_no: s.segment_no,
-            path: s.path.clone(),
-            header,
-            offset: s.valid_bytes,
-        })
-    });
-    let next_from = scan.segments.last().map_or(0, |s| s.segment_no);
+    let next_lsn = scan.next_lsn.unwrap_or(1);
+    drop(recs);
+    let mut tail = LogTail::new(Arc::new(RealIo), &dir, store_id, next_lsn);
     let poll = Duration::from_millis(a.poll_ms.max(1));
     let mut idle_since = Instant::now();
     loop {
         if limit_hit(printed) {
             return Ok(0);
         }
-        if cursor.is_none() {
-            cursor = open_segment(&wal_dir, next_from);
+        let (mut seen, mut failed) = (0u64, None);
+        let polled = tail.poll(&mut |r| {
+            seen += 1;
+            if failed.is_some() || limit_hit(printed) {
+                return;
+            }
+            if let Some(ops) = select(r, &a.filters) {
+                match print_record(out, r, &ops).and_then(|()| out.flush()) {
+                    Ok(()) => printed += 1,
+                    Err(e) => failed = Some(e),
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e.into());
         }
-        let mut progressed = false;
-        if let Some(c) = cursor.as_mut() {
-            // The file was removed and its number reused by a new open: start it over.
-            if header_of(&c.path).is_some_and(|h| h != c.header) {
-                c.header = header_of(&c.path).unwrap_or(c.header);
-                c.offset = SEGMENT_HEADER_LEN as u64;
+        match polled {
+            Ok(TailPoll::Skipped { from_lsn, to_lsn }) => {
+                eprintln!(
+                    "walinspect: records {from_lsn}..{to_lsn} were compacted away before follow \
+                     read them (the newest snapshot holds their effect); going on at {to_lsn}"
+                );
+                seen += 1;
             }
-            let buf = read_from(&c.path, c.offset);
-            let salt = c.header.salt();
-            let format = versioned_header_of(&c.path).map_or(FrameFormat::V2, |(_, f)| f);
-            let mut at = 0usize;
-            while let Ok(frame) = decode_frame_as(&buf[at..], salt, format) {
-                if RecordKind::from_u8(frame.kind) == Some(RecordKind::Close) {
-                    // A clean close: no data to print; the next open starts a new segment.
-                    at += frame.len;
-                    progressed = true;
-                    continue;
-                }
-                let r = RecordRef {
-                    segment_no: c.segment_no,
-                    epoch: c.header.epoch,
-                    path: &c.path,
-                    offset: c.offset + at as u64,
-                    frame,
-                };
-                if let Some(ops) = select(&r, &a.filters) {
-                    print_record(out, &r, &ops)?;
-                    out.flush()?;
-                    printed += 1;
-                }
-                at += frame.len;
-                progressed = true;
-                if limit_hit(printed) {
-                    return Ok(0);
-                }
-            }
-            c.offset += at as u64;
-            if !progressed {
-                // Move on once a later segment exists: the writer only starts one after
-                // finishing this.
-                if let Some(next) = open_segment(&wal_dir, c.segment_no + 1) {
-                    *c = next;
-                    progressed = true;
-                }
+            Ok(TailPoll::CaughtUp) => {}
+            Err(e) => {
+                return Err(InputError { path: dir.clone(), reason: e.to_string() }.into());
             }
         }
-        if progressed {
+        if seen > 0 {
             idle_since = Instant::now();
             continue;
         }

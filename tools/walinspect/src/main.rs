@@ -207,7 +207,7 @@ pub struct FollowArgs {
     /// Print the records already in the log first.
     #[arg(long)]
     pub from_start: bool,
-    /// How often to poll file sizes, in milliseconds.
+    /// How often to look for newly durable records, in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub poll_ms: u64,
     /// Exit (code 0) after this long without a new record (for scripts and tests).

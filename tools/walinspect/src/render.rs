@@ -2,6 +2,7 @@
 
 use serde_json::{json, Map, Value};
 use walden::format::breaker::BreakerRecord;
+use walden::format::floor::VersionFloorRecord;
 use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{
     decode_batch, BatchOp, BatchOpKind, CorruptionKind, DurabilityProof, FrameError, RecordKind,
@@ -61,6 +62,8 @@ pub fn describe_state_body(kind: Option<RecordKind>, body: &[u8]) -> Map<String,
                 "transition_unix_ns": b.transition_unix_ns,
             })
         }),
+        Some(RecordKind::VersionFloor) => VersionFloorRecord::decode(body)
+            .map(|f| json!({ "collection": f.collection, "floor": f.floor })),
         _ => Err("no decoder for this kind".to_owned()),
     };
     let mut m = Map::new();

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use walden::format::breaker::BreakerRecord;
 use walden::format::files::is_torn_file_name;
+use walden::format::floor::VersionFloorRecord;
 use walden::format::ratelimit::RateLimitRecord;
 use walden::format::{
     decode_batch, parse_segment_file_name, parse_snapshot_file_name, CorruptionKind, Frame,
@@ -257,6 +258,7 @@ pub fn check_frame_body(frame: &Frame<'_>) -> Result<(), CorruptionKind> {
         Some(RecordKind::Batch) => decode_batch(frame.body).map(|_| ()),
         Some(RecordKind::RateLimit) => RateLimitRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Breaker) => BreakerRecord::decode(frame.body).map(|_| ()),
+        Some(RecordKind::VersionFloor) => VersionFloorRecord::decode(frame.body).map(|_| ()),
         Some(RecordKind::Close) | None => Ok(()),
     };
     r.map_err(CorruptionKind::BadBody)

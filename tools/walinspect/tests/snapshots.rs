@@ -74,7 +74,7 @@ fn history_and_salvage_read_through_the_snapshot() {
     assert_eq!(r.of_type("snapshot_used")[0]["lsn"], 10);
     assert!(r.of_type("skip").is_empty(), "{}", r.stdout);
     let store = open_store(&out_dir);
-    assert_eq!(store.count("docs"), 11);
+    assert_eq!(store.count("docs").unwrap(), 11);
     assert_eq!(
         store.get::<Value>("docs", &key(0)).unwrap().unwrap().value,
         json!("after the snapshot")

@@ -164,6 +164,33 @@ pub trait Documents: Send + Sync {
         }
     }
 
+    /// An optimistic read-modify-write of `collection`/`key`: `attempt` gets the document as
+    /// it is now (version and JSON, or `None`) and returns the batch to commit (writes of that
+    /// document only, conditioned on the version it saw); on a concurrent change it runs again
+    /// with the changed document, until a batch commits. Returns that batch's results.
+    /// [`DocumentsExt::update`] is built on it.
+    ///
+    /// A backend may do better than read-then-commit. The Redis backend queues the threads of
+    /// one process that update the same document: each runs `attempt` on the document as the
+    /// writes queued before it leave it, and the queue commits in one script, every write
+    /// still checked against its version and given its own. `attempt` therefore runs while
+    /// other threads wait for the same document: it must not wait for them.
+    fn update_raw(
+        &self,
+        collection: &str,
+        key: &str,
+        attempt: &mut Attempt<'_>,
+    ) -> Result<Vec<Option<u64>>> {
+        let mut current = self.get_raw(collection, key)?;
+        loop {
+            let batch = attempt(current.as_ref().map(|d| (d.version, &*d.value)))?;
+            match self.commit_or_read(batch, collection, key)? {
+                CasStep::Committed(versions) => return Ok(versions),
+                CasStep::Changed(now) => current = now,
+            }
+        }
+    }
+
     /// Stores JSON text under `key`; returns the new version.
     fn put_raw(&self, collection: &str, key: &str, json: &RawValue) -> Result<u64> {
         let mut b = Batch::new();
@@ -186,6 +213,10 @@ pub trait Documents: Send + Sync {
     }
 }
 
+/// One attempt of [`Documents::update_raw`]: gets the document as it is now (version and JSON,
+/// or `None`) and returns the batch to commit.
+pub type Attempt<'a> = dyn FnMut(Option<(u64, &RawValue)>) -> Result<Batch> + 'a;
+
 /// The outcome of [`Documents::commit_or_read`].
 #[derive(Debug)]
 pub enum CasStep {
@@ -202,12 +233,16 @@ fn first_version(versions: Vec<Option<u64>>) -> Result<u64> {
     })
 }
 
-fn decode<T: DeserializeOwned>(collection: &str, key: &str, doc: RawDoc) -> Result<Versioned<T>> {
-    let value = serde_json::from_str(doc.value.get()).map_err(|source| Error::Json {
+fn decode_json<T: DeserializeOwned>(collection: &str, key: &str, json: &RawValue) -> Result<T> {
+    serde_json::from_str(json.get()).map_err(|source| Error::Json {
         collection: collection.to_owned(),
         key: key.to_owned(),
         source,
-    })?;
+    })
+}
+
+fn decode<T: DeserializeOwned>(collection: &str, key: &str, doc: RawDoc) -> Result<Versioned<T>> {
+    let value = decode_json(collection, key, &doc.value)?;
     Ok(Versioned { value, version: doc.version, written_unix_ns: doc.written_unix_ns })
 }
 
@@ -268,17 +303,14 @@ pub trait DocumentsExt: Documents {
         T: Serialize + DeserializeOwned,
         F: FnMut(Option<T>) -> Option<T>,
     {
-        let mut current = self.get_raw(collection, key)?;
-        loop {
+        let mut is_put = false;
+        let versions = self.update_raw(collection, key, &mut |current| {
             let (version, value) = match current {
-                Some(d) => {
-                    let v = d.version;
-                    (Some(v), Some(decode::<T>(collection, key, d)?.value))
-                }
+                Some((v, json)) => (Some(v), Some(decode_json::<T>(collection, key, json)?)),
                 None => (None, None),
             };
             let new = f(value);
-            let is_put = new.is_some();
+            is_put = new.is_some();
             let mut b = Batch::new();
             match (new, version) {
                 (Some(new), Some(v)) => b.put_if_version(collection, key, &new, v),
@@ -286,11 +318,9 @@ pub trait DocumentsExt: Documents {
                 (None, Some(v)) => b.delete_if_version(collection, key, v),
                 (None, None) => b.expect_version(collection, key, None),
             };
-            match self.commit_or_read(b, collection, key)? {
-                CasStep::Committed(versions) => return Ok(if is_put { versions[0] } else { None }),
-                CasStep::Changed(now) => current = now,
-            }
-        }
+            Ok(b)
+        })?;
+        Ok(if is_put { versions.first().copied().flatten() } else { None })
     }
 
     /// Documents of `collection` in `range` as `T`, in key order.

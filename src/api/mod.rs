@@ -47,7 +47,7 @@ mod import;
 pub mod rules;
 
 pub use documents::{
-    copy_all, copy_collection, CasStep, Documents, DocumentsExt, KeyRange, RawDoc,
+    copy_all, copy_collection, Attempt, CasStep, Documents, DocumentsExt, KeyRange, RawDoc,
     COPY_BATCH_DOCUMENTS,
 };
 pub use handles::{Admission, Breaker, CallPermit, Limiter, PermitBackend};

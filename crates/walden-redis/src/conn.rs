@@ -5,7 +5,12 @@
 //! answer the next command); when one fails that way every idle connection is dropped too, so
 //! after a Redis restart only the calls already in flight see the old sockets. Reconnecting is
 //! implicit: the next call opens a new connection.
+//!
+//! Idle connections are kept in stripes, each thread using its own: many threads that get
+//! their replies at once (Redis answers a whole event-loop turn after one fsync) would
+//! otherwise all queue for one lock to return a connection and take the next.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -18,6 +23,19 @@ pub(crate) const BACKEND: &str = "redis";
 
 /// Most idle connections kept for reuse.
 const MAX_IDLE_CONNECTIONS: usize = 256;
+
+/// Stripes of idle connections; a thread uses the one its number picks.
+const IDLE_STRIPES: usize = 32;
+
+/// Most idle connections per stripe.
+const MAX_IDLE_PER_STRIPE: usize = MAX_IDLE_CONNECTIONS / IDLE_STRIPES;
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's stripe of every pool.
+    static STRIPE: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed) % IDLE_STRIPES;
+}
 
 /// Where commands go: one server, or a Redis Cluster (commands routed by their first key).
 enum Target {
@@ -45,7 +63,7 @@ pub(crate) struct Pool {
     /// Every configured node, for the commands that concern each node rather than a key
     /// (reading the configuration, listing keys).
     nodes: Vec<Client>,
-    idle: Mutex<Vec<Conn>>,
+    idle: Box<[Mutex<Vec<Conn>>]>,
     timeout: Duration,
 }
 
@@ -69,7 +87,8 @@ impl Pool {
         } else {
             Target::Single(nodes[0].clone())
         };
-        Ok(Pool { target, nodes, idle: Mutex::new(Vec::new()), timeout })
+        let idle = (0..IDLE_STRIPES).map(|_| Mutex::new(Vec::new())).collect();
+        Ok(Pool { target, nodes, idle, timeout })
     }
 
     fn connect(&self) -> Result<Conn, Error> {
@@ -97,7 +116,7 @@ impl Pool {
         &self,
         f: impl FnOnce(&mut dyn ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, Error> {
-        let pooled = self.idle.lock().pop();
+        let pooled = self.stripe().lock().pop();
         let mut con = match pooled {
             Some(c) => c,
             None => self.connect()?,
@@ -108,7 +127,9 @@ impl Pool {
                 Ok(v)
             }
             Err(e) if is_connection_failure(&e) => {
-                self.idle.lock().clear();
+                for stripe in &self.idle {
+                    stripe.lock().clear();
+                }
                 Err(map_error(e, self.timeout))
             }
             Err(e) => {
@@ -134,9 +155,13 @@ impl Pool {
         Ok(out)
     }
 
+    fn stripe(&self) -> &Mutex<Vec<Conn>> {
+        &self.idle[STRIPE.with(|s| *s)]
+    }
+
     fn give_back(&self, con: Conn) {
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE_CONNECTIONS {
+        let mut idle = self.stripe().lock();
+        if idle.len() < MAX_IDLE_PER_STRIPE {
             idle.push(con);
         }
     }

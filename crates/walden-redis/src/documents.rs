@@ -6,8 +6,8 @@ use std::ops::Bound;
 use redis::Value;
 use serde_json::value::RawValue;
 use walden::api::{
-    import_chunk_len, parse_import_object, rules::check_collection, CasStep, Documents, KeyRange,
-    Operation, OperationKind, Precondition, RawDoc, WriteGuarantee,
+    import_chunk_len, parse_import_object, rules::check_collection, Attempt, CasStep, Documents,
+    KeyRange, Operation, OperationKind, Precondition, RawDoc, WriteGuarantee,
 };
 use walden::{
     Batch, Durability, Error, ImportMode, ImportReport, IoOp, Result, Validator, Versioned,
@@ -15,6 +15,7 @@ use walden::{
 
 use crate::conn::BACKEND;
 use crate::keys::{lex_max, lex_min};
+use crate::lanes::{self, Commit, LaneIo};
 use crate::scripts::{COMMIT_SCRIPT, SCAN_SCRIPT};
 use crate::RedisBackend;
 
@@ -88,13 +89,13 @@ impl RedisBackend {
 
     /// Applies checked operations in one script.
     fn commit_prepared(&self, ops: &[Operation]) -> Result<Vec<Option<u64>>> {
-        self.apply(ops)?.map_err(|refusal| refusal.error)
+        Ok(self.apply(ops)?.map_err(|refusal| refusal.error)?.versions)
     }
 
     /// Applies checked operations in one script: `Ok(Err(_))` when a precondition failed.
-    fn apply(&self, ops: &[Operation]) -> Result<Result<Vec<Option<u64>>, Refusal>> {
+    fn apply(&self, ops: &[Operation]) -> Result<Result<Applied, Refusal>> {
         if ops.is_empty() {
-            return Ok(Ok(Vec::new()));
+            return Ok(Ok(Applied { versions: Vec::new() }));
         }
         self.check_slots(ops)?;
         let keys = &self.shared.keys;
@@ -157,6 +158,11 @@ impl RedisBackend {
     }
 }
 
+/// A batch the script applied: per-operation results.
+struct Applied {
+    versions: Vec<Option<u64>>,
+}
+
 /// A batch refused by a precondition: the error, and the refused operation's stored document
 /// (`None`: absent).
 struct Refusal {
@@ -164,7 +170,7 @@ struct Refusal {
     stored: Option<RawDoc>,
 }
 
-fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Result<Vec<Option<u64>>, Refusal>> {
+fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Result<Applied, Refusal>> {
     let bad = || bad_reply("commit", reply);
     let Value::Array(items) = reply else { return Err(bad()) };
     let code = items.first().and_then(int).ok_or_else(bad)?;
@@ -173,7 +179,8 @@ fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Result<Vec<Option<u6
         if results.len() != ops.len() {
             return Err(bad());
         }
-        return results.iter().map(|r| number(r).ok_or_else(bad)).collect::<Result<_>>().map(Ok);
+        let versions = results.iter().map(|r| number(r).ok_or_else(bad)).collect::<Result<_>>()?;
+        return Ok(Ok(Applied { versions }));
     }
     let [_, i, current, v, t, j] = items.as_slice() else { return Err(bad()) };
     let op = int(i)
@@ -194,6 +201,25 @@ fn parse_commit(ops: &[Operation], reply: &Value) -> Result<Result<Vec<Option<u6
         _ => return Err(bad()),
     };
     Ok(Err(Refusal { error, stored }))
+}
+
+impl LaneIo for RedisBackend {
+    fn read(&self, collection: &str, key: &str) -> Result<Option<RawDoc>> {
+        self.get_raw(collection, key)
+    }
+
+    fn prepare(&self, batch: Batch) -> Result<Vec<Operation>> {
+        let (ops, durability) = self.shared.config.rules.prepare(batch, &self.shared.validators)?;
+        self.check_durability(durability)?;
+        Ok(ops)
+    }
+
+    fn commit(&self, ops: &[Operation]) -> Result<Commit> {
+        Ok(match self.apply(ops)? {
+            Ok(applied) => Commit::Applied(applied.versions),
+            Err(refusal) => Commit::Refused(refusal.stored),
+        })
+    }
 }
 
 fn write_io(e: std::io::Error) -> Error {
@@ -227,12 +253,34 @@ impl Documents for RedisBackend {
         let (ops, durability) = self.shared.config.rules.prepare(batch, &self.shared.validators)?;
         self.check_durability(durability)?;
         match self.apply(&ops)? {
-            Ok(versions) => Ok(CasStep::Committed(versions)),
+            Ok(applied) => Ok(CasStep::Committed(applied.versions)),
             // The script read the refused document in the same instant: no second round trip.
             Err(r) if ops.iter().all(|o| o.collection == collection && o.key == key) => {
                 Ok(CasStep::Changed(r.stored))
             }
             Err(_) => Ok(CasStep::Changed(self.get_raw(collection, key)?)),
+        }
+    }
+
+    fn update_raw(
+        &self,
+        collection: &str,
+        key: &str,
+        attempt: &mut Attempt<'_>,
+    ) -> Result<Vec<Option<u64>>> {
+        self.shared.config.rules.check_target(collection, key)?;
+        if !lanes::nested() {
+            // See `lanes`: the threads of this process that update this document share
+            // one commit per round trip.
+            return self.shared.lanes.update(self, collection, key, attempt);
+        }
+        let mut current = self.get_raw(collection, key)?;
+        loop {
+            let batch = attempt(current.as_ref().map(|d| (d.version, &*d.value)))?;
+            match self.commit_or_read(batch, collection, key)? {
+                CasStep::Committed(versions) => return Ok(versions),
+                CasStep::Changed(now) => current = now,
+            }
         }
     }
 

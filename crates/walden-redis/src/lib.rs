@@ -10,6 +10,10 @@
 //!   store does); scans run in key order over a sorted-set index kept by the same script.
 //!   Names, keys, sizes and validators follow the embedded store's rules — the same code.
 //! - **Rate limiters** are GCRA in one round trip, timed by Redis's `TIME`; idle keys expire.
+//! - **`update`** from several threads of one backend on one document is group-committed: the
+//!   writes queue, each closure runs on the document as the writes before it leave it, and one
+//!   script commits them all, each checked against its version (see
+//!   [`walden::api::Documents::update_raw`]).
 //! - **Circuit breakers** run the embedded breaker's state machine on one hash: a trip seen by
 //!   one process is seen by every process at its next call; half-open probes are counted
 //!   across all of them.
@@ -64,6 +68,7 @@ mod conn;
 mod documents;
 mod durability;
 mod keys;
+mod lanes;
 mod limiter;
 mod scripts;
 
@@ -155,6 +160,7 @@ pub(crate) struct Shared {
     pub(crate) config: RedisConfig,
     pub(crate) validators: Validators,
     pub(crate) guarantees: Guarantees,
+    pub(crate) lanes: lanes::Lanes,
 }
 
 impl Shared {
@@ -219,6 +225,7 @@ impl RedisBackend {
             config,
             validators: Validators::default(),
             guarantees,
+            lanes: lanes::Lanes::new(),
         };
         Ok(RedisBackend { shared: Arc::new(shared) })
     }

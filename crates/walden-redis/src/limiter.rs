@@ -54,6 +54,19 @@ fn split_ns(ns: u128) -> (u64, u64) {
     (ns / NS_PER_S, ns % NS_PER_S)
 }
 
+/// The GCRA script's reply: allowed, Redis's `TIME` in ns, the stored TAT in ns (0: none).
+fn parse_gcra(reply: &Value) -> Option<(bool, u64, u64)> {
+    let Value::Array(a) = reply else { return None };
+    let [allowed, secs, micros, stored] = a.as_slice() else { return None };
+    let now =
+        number(secs)??.checked_mul(NS_PER_S)?.checked_add(number(micros)??.checked_mul(1_000)?)?;
+    let tat = match stored {
+        Value::Nil => 0,
+        other => number(other)??,
+    };
+    Some((int(allowed)? == 1, now, tat))
+}
+
 impl RedisLimiter {
     pub(crate) fn new(
         shared: Arc<Shared>,
@@ -86,19 +99,12 @@ impl RedisLimiter {
             }
             Ok(r)
         })?;
-        let parsed = match &reply {
-            Value::Array(a) if a.len() == 3 => {
-                (int(&a[0]), number(&a[1]).flatten(), number(&a[2]).flatten())
-            }
-            _ => (None, None, None),
-        };
-        let (Some(allowed), Some(now), Some(tat)) = parsed else {
-            return Err(bad_reply("rate-limit check", &reply));
-        };
+        let (allowed, now, tat) =
+            parse_gcra(&reply).ok_or_else(|| bad_reply("rate-limit check", &reply))?;
         // The script decided atomically; the same arithmetic as the embedded limiter turns
         // its inputs into the decision's fields.
         let (decision, _) = gcra_decide(quota, tat, now, n);
-        if decision.allowed != (allowed == 1) {
+        if decision.allowed != allowed {
             return Err(bad_reply("rate-limit check (decision differs)", &reply));
         }
         Ok(decision)

@@ -369,3 +369,40 @@ fn failure_rate_and_slow_calls_trip_breakers_alike_on_both_backends() {
     assert_eq!(embedded, redis);
     assert!(embedded.last().unwrap().starts_with("Open"), "{embedded:?}");
 }
+
+/// Imports on one backend: each document's stored text, or the error's text.
+fn import_story(b: &dyn Backend) -> Vec<String> {
+    let doc = r#"{"zeta":123456789012345678901234567890,"alpha":0.10000000000000000000000001}"#;
+    let good = format!(r#"{{"k2":{doc},"k1":-98765432109876543210}}"#);
+    let inputs = [
+        (good.as_str(), ImportMode::Atomic),
+        ("{\"a\":1,\n\"a\":2}", ImportMode::Atomic),
+        ("{\"a\":{\"x\":1,\"x\":2}}", ImportMode::Atomic),
+        ("{\"a\": NaN}", ImportMode::Atomic),
+        ("{\"a\": -Infinity}", ImportMode::Atomic),
+        ("\u{feff}{\"a\":1}", ImportMode::Atomic),
+        ("{\"a\":1}", ImportMode::Chunked { documents_per_batch: 0 }),
+        (
+            "{\"a\":1}",
+            ImportMode::Chunked { documents_per_batch: walden::limits::MAX_BATCH_OPS + 1 },
+        ),
+    ];
+    let mut out = Vec::new();
+    for (input, mode) in inputs {
+        let r = b.import_json("imp", &mut input.as_bytes(), mode);
+        out.push(format!("{:?}", r.map(|r| r.documents).map_err(|e| e.to_string())));
+    }
+    for key in ["k1", "k2", "a"] {
+        let raw = b.get_raw("imp", key).unwrap().map(|d| d.value.get().to_owned());
+        out.push(format!("{key}: {raw:?}"));
+    }
+    out
+}
+
+#[test]
+fn imports_keep_exact_text_and_refuse_the_same_input_alike_on_both_backends() {
+    let (embedded, redis) = both(import_story);
+    assert_eq!(embedded, redis);
+    assert!(redis[0].starts_with("Ok(2)"), "{redis:?}");
+    assert!(redis.iter().any(|l| l.contains("123456789012345678901234567890")), "{redis:?}");
+}

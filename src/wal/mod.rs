@@ -10,6 +10,7 @@ pub(crate) mod commit;
 pub(crate) mod committer;
 pub(crate) mod completion;
 pub(crate) mod counters;
+mod lead;
 mod proof;
 pub mod reader;
 pub(crate) mod recovery;

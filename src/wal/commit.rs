@@ -101,25 +101,25 @@ pub(super) struct Committer {
 /// The queue and the positions it publishes; guarded by the log's mutex.
 pub(crate) struct Queue<H: CommitHook> {
     pub(super) next_lsn: u64,
-    last_timestamp_unix_ns: u64,
-    pending: Vec<PendingRecord<H::Payload>>,
-    written_lsn: u64,
-    durable_lsn: u64,
+    pub(super) last_timestamp_unix_ns: u64,
+    pub(super) pending: Vec<PendingRecord<H::Payload>>,
+    pub(super) written_lsn: u64,
+    pub(super) durable_lsn: u64,
     /// Highest LSN some waiter needs fsynced.
-    sync_target: u64,
+    pub(super) sync_target: u64,
     /// Someone leads (or was handed the lead and is on its way).
-    leader: bool,
-    poisoned: Option<PoisonCause>,
-    closed: bool,
+    pub(super) leader: bool,
+    pub(super) poisoned: Option<PoisonCause>,
+    pub(super) closed: bool,
     /// Waiters in LSN order.
     waiters: VecDeque<Waiter>,
     /// Seals waiting for the lead (served before any writer).
-    seals: Vec<Arc<Slot>>,
+    pub(super) seals: Vec<Arc<Slot>>,
     pub(super) committer: Committer,
     /// The record that was last durable when this epoch began (recovery made it durable).
-    base: Watermark,
+    pub(super) base: Watermark,
     /// LSN of this epoch's first record.
-    first_lsn: u64,
+    pub(super) first_lsn: u64,
     /// What the hook sequenced but the log has not yet applied.
     pub sequenced: H::Sequenced,
 }
@@ -127,7 +127,7 @@ pub(crate) struct Queue<H: CommitHook> {
 impl<H: CommitHook> Queue<H> {
     /// The durable watermark new records carry: the last record known durable, named by the
     /// epoch of its segment (this epoch's, or the one recovery made durable before it began).
-    fn watermark(&self, epoch: u64) -> Watermark {
+    pub(super) fn watermark(&self, epoch: u64) -> Watermark {
         if self.durable_lsn >= self.first_lsn {
             Watermark { epoch, lsn: self.durable_lsn }
         } else {
@@ -137,7 +137,7 @@ impl<H: CommitHook> Queue<H> {
 
     /// Poisons the queue: every queued record fails, sequenced state is dropped, and the slots
     /// to fail are returned (complete them after releasing the lock).
-    fn poison(&mut self, step: StepError) -> (PoisonCause, Vec<(Arc<Slot>, Outcome)>) {
+    pub(super) fn poison(&mut self, step: StepError) -> (PoisonCause, Vec<(Arc<Slot>, Outcome)>) {
         let cause = PoisonCause::from_step(&step);
         tracing::error!(
             target: "walden",
@@ -162,7 +162,7 @@ impl<H: CommitHook> Queue<H> {
         (cause, failed)
     }
 
-    fn satisfied(&self, lsn: u64, durability: Durability) -> bool {
+    pub(super) fn satisfied(&self, lsn: u64, durability: Durability) -> bool {
         match durability {
             Durability::Immediate => self.durable_lsn >= lsn,
             Durability::Buffered => self.written_lsn >= lsn,
@@ -170,7 +170,7 @@ impl<H: CommitHook> Queue<H> {
     }
 
     /// Removes the waiters the published positions satisfy and returns their slots.
-    fn take_done(&mut self, counters: &WalCounters) -> Vec<(Arc<Slot>, Outcome)> {
+    pub(super) fn take_done(&mut self, counters: &WalCounters) -> Vec<(Arc<Slot>, Outcome)> {
         let (written, durable) = (self.written_lsn, self.durable_lsn);
         let n = self.waiters.partition_point(|w| w.lsn <= written);
         let mut done = Vec::with_capacity(n);
@@ -192,7 +192,7 @@ impl<H: CommitHook> Queue<H> {
     }
 
     /// Chooses who leads next, if anything is left to do; clears `leader` otherwise.
-    fn successor(&mut self) -> Option<Successor> {
+    pub(super) fn successor(&mut self) -> Option<Successor> {
         let work = !self.pending.is_empty() || self.sync_target > self.durable_lsn;
         if let Some(seal) = self.seals.pop() {
             return Some(Successor::Slot(seal));
@@ -213,7 +213,7 @@ impl<H: CommitHook> Queue<H> {
 }
 
 /// The next leader, told after the queue lock is released.
-enum Successor {
+pub(super) enum Successor {
     Slot(Arc<Slot>),
     Committer,
 }
@@ -234,9 +234,9 @@ pub(crate) struct LogWriter<H: CommitHook> {
     /// Wakes the committer thread (waits on `queue`).
     pub(super) committer_cv: Condvar,
     pub(super) committer_thread: Mutex<Option<JoinHandle<()>>>,
-    writer: Mutex<SegmentWriter>,
+    pub(super) writer: Mutex<SegmentWriter>,
     hook: H,
-    epoch: u64,
+    pub(super) epoch: u64,
     /// See `Options::max_commit_delay`.
     max_commit_delay: Option<Duration>,
     /// Records in the last group written (the delay applies only under concurrency).
@@ -412,122 +412,10 @@ impl<H: CommitHook> LogWriter<H> {
         }
     }
 
-    /// Seals the log for compaction or backup: if the active segment holds records, it is
-    /// fsynced and a new segment is started, so every segment below the returned number is
-    /// complete and immutable. Returns `(active segment number, last LSN in sealed segments)`.
-    ///
-    /// Takes leadership for the duration (handed over ahead of any writer, so a seal never
-    /// waits behind a stream of groups), so no group is in flight. A failure poisons the store
-    /// like any failed write or fsync.
-    pub fn seal(&self) -> Result<(u64, u64)> {
-        self.acquire_lead()?;
-        let result = {
-            let mut w = self.writer.lock();
-            let result = if w.next_lsn > w.first_lsn {
-                let next = w.next_lsn;
-                w.roll(next, &self.counters)
-            } else {
-                Ok(())
-            };
-            result.map(|()| (w.segment_no(), w.first_lsn - 1))
-        };
-        let mut q = self.queue.lock();
-        let (out, done) = match result {
-            Ok((segment_no, sealed_lsn)) => {
-                // Everything written is in a fsynced segment now.
-                q.durable_lsn = q.durable_lsn.max(q.written_lsn);
-                (Ok((segment_no, sealed_lsn)), q.take_done(&self.counters))
-            }
-            Err(step) => {
-                let (cause, failed) = q.poison(step);
-                (Err(Error::Poisoned { cause }), failed)
-            }
-        };
-        let next = if out.is_ok() { q.successor() } else { None };
-        drop(q);
-        self.finish_round(done, next);
-        out
-    }
-
-    /// Blocks until this thread holds the log's leadership (handed over ahead of any writer
-    /// once the current group is done). Fails if the log is poisoned or closed. The caller
-    /// must end its round with [`LogWriter::finish_round`] after choosing a successor.
-    fn acquire_lead(&self) -> Result<()> {
-        {
-            let q = self.queue.lock();
-            Self::check_writable(&q)?;
-        }
-        self.acquire_lead_when(|q| Self::check_writable(q).is_ok())
-    }
-
-    /// [`LogWriter::acquire_lead`] with the caller's own condition on the queue (the close
-    /// takes the lead on a log that refuses writes).
-    fn acquire_lead_when(&self, ok: impl Fn(&Queue<H>) -> bool) -> Result<()> {
-        let mut q = self.queue.lock();
-        if !ok(&q) {
-            return Err(q
-                .poisoned
-                .clone()
-                .map_or(Error::Closed, |cause| Error::Poisoned { cause }));
-        }
-        if !q.leader {
-            q.leader = true;
-            return Ok(());
-        }
-        let slot = Arc::new(Slot::default());
-        q.seals.push(slot.clone());
-        drop(q);
-        match slot.block() {
-            Wake::Done(Err(cause)) => Err(Error::Poisoned { cause }),
-            Wake::Done(Ok(())) | Wake::Lead => Ok(()),
-        }
-    }
-
     /// Whether anything written is not yet durable (for the background flusher).
     pub fn has_unsynced(&self) -> bool {
         let q = self.queue.lock();
         q.poisoned.is_none() && q.durable_lsn < q.next_lsn - 1
-    }
-
-    /// Refuses further writes and, when everything written is durable (the caller synced
-    /// first), appends the fsynced close marker that names the last record: after a clean
-    /// close every damage in the log is provably damage in synced data. Idempotent; a failure
-    /// poisons the log.
-    pub fn close(&self) -> Result<()> {
-        {
-            let mut q = self.queue.lock();
-            if q.closed {
-                return Ok(());
-            }
-            q.closed = true;
-        }
-        // Poisoned: no marker (and nothing to report here; the poisoning was reported).
-        if self.acquire_lead_when(|q| q.poisoned.is_none()).is_err() {
-            return Ok(());
-        }
-        let mut q = self.queue.lock();
-        if q.poisoned.is_some() || q.durable_lsn < q.next_lsn - 1 {
-            // A marker must not name records that are not durable.
-            let next = q.successor();
-            drop(q);
-            self.finish_round(Vec::new(), next);
-            return Ok(());
-        }
-        let (watermark, ts) = (q.watermark(self.epoch), q.last_timestamp_unix_ns);
-        drop(q);
-        let result = self.writer.lock().write_close(watermark, ts);
-        let mut q = self.queue.lock();
-        let (out, failed) = match result {
-            Ok(()) => (Ok(()), Vec::new()),
-            Err(step) => {
-                let (cause, failed) = q.poison(step);
-                (Err(Error::Poisoned { cause }), failed)
-            }
-        };
-        let next = if out.is_ok() { q.successor() } else { None };
-        drop(q);
-        self.finish_round(failed, next);
-        out
     }
 
     pub fn positions(&self) -> WalPositions {
@@ -616,7 +504,7 @@ impl<H: CommitHook> LogWriter<H> {
     }
 
     /// Outside the lock: completes the finished slots, then wakes the next leader.
-    fn finish_round(&self, done: Vec<(Arc<Slot>, Outcome)>, next: Option<Successor>) {
+    pub(super) fn finish_round(&self, done: Vec<(Arc<Slot>, Outcome)>, next: Option<Successor>) {
         for (slot, outcome) in done {
             slot.complete(outcome);
         }

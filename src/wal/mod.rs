@@ -11,6 +11,7 @@ pub(crate) mod committer;
 pub(crate) mod completion;
 pub(crate) mod counters;
 pub(crate) mod durable_mark;
+mod lead;
 mod proof;
 pub mod reader;
 pub(crate) mod recovery;

@@ -2,8 +2,8 @@
 
 use serde_json::{json, Map, Value};
 use walden::format::breaker::BreakerRecord;
-use walden::format::floor::VersionFloorRecord;
 use walden::format::breaker_counts::BreakerCountsRecord;
+use walden::format::floor::VersionFloorRecord;
 use walden::format::lockout::LockoutRecord;
 use walden::format::ratelimit::RateLimitRecord;
 use walden::format::violations::ViolationsRecord;

@@ -15,7 +15,9 @@ use super::pending::HeldBack;
 use super::{Inner, Options, RecoveryStats, Store};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::files::is_torn_file_name;
-use crate::format::files::{IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR};
+use crate::format::files::{
+    DURABLE_FILE, DURABLE_TMP_FILE, IDENTITY_FILE, IDENTITY_TMP_FILE, LOCK_FILE, WAL_DIR,
+};
 use crate::format::{
     parse_segment_file_name, parse_snapshot_file_name, StoreIdentity, Watermark, IDENTITY_MAGIC,
 };
@@ -39,8 +41,8 @@ const FOREIGN_NAMES_SHOWN: usize = 5;
 
 /// Refuses, before anything is created in it, a directory that is not a walden store: one
 /// with a `STORE` that is not walden's and no log or snapshot beside it, or without `STORE` but
-/// holding anything other than what an interrupted creation leaves (`LOCK`, `STORE.tmp`,
-/// `wal/`) or `lost+found`. A damaged `STORE` beside a log is a damaged store: recovery reports
+/// holding anything other than walden's own files (`LOCK`, `STORE.tmp`, `wal/`, `DURABLE`) or
+/// `lost+found`. A damaged `STORE` beside a log is a damaged store: recovery reports
 /// it as corruption.
 fn check_is_store(io: &dyn Io, dir: &Path) -> Result<()> {
     let not_a_store = |found: String| Error::NotAStore { path: dir.to_path_buf(), found };
@@ -62,7 +64,10 @@ fn check_is_store(io: &dyn Io, dir: &Path) -> Result<()> {
     let mut foreign: Vec<&str> = names
         .iter()
         .map(String::as_str)
-        .filter(|n| ![LOCK_FILE, IDENTITY_TMP_FILE, WAL_DIR, LOST_AND_FOUND].contains(n))
+        .filter(|n| {
+            ![LOCK_FILE, IDENTITY_TMP_FILE, WAL_DIR, DURABLE_FILE, DURABLE_TMP_FILE, LOST_AND_FOUND]
+                .contains(n)
+        })
         .filter(|n| parse_snapshot_file_name(n).is_none())
         .collect();
     if foreign.is_empty() {

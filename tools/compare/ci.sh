@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of the comparison harness (issue 6): builds it and runs quick mode
+# Smoke test of the comparison harness: builds it and runs quick mode
 # into a temporary directory, then checks the report, results and charts exist.
 set -euo pipefail
 cd "$(dirname "$0")"

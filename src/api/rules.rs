@@ -27,7 +27,7 @@ use crate::limits::{
     MAX_RECORD_BODY_BYTES,
 };
 use crate::store::batch::{Cond, Op};
-use crate::store::document::EncodeError;
+use crate::store::document::check_document;
 use crate::store::names::{check_key, check_name, check_object_name};
 use crate::{Batch, BreakerConfig, Decision, Durability, Options, Quota, Validator};
 
@@ -246,25 +246,9 @@ impl Rules {
             }
             let operation = match op {
                 Op::Put { collection, key, json, cond } => {
-                    let json = match json {
-                        Ok(json) => json,
-                        Err(EncodeError::Json(source)) => {
-                            return Err(Error::Json { collection, key, source })
-                        }
-                        Err(EncodeError::NonFinite(path)) => {
-                            return Err(Error::NonFiniteNumber { collection, key, path })
-                        }
-                    };
-                    if json.len() > max_doc {
-                        return Err(Error::TooLarge {
-                            what: LimitKind::Document,
-                            size: json.len(),
-                            limit: max_doc,
-                        });
-                    }
-                    if let Some(v) = validators.get(&collection) {
-                        run_validator(&v, &collection, &key, &json)?;
-                    }
+                    let validator = validators.get(&collection);
+                    let json =
+                        check_document(&collection, &key, json, max_doc, validator.as_deref())?;
                     body_bytes += batch_op_encoded_len(&collection, &key, Some(&json));
                     let kind = OperationKind::Put { json };
                     Operation { collection, key, kind, precondition: cond.into() }
@@ -290,19 +274,6 @@ impl Rules {
         }
         Ok((out, batch.durability))
     }
-}
-
-fn run_validator(v: &Validator, collection: &str, key: &str, json: &[u8]) -> Result<()> {
-    let value: serde_json::Value = serde_json::from_slice(json).map_err(|source| Error::Json {
-        collection: collection.to_owned(),
-        key: key.to_owned(),
-        source,
-    })?;
-    v(&value).map_err(|message| Error::Invalid {
-        collection: collection.to_owned(),
-        key: key.to_owned(),
-        message,
-    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::batch::{Cond, Op};
-use super::document::EncodeError;
+use super::document::check_document;
 use super::hook::{DocEffect, DocLog, DocQueue, Effects};
 use super::names::check_collection;
 use super::overlay::DocKey;
@@ -103,33 +103,8 @@ impl Store {
             }
             out.push(match op {
                 Op::Put { collection, key, json, cond } => {
-                    let json = match json {
-                        Ok(json) => json,
-                        Err(EncodeError::Json(source)) => {
-                            return Err(Error::Json { collection, key, source })
-                        }
-                        Err(EncodeError::NonFinite(path)) => {
-                            return Err(Error::NonFiniteNumber { collection, key, path })
-                        }
-                    };
-                    if json.len() > max_doc {
-                        return Err(Error::TooLarge {
-                            what: LimitKind::Document,
-                            size: json.len(),
-                            limit: max_doc,
-                        });
-                    }
-                    if let Some(v) = validators.get(&collection) {
-                        let value: serde_json::Value =
-                            serde_json::from_slice(&json).map_err(|source| Error::Json {
-                                collection: collection.clone(),
-                                key: key.clone(),
-                                source,
-                            })?;
-                        if let Err(message) = v(&value) {
-                            return Err(Error::Invalid { collection, key, message });
-                        }
-                    }
+                    let validator = validators.get(&collection).map(|v| &**v);
+                    let json = check_document(&collection, &key, json, max_doc, validator)?;
                     Prepared::Put { collection, key, json: Arc::from(json), cond }
                 }
                 Op::Delete { collection, key, cond } => Prepared::Delete { collection, key, cond },

@@ -13,6 +13,8 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
+use crate::error::{Error, LimitKind, Result};
+
 /// Why a value did not become a document.
 #[derive(Debug)]
 pub(crate) enum EncodeError {
@@ -29,6 +31,53 @@ pub(crate) fn encode_document<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8
         if let Some(path) = non_finite_path(value) {
             return Err(EncodeError::NonFinite(path));
         }
+    }
+    Ok(json)
+}
+
+/// A collection's validator as [`check_document`] calls it (a `Validator` derefs to one; named
+/// here rather than imported so this module stays below the store's options).
+pub(crate) type ValidateFn =
+    dyn Fn(&serde_json::Value) -> std::result::Result<(), String> + Send + Sync;
+
+/// The one check of a document before anything is logged, shared by the store and the
+/// backends of `walden::api`: it was encoded (no serde failure, no non-finite number), it fits
+/// `max_document_bytes`, and the collection's validator, if any, accepts its JSON.
+pub(crate) fn check_document(
+    collection: &str,
+    key: &str,
+    json: Result<Vec<u8>, EncodeError>,
+    max_document_bytes: usize,
+    validator: Option<&ValidateFn>,
+) -> Result<Vec<u8>> {
+    let collection_owned = || collection.to_owned();
+    let key_owned = || key.to_owned();
+    let json = match json {
+        Ok(json) => json,
+        Err(EncodeError::Json(source)) => {
+            return Err(Error::Json { collection: collection_owned(), key: key_owned(), source })
+        }
+        Err(EncodeError::NonFinite(path)) => {
+            let (collection, key) = (collection_owned(), key_owned());
+            return Err(Error::NonFiniteNumber { collection, key, path });
+        }
+    };
+    if json.len() > max_document_bytes {
+        return Err(Error::TooLarge {
+            what: LimitKind::Document,
+            size: json.len(),
+            limit: max_document_bytes,
+        });
+    }
+    if let Some(v) = validator {
+        let value: serde_json::Value = serde_json::from_slice(&json).map_err(|source| {
+            Error::Json { collection: collection_owned(), key: key_owned(), source }
+        })?;
+        v(&value).map_err(|message| Error::Invalid {
+            collection: collection_owned(),
+            key: key_owned(),
+            message,
+        })?;
     }
     Ok(json)
 }
